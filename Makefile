@@ -1,0 +1,49 @@
+# The two commands of the README, and the CI configurations. CMake does the building.
+#   make run    generate text from the default model
+#   make test   build and run the default test suite (ctest)
+# Others: make asan (the suite under AddressSanitizer + UBSan), make fuzz (libFuzzer, briefly),
+# make deps (install the Debian packages transit needs).
+
+MODEL ?= ../shared/models/stories260K/stories260K.gguf
+PROMPT ?= Once upon a time
+JOBS ?= $(shell nproc)
+DEBIAN_PACKAGES = cmake make gcc libc6-dev pkg-config libopenblas-dev libcjson-dev python3
+FUZZ_PACKAGES = clang libclang-rt-14-dev
+
+.PHONY: all build run test asan fuzz deps clean
+
+all: build
+
+deps:
+	@missing=$$(for p in $(DEBIAN_PACKAGES) $(EXTRA_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing: $$missing"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else \
+	    echo "transit needs these Debian packages: $$missing"; echo "  sudo apt-get install $$missing"; exit 1; \
+	  fi; \
+	fi
+
+build: deps
+	cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+	cmake --build build -j $(JOBS)
+
+run: build
+	./build/transit run -m $(MODEL) -p "$(PROMPT)" -n 128
+
+test: build
+	cd build && ctest --output-on-failure -j $(JOBS) -LE fuzz
+
+asan: deps
+	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DTR_SANITIZE=ON >/dev/null
+	cmake --build build-asan -j $(JOBS)
+	cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j $(JOBS) -LE fuzz
+
+fuzz:
+	$(MAKE) deps EXTRA_PACKAGES="$(FUZZ_PACKAGES)"
+	CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTR_FUZZ=ON >/dev/null
+	cmake --build build-fuzz -j $(JOBS)
+	cd build-fuzz && ctest --output-on-failure -L fuzz
+
+clean:
+	rm -rf build build-asan build-fuzz

@@ -1,0 +1,97 @@
+/* registry.c: the one place that knows which backends exist and creates them by name. */
+#include <stdio.h>
+#include <string.h>
+
+#include "backend.h"
+#include "error.h"
+
+tr_status tr_cpu_backend_create(const tr_backend_options *opt, tr_backend **out);
+
+typedef struct backend_entry {
+    const char *name;
+    tr_status (*create)(const tr_backend_options *opt, tr_backend **out); /* NULL: not compiled in */
+    const char *missing; /* why it is not available */
+} backend_entry;
+
+static const backend_entry backends[] = {
+    {"cpu", tr_cpu_backend_create, NULL},
+    {"vulkan", NULL, "not compiled in yet"},
+    {"cuda", NULL, "not compiled in yet"},
+};
+
+tr_status tr_backend_create(const char *name, const tr_backend_options *opt, tr_backend **out)
+{
+    if (!name || !*name)
+        name = "cpu";
+    for (size_t i = 0; i < sizeof backends / sizeof backends[0]; i++) {
+        if (strcmp(backends[i].name, name) != 0)
+            continue;
+        if (!backends[i].create)
+            return tr_fail(TR_ERR_UNSUPPORTED, "backend '%s': %s", name, backends[i].missing);
+        return backends[i].create(opt, out);
+    }
+    return tr_fail(TR_ERR_INVALID_ARG, "unknown backend '%s' (expected cpu, vulkan or cuda)", name);
+}
+
+void tr_backend_free(tr_backend *b)
+{
+    if (b)
+        b->iface->free(b);
+}
+
+void tr_backend_list(char *buf, size_t cap)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < sizeof backends / sizeof backends[0] && used < cap; i++) {
+        char line[512];
+        if (backends[i].create) {
+            tr_backend *b;
+            tr_backend_options opt = {0};
+            if (backends[i].create(&opt, &b) == TR_OK) {
+                b->iface->describe(b, line, sizeof line);
+                tr_backend_free(b);
+            } else {
+                snprintf(line, sizeof line, "%s: compiled, unusable here (%s)", backends[i].name, tr_last_error());
+            }
+        } else {
+            snprintf(line, sizeof line, "%s: %s", backends[i].name, backends[i].missing);
+        }
+        used += (size_t)snprintf(buf + used, cap - used, "%s\n", line);
+    }
+}
+
+static const tr_tensor *root_of(const tr_tensor *t, size_t *offset)
+{
+    *offset = 0;
+    while (t->op == TR_OP_VIEW) {
+        *offset += t->p.view_offset;
+        t = t->src[0];
+    }
+    return t;
+}
+
+tr_status tr_tensor_get(tr_backend *b, const tr_tensor *t, void *dst)
+{
+    if (!tr_is_contiguous(t))
+        return tr_fail(TR_ERR_INVALID_ARG, "tensor '%s': reading a strided tensor", t->name);
+    if (t->data && (!t->buffer || t->buffer->host)) {
+        memcpy(dst, t->data, tr_nbytes(t));
+        return TR_OK;
+    }
+    size_t off;
+    const tr_tensor *r = root_of(t, &off);
+    if (!r->buffer)
+        return tr_fail(TR_ERR_INVALID_ARG, "tensor '%s' has no memory", t->name);
+    return b->iface->download(r->buffer, r->offset + off, dst, tr_nbytes(t));
+}
+
+tr_status tr_tensor_set(tr_backend *b, tr_tensor *t, const void *src)
+{
+    if (t->buffer)
+        return t->buffer->backend->iface->upload(t->buffer, t->offset, src, tr_nbytes(t));
+    if (!t->data)
+        return tr_fail(TR_ERR_INVALID_ARG, "tensor '%s' has no memory", t->name);
+    memcpy(t->data, src, tr_nbytes(t));
+    return TR_OK;
+}

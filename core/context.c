@@ -1,0 +1,175 @@
+/* context.c: tr_context: the KV cache, batched evaluation and the logits it keeps. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "model.h"
+
+tr_context_params tr_context_default_params(void)
+{
+    return (tr_context_params){
+        .n_ctx = 0,
+        .n_batch = 0,
+        .n_threads = 0,
+        .transition = {.enabled = 0, .min_len = 400, .blocks = 2, .alpha = 0.5f, .beta = 0.1f,
+                       .strategy = TR_TRANSITION_ADDING},
+    };
+}
+
+static tr_status alloc_cache(tr_context *c)
+{
+    tr_model *m = c->model;
+    tr_backend *b = m->backend;
+    int L = m->hp.n_layers, width = m->hp.n_kv_heads * m->hp.head_dim;
+    TR_TRY(tr_graph_init(&c->cache));
+    c->k_cache = calloc((size_t)L, sizeof *c->k_cache);
+    c->v_cache = calloc((size_t)L, sizeof *c->v_cache);
+    if (!c->k_cache || !c->v_cache)
+        return tr_fail(TR_ERR_NOMEM, "context: out of memory");
+    size_t per = (size_t)width * (size_t)c->n_ctx * sizeof(float);
+    TR_TRY(b->iface->buffer_alloc(b, per * 2 * (size_t)L, &c->kv_buffer));
+    for (int l = 0; l < L; l++) {
+        for (int kv = 0; kv < 2; kv++) {
+            tr_tensor *t = tr_new_tensor_2d(&c->cache, TR_F32, width, c->n_ctx, kv ? "v_cache" : "k_cache");
+            if (!t)
+                return TR_ERR_NOMEM;
+            tr_set_name(t, "%s.%d", kv ? "v_cache" : "k_cache", l);
+            t->buffer = c->kv_buffer;
+            t->offset = per * (size_t)(2 * l + kv);
+            t->data = c->kv_buffer->host ? (char *)c->kv_buffer->host + t->offset : NULL;
+            (kv ? c->v_cache : c->k_cache)[l] = t;
+        }
+    }
+    return TR_OK;
+}
+
+tr_status tr_context_create(tr_model *m, const tr_context_params *params, tr_context **out)
+{
+    *out = NULL;
+    tr_context_params p = params ? *params : tr_context_default_params();
+    if (p.n_ctx < 0 || p.n_batch < 0)
+        return tr_fail(TR_ERR_INVALID_ARG, "context: n_ctx and n_batch must not be negative");
+    tr_context *c = calloc(1, sizeof *c);
+    if (!c)
+        return tr_fail(TR_ERR_NOMEM, "context: out of memory");
+    c->model = m;
+    c->n_ctx = p.n_ctx ? p.n_ctx : (m->hp.n_ctx_train > 0 && m->hp.n_ctx_train < 4096 ? m->hp.n_ctx_train : 4096);
+    c->n_batch = p.n_batch && p.n_batch < c->n_ctx ? p.n_batch : c->n_ctx;
+    c->transition = p.transition;
+    tr_status s = tr_graph_init(&c->graph);
+    if (s == TR_OK)
+        s = alloc_cache(c);
+    c->ids = malloc((size_t)c->n_batch * sizeof *c->ids);
+    c->pos = malloc((size_t)c->n_batch * sizeof *c->pos);
+    if (s == TR_OK && (!c->ids || !c->pos))
+        s = tr_fail(TR_ERR_NOMEM, "context: out of memory");
+    if (s != TR_OK) {
+        tr_context_free(c);
+        return s;
+    }
+    *out = c;
+    return TR_OK;
+}
+
+void tr_context_free(tr_context *c)
+{
+    if (!c)
+        return;
+    if (c->kv_buffer)
+        c->model->backend->iface->buffer_free(c->kv_buffer);
+    if (c->cache.arena)
+        tr_graph_free(&c->cache);
+    if (c->graph.arena)
+        tr_graph_free(&c->graph);
+    free(c->k_cache);
+    free(c->v_cache);
+    free(c->ids);
+    free(c->pos);
+    free(c->logits);
+    free(c);
+}
+
+void tr_context_reset(tr_context *c)
+{
+    c->n_past = 0;
+    c->n_logit_rows = 0;
+    c->n_last_eval = 0;
+}
+
+int tr_context_n_past(const tr_context *c) { return c->n_past; }
+int tr_context_n_ctx(const tr_context *c) { return c->n_ctx; }
+void tr_set_prompt_length(tr_context *c, int n_prompt) { c->n_prompt = n_prompt > 0 ? n_prompt : 0; }
+
+static tr_status reserve_logits(tr_context *c, int rows)
+{
+    if (rows <= c->logits_cap_rows)
+        return TR_OK;
+    float *l = realloc(c->logits, (size_t)rows * (size_t)c->model->hp.n_vocab * sizeof(float));
+    if (!l)
+        return tr_fail(TR_ERR_NOMEM, "context: cannot hold logits for %d tokens", rows);
+    c->logits = l;
+    c->logits_cap_rows = rows;
+    return TR_OK;
+}
+
+/* One chunk of at most n_batch tokens. */
+static tr_status eval_chunk(tr_context *c, const int32_t *ids, int n, int all_logits, int keep_last, int row0)
+{
+    tr_model *m = c->model;
+    for (int i = 0; i < n; i++) {
+        c->ids[i] = ids[i];
+        c->pos[i] = c->n_past + i;
+    }
+    tr_graph_reset(&c->graph);
+    tr_tensor *logits = tr_llama_build(c, &c->graph, n, all_logits);
+    if (!logits)
+        return tr_fail(TR_ERR_INVALID_ARG, "eval: %s", tr_last_error());
+    TR_TRY(m->backend->iface->graph_compute(m->backend, &c->graph));
+    if (all_logits)
+        TR_TRY(tr_tensor_get(m->backend, logits, c->logits + (size_t)row0 * (size_t)m->hp.n_vocab));
+    else if (keep_last)
+        TR_TRY(tr_tensor_get(m->backend, logits, c->logits));
+    c->n_past += n;
+    return TR_OK;
+}
+
+tr_status tr_eval(tr_context *c, const int32_t *ids, int n, int all_logits)
+{
+    if (!c || (!ids && n > 0) || n < 0)
+        return tr_fail(TR_ERR_INVALID_ARG, "eval: bad arguments");
+    if (n == 0)
+        return TR_OK;
+    if (n > c->n_ctx - c->n_past)
+        return tr_fail(TR_ERR_RANGE, "eval: %d tokens do not fit: %d of %d context positions are used", n,
+                       c->n_past, c->n_ctx);
+    int V = c->model->hp.n_vocab;
+    for (int i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= V)
+            return tr_fail(TR_ERR_INVALID_ARG, "eval: token id %d at position %d is outside the vocabulary (0..%d)",
+                           ids[i], i, V - 1);
+    TR_TRY(reserve_logits(c, all_logits ? n : 1));
+    int n_past0 = c->n_past;
+    for (int done = 0; done < n;) {
+        int chunk = n - done < c->n_batch ? n - done : c->n_batch;
+        tr_status s = eval_chunk(c, ids + done, chunk, all_logits, done + chunk == n, done);
+        if (s != TR_OK) {
+            c->n_past = n_past0; /* the cache rows written so far are ignored */
+            c->n_logit_rows = 0;
+            return s;
+        }
+        done += chunk;
+    }
+    c->n_last_eval = n;
+    c->n_logit_rows = all_logits ? n : 1;
+    c->logits_first_row = all_logits ? 0 : n - 1;
+    return TR_OK;
+}
+
+const float *tr_get_logits(const tr_context *c, int i)
+{
+    if (i < 0)
+        i += c->n_last_eval;
+    if (i < c->logits_first_row || i >= c->logits_first_row + c->n_logit_rows)
+        return NULL;
+    return c->logits + (size_t)(i - c->logits_first_row) * (size_t)c->model->hp.n_vocab;
+}

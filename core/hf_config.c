@@ -1,0 +1,254 @@
+/* hf_config.c: Hugging Face config.json and tokenizer_config.json for LLaMA checkpoints, and the
+ * JSON helpers the loaders share.
+ *
+ * Every key's JSON type is checked and every value bounded before it becomes a hyperparameter:
+ * later stages size buffers from these numbers. Keys that change the model's math in ways transit
+ * does not implement (rope_scaling, biases, another activation) are refused rather than ignored, so a
+ * checkpoint either runs correctly or fails with a clear reason. */
+#include "hf_config.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "mapped_file.h"
+
+#define MAX_HPARAM ((1 << 24) - 1) /* no LLaMA dimension comes near this; it keeps products in range */
+
+const char *tr_json_type_name(const cJSON *j)
+{
+    if (!j)
+        return "nothing";
+    if (cJSON_IsNull(j))
+        return "null";
+    if (cJSON_IsBool(j))
+        return "bool";
+    if (cJSON_IsNumber(j))
+        return "number";
+    if (cJSON_IsString(j))
+        return "string";
+    if (cJSON_IsArray(j))
+        return "array";
+    if (cJSON_IsObject(j))
+        return "object";
+    return "invalid";
+}
+
+tr_status tr_json_parse(const char *text, size_t len, const char *path, cJSON **out)
+{
+    *out = NULL;
+    const char *nul = memchr(text, 0, len);
+    if (nul)
+        return tr_fail(TR_ERR_FORMAT, "%s: JSON contains a NUL byte at offset %zu", path, (size_t)(nul - text));
+    /* cJSON wants a terminated string; a private copy also keeps it from reading past the input. */
+    char *buf = malloc(len + 1);
+    if (!buf)
+        return tr_fail(TR_ERR_NOMEM, "%s: out of memory for %zu bytes of JSON", path, len);
+    memcpy(buf, text, len);
+    buf[len] = '\0';
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(buf, len + 1, &end, 0);
+    tr_status s = TR_OK;
+    if (!root) {
+        size_t at = end && end >= buf && end <= buf + len ? (size_t)(end - buf) : 0;
+        s = tr_fail(TR_ERR_FORMAT, "%s: invalid JSON (syntax error near byte %zu of %zu)", path, at, len);
+    } else {
+        size_t at = end && end >= buf && end <= buf + len ? (size_t)(end - buf) : len;
+        for (size_t i = at; i < len; i++)
+            if (!strchr(" \t\r\n", buf[i])) {
+                s = tr_fail(TR_ERR_FORMAT, "%s: unexpected data after the JSON value at byte %zu", path, i);
+                break;
+            }
+    }
+    free(buf);
+    if (s != TR_OK) {
+        cJSON_Delete(root);
+        return s;
+    }
+    *out = root;
+    return TR_OK;
+}
+
+/* ---- typed getters: absent or null means "use the default" unless the key is required -------- */
+
+static int json_integer(const cJSON *j, int64_t *out)
+{
+    if (!cJSON_IsNumber(j))
+        return 0;
+    double d = j->valuedouble;
+    if (!(fabs(d) <= 9007199254740992.0) || d != floor(d))
+        return 0;
+    *out = (int64_t)d;
+    return 1;
+}
+
+static tr_status get_int(const cJSON *root, const char *path, const char *key, int required, int64_t dflt,
+                         int64_t lo, int *out)
+{
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(root, key);
+    if (!j || (cJSON_IsNull(j) && !required)) {
+        if (required)
+            return tr_fail(TR_ERR_FORMAT, "%s: '%s' is missing", path, key);
+        *out = (int)dflt;
+        return TR_OK;
+    }
+    int64_t v;
+    const char *kind = lo > 0 ? "a positive integer" : "a non-negative integer";
+    if (!cJSON_IsNumber(j))
+        return tr_fail(TR_ERR_FORMAT, "%s: '%s' must be %s, got %s", path, key, kind, tr_json_type_name(j));
+    if (!json_integer(j, &v) || v < lo || v > MAX_HPARAM)
+        return tr_fail(TR_ERR_FORMAT, "%s: '%s' must be %s up to %d, got %g", path, key, kind, MAX_HPARAM,
+                       j->valuedouble);
+    *out = (int)v;
+    return TR_OK;
+}
+
+static tr_status get_float(const cJSON *root, const char *path, const char *key, double dflt, double lo, double hi,
+                           float *out)
+{
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(root, key);
+    if (!j || cJSON_IsNull(j)) {
+        *out = (float)dflt;
+        return TR_OK;
+    }
+    if (!cJSON_IsNumber(j))
+        return tr_fail(TR_ERR_FORMAT, "%s: '%s' must be a number, got %s", path, key, tr_json_type_name(j));
+    double v = j->valuedouble;
+    if (!(v > lo && v < hi))
+        return tr_fail(TR_ERR_FORMAT, "%s: '%s' is %g, expected a number between %g and %g", path, key, v, lo, hi);
+    *out = (float)v;
+    return TR_OK;
+}
+
+static tr_status get_bool(const cJSON *root, const char *path, const char *key, int dflt, int *out)
+{
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(root, key);
+    if (!j || cJSON_IsNull(j)) {
+        *out = dflt;
+        return TR_OK;
+    }
+    if (!cJSON_IsBool(j))
+        return tr_fail(TR_ERR_FORMAT, "%s: '%s' must be true or false, got %s", path, key, tr_json_type_name(j));
+    *out = cJSON_IsTrue(j);
+    return TR_OK;
+}
+
+/* bos_token_id / eos_token_id: an id, null, or a list of ids (newer configs; the first one counts). */
+static tr_status get_token_id(const cJSON *root, const char *path, const char *key, int n_vocab, int *out)
+{
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(root, key);
+    *out = -1;
+    if (!j || cJSON_IsNull(j))
+        return TR_OK;
+    if (cJSON_IsArray(j)) {
+        if (cJSON_GetArraySize(j) == 0)
+            return TR_OK;
+        j = cJSON_GetArrayItem(j, 0);
+    }
+    int64_t v;
+    if (!cJSON_IsNumber(j))
+        return tr_fail(TR_ERR_FORMAT, "%s: '%s' must be a token id, got %s", path, key, tr_json_type_name(j));
+    if (!json_integer(j, &v) || v < 0 || v >= n_vocab)
+        return tr_fail(TR_ERR_FORMAT, "%s: '%s' is %g, outside the vocabulary of %d tokens", path, key,
+                       j->valuedouble, n_vocab);
+    *out = (int)v;
+    return TR_OK;
+}
+
+/* ---- config.json ---------------------------------------------------------------------------- */
+
+/* Settings of LlamaConfig that would change the computation in ways transit does not implement. */
+static tr_status check_unsupported_features(const cJSON *root, const char *path)
+{
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(root, "rope_scaling");
+    if (j && !cJSON_IsNull(j))
+        return tr_fail(TR_ERR_UNSUPPORTED, "%s: 'rope_scaling' is set; RoPE scaling is not supported yet", path);
+    j = cJSON_GetObjectItemCaseSensitive(root, "hidden_act");
+    if (j && !cJSON_IsNull(j)) {
+        char q[64];
+        if (!cJSON_IsString(j))
+            return tr_fail(TR_ERR_FORMAT, "%s: 'hidden_act' must be a string, got %s", path, tr_json_type_name(j));
+        if (strcmp(j->valuestring, "silu") != 0)
+            return tr_fail(TR_ERR_UNSUPPORTED, "%s: 'hidden_act' is '%s'; only 'silu' is supported", path,
+                           tr_quote(j->valuestring, strlen(j->valuestring), q, sizeof q));
+    }
+    static const char *const bias_keys[] = {"attention_bias", "mlp_bias"};
+    for (int i = 0; i < 2; i++) {
+        int on;
+        TR_TRY(get_bool(root, path, bias_keys[i], 0, &on));
+        if (on)
+            return tr_fail(TR_ERR_UNSUPPORTED, "%s: '%s' is true; biases are not supported", path, bias_keys[i]);
+    }
+    return TR_OK;
+}
+
+static tr_status read_config(const cJSON *root, const char *path, tr_hparams *hp)
+{
+    if (!cJSON_IsObject(root))
+        return tr_fail(TR_ERR_FORMAT, "%s: is a JSON %s, expected an object", path, tr_json_type_name(root));
+    const cJSON *mt = cJSON_GetObjectItemCaseSensitive(root, "model_type");
+    if (!mt)
+        return tr_fail(TR_ERR_FORMAT, "%s: 'model_type' is missing", path);
+    if (!cJSON_IsString(mt))
+        return tr_fail(TR_ERR_FORMAT, "%s: 'model_type' must be a string, got %s", path, tr_json_type_name(mt));
+    if (strcmp(mt->valuestring, "llama") != 0) {
+        char q[64];
+        return tr_fail(TR_ERR_UNSUPPORTED, "%s: model_type '%s' is not supported (only 'llama')", path,
+                       tr_quote(mt->valuestring, strlen(mt->valuestring), q, sizeof q));
+    }
+    TR_TRY(check_unsupported_features(root, path));
+    snprintf(hp->arch, sizeof hp->arch, "llama");
+    hp->rope_layout = TR_ROPE_HALF;
+    TR_TRY(get_int(root, path, "hidden_size", 1, 0, 1, &hp->dim));
+    TR_TRY(get_int(root, path, "intermediate_size", 1, 0, 1, &hp->ffn_dim));
+    TR_TRY(get_int(root, path, "num_hidden_layers", 1, 0, 1, &hp->n_layers));
+    TR_TRY(get_int(root, path, "num_attention_heads", 1, 0, 1, &hp->n_heads));
+    TR_TRY(get_int(root, path, "num_key_value_heads", 0, hp->n_heads, 1, &hp->n_kv_heads));
+    TR_TRY(get_int(root, path, "vocab_size", 1, 0, 1, &hp->n_vocab));
+    TR_TRY(get_int(root, path, "max_position_embeddings", 0, 2048, 1, &hp->n_ctx_train));
+    const cJSON *hd = cJSON_GetObjectItemCaseSensitive(root, "head_dim");
+    if ((!hd || cJSON_IsNull(hd)) && hp->dim % hp->n_heads != 0)
+        return tr_fail(TR_ERR_FORMAT, "%s: 'hidden_size' (%d) is not divisible by 'num_attention_heads' (%d)", path,
+                       hp->dim, hp->n_heads);
+    TR_TRY(get_int(root, path, "head_dim", 0, hp->dim / hp->n_heads, 1, &hp->head_dim));
+    if (hp->n_heads % hp->n_kv_heads != 0)
+        return tr_fail(TR_ERR_FORMAT, "%s: 'num_attention_heads' (%d) is not a multiple of 'num_key_value_heads' (%d)",
+                       path, hp->n_heads, hp->n_kv_heads);
+    if (hp->head_dim % 2 != 0)
+        return tr_fail(TR_ERR_FORMAT, "%s: 'head_dim' (%d) must be even for RoPE", path, hp->head_dim);
+    if ((int64_t)hp->n_heads * hp->head_dim > MAX_HPARAM)
+        return tr_fail(TR_ERR_FORMAT, "%s: 'num_attention_heads' x 'head_dim' (%d x %d) is implausibly large", path,
+                       hp->n_heads, hp->head_dim);
+    TR_TRY(get_float(root, path, "rms_norm_eps", 1e-6, 0, 1, &hp->rms_eps));
+    TR_TRY(get_float(root, path, "rope_theta", 10000, 0, 1e12, &hp->rope_theta));
+    TR_TRY(get_bool(root, path, "tie_word_embeddings", 0, &hp->tied_embeddings));
+    TR_TRY(get_token_id(root, path, "bos_token_id", hp->n_vocab, &hp->bos_id));
+    TR_TRY(get_token_id(root, path, "eos_token_id", hp->n_vocab, &hp->eos_id));
+    return TR_OK;
+}
+
+tr_status tr_hf_config_parse(const char *text, size_t len, const char *path, tr_hparams *hp)
+{
+    memset(hp, 0, sizeof *hp);
+    cJSON *root;
+    TR_TRY(tr_json_parse(text, len, path, &root));
+    tr_status s = read_config(root, path, hp);
+    cJSON_Delete(root);
+    return s;
+}
+
+tr_status tr_hf_tokenizer_config_parse(const char *text, size_t len, const char *path, int *add_bos)
+{
+    *add_bos = 1;
+    cJSON *root;
+    TR_TRY(tr_json_parse(text, len, path, &root));
+    tr_status s = TR_OK;
+    if (!cJSON_IsObject(root))
+        s = tr_fail(TR_ERR_FORMAT, "%s: is a JSON %s, expected an object", path, tr_json_type_name(root));
+    else
+        s = get_bool(root, path, "add_bos_token", 1, add_bos);
+    cJSON_Delete(root);
+    return s;
+}

@@ -1,0 +1,74 @@
+/* llama.c: the LLaMA forward pass as a graph. Read top to bottom, it is the model.
+ *
+ * Per layer (x is the residual stream {dim, T}):
+ *     h = rms_norm(x) * attn_norm
+ *     q, k, v = h Wq^T, h Wk^T, h Wv^T;  q, k rotated by RoPE at their positions
+ *     k, v appended to the layer's KV cache
+ *     x = x + attention(q, k_cache, v_cache) Wo^T
+ *     h = rms_norm(x) * ffn_norm
+ *     x = x + (silu(h Wgate^T) * h Wup^T) Wdown^T
+ * then logits = rms_norm(x) * output_norm Woutput^T. */
+#include <math.h>
+
+#include "error.h"
+#include "model.h"
+
+tr_tensor *tr_llama_build(tr_context *ctx, tr_graph *g, int n_tokens, int all_logits)
+{
+    const tr_model *m = ctx->model;
+    const tr_hparams *hp = &m->hp;
+    const int T = n_tokens, hd = hp->head_dim, n_past = ctx->n_past;
+    const tr_rope_params rope = {.theta = hp->rope_theta, .layout = hp->rope_layout};
+
+    /* Inputs: token ids and their absolute positions, host memory owned by the context. */
+    tr_tensor *ids = tr_new_tensor_1d(g, TR_I32, T, "ids");
+    tr_tensor *pos = tr_new_tensor_1d(g, TR_I32, T, "pos");
+    if (!ids || !pos)
+        return NULL;
+    ids->data = ctx->ids;
+    pos->data = ctx->pos;
+    ids->is_input = pos->is_input = 1;
+
+    tr_tensor *x = tr_get_rows(g, m->tok_embd, ids); /* {dim, T} */
+    tr_set_name(x, "embd");
+    for (int l = 0; l < hp->n_layers; l++) {
+        const tr_llama_layer *w = &m->layers[l];
+
+        /* attention block */
+        tr_tensor *h = tr_rms_norm(g, x, w->attn_norm, hp->rms_eps);
+        tr_tensor *q = tr_matmul(g, h, w->wq); /* {H*hd, T} */
+        tr_tensor *k = tr_matmul(g, h, w->wk); /* {Hkv*hd, T} */
+        tr_tensor *v = tr_matmul(g, h, w->wv);
+        q = tr_rope(g, tr_reshape_3d(g, q, hd, hp->n_heads, T), pos, rope);
+        k = tr_rope(g, tr_reshape_3d(g, k, hd, hp->n_kv_heads, T), pos, rope);
+        tr_tensor *kc = tr_kv_write(g, ctx->k_cache[l], tr_reshape_3d(g, k, hd * hp->n_kv_heads, T, 1), n_past);
+        tr_tensor *vc = tr_kv_write(g, ctx->v_cache[l], v, n_past);
+        tr_attn_params ap = {
+            .scale = 1.0f / sqrtf((float)hd),
+            .n_past = n_past,
+            .n_kv = n_past + T,
+            .variant = TR_ATTN_PLAIN,
+        };
+        tr_tensor *a = tr_attention(g, q, kc, vc, &ap); /* {H*hd, T} */
+        x = tr_add(g, x, tr_matmul(g, a, w->wo));
+        tr_set_name(q, "q.%d", l);
+        tr_set_name(a, "attn.%d", l);
+        tr_set_name(x, "resid_attn.%d", l);
+
+        /* feed-forward block */
+        h = tr_rms_norm(g, x, w->ffn_norm, hp->rms_eps);
+        tr_tensor *ff = tr_swiglu(g, tr_matmul(g, h, w->w_gate), tr_matmul(g, h, w->w_up));
+        x = tr_add(g, x, tr_matmul(g, ff, w->w_down));
+        tr_set_name(x, "resid_ffn.%d", l);
+    }
+    /* Only the rows whose logits are wanted go through the (large) output projection. */
+    if (!all_logits && T > 1)
+        x = tr_view_rows(g, x, T - 1, 1);
+    x = tr_rms_norm(g, x, m->output_norm, hp->rms_eps);
+    tr_tensor *logits = tr_matmul(g, x, m->output);
+    tr_set_name(logits, "logits");
+    if (tr_graph_status(g) != TR_OK)
+        return NULL;
+    logits->is_output = 1;
+    return logits;
+}

@@ -1,0 +1,201 @@
+/* model.c: tr_model: open the checkpoint, build its tokenizer, create the backend and place the
+ * weights on it. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "model.h"
+
+tr_model_params tr_model_default_params(void) { return (tr_model_params){.backend = "cpu", .n_threads = 0}; }
+
+/* A weight tensor descriptor for a validated weight of the file. */
+static tr_tensor *weight(tr_model *m, const char *name)
+{
+    const tr_weight *w = tr_model_file_find(&m->file, name);
+    if (!w) {
+        tr_fail(TR_ERR_FORMAT, "%s: tensor '%s' is missing", m->file.path, name);
+        return NULL;
+    }
+    tr_tensor *t = tr_new_tensor(&m->weights, w->dtype, w->ndim, w->ne, name);
+    if (!t)
+        return NULL;
+    t->data = (void *)w->data; /* host memory: the mmapped file */
+    m->n_params += tr_nelements(t);
+    m->weight_bytes += w->nbytes;
+    return t;
+}
+
+static tr_status bind_weights(tr_model *m)
+{
+    char name[96];
+    TR_TRY(tr_graph_init(&m->weights));
+    m->layers = calloc((size_t)m->hp.n_layers, sizeof *m->layers);
+    if (!m->layers)
+        return tr_fail(TR_ERR_NOMEM, "%s: out of memory", m->file.path);
+    if (!(m->tok_embd = weight(m, "token_embd.weight")) || !(m->output_norm = weight(m, "output_norm.weight")))
+        return TR_ERR_FORMAT;
+    if (m->hp.tied_embeddings && !tr_model_file_find(&m->file, "output.weight"))
+        m->output = m->tok_embd;
+    else if (!(m->output = weight(m, "output.weight")))
+        return TR_ERR_FORMAT;
+    for (int l = 0; l < m->hp.n_layers; l++) {
+        tr_llama_layer *L = &m->layers[l];
+        struct {
+            tr_tensor **slot;
+            const char *suffix;
+        } parts[] = {
+            {&L->attn_norm, "attn_norm"}, {&L->wq, "attn_q"},        {&L->wk, "attn_k"},
+            {&L->wv, "attn_v"},           {&L->wo, "attn_output"},   {&L->ffn_norm, "ffn_norm"},
+            {&L->w_gate, "ffn_gate"},     {&L->w_up, "ffn_up"},      {&L->w_down, "ffn_down"},
+        };
+        for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+            snprintf(name, sizeof name, "blk.%d.%s.weight", l, parts[i].suffix);
+            if (!(*parts[i].slot = weight(m, name)))
+                return TR_ERR_FORMAT;
+        }
+    }
+    return TR_OK;
+}
+
+/* On a device backend, copy every weight into one device buffer; the CPU reads the mmap directly. */
+static tr_status upload_weights(tr_model *m)
+{
+    if (m->backend->iface->buffer_from_host)
+        return TR_OK;
+    size_t total = 0;
+    for (int i = 0; i < m->weights.n_leaves; i++)
+        total += (tr_nbytes(m->weights.leaves[i]) + 255) / 256 * 256;
+    TR_TRY(m->backend->iface->buffer_alloc(m->backend, total, &m->weight_buffer));
+    size_t off = 0;
+    for (int i = 0; i < m->weights.n_leaves; i++) {
+        tr_tensor *t = m->weights.leaves[i];
+        TR_TRY(m->backend->iface->upload(m->weight_buffer, off, t->data, tr_nbytes(t)));
+        t->buffer = m->weight_buffer;
+        t->offset = off;
+        t->data = m->weight_buffer->host ? (char *)m->weight_buffer->host + off : NULL;
+        off += (tr_nbytes(t) + 255) / 256 * 256;
+    }
+    return TR_OK;
+}
+
+static tr_status load_tokenizer(tr_model *m)
+{
+    tr_model_file *f = &m->file;
+    if (f->is_gguf) {
+        if (!f->has_vocab)
+            return tr_fail(TR_ERR_FORMAT, "%s: the file has no tokenizer vocabulary", f->path);
+        snprintf(m->tokenizer_kind, sizeof m->tokenizer_kind, "gguf");
+        return tr_tokenizer_from_vocab(&f->vocab, &m->tok);
+    }
+    if (!f->tokenizer_path[0])
+        return tr_fail(TR_ERR_FORMAT, "%s: no tokenizer.json or tokenizer.model in the directory", f->path);
+    const char *base = strrchr(f->tokenizer_path, '/');
+    base = base ? base + 1 : f->tokenizer_path;
+    snprintf(m->tokenizer_kind, sizeof m->tokenizer_kind, "%.31s", base);
+    tr_status s = strcmp(base, "tokenizer.json") == 0 ? tr_tokenizer_load_hf_json(f->tokenizer_path, &m->tok)
+                                                       : tr_tokenizer_load_spm(f->tokenizer_path, &m->tok);
+    if (s == TR_OK && f->add_bos >= 0)
+        tr_tokenizer_set_add_bos(m->tok, f->add_bos);
+    return s;
+}
+
+tr_status tr_model_load(const char *path, const tr_model_params *params, tr_model **out)
+{
+    *out = NULL;
+    if (!path)
+        return tr_fail(TR_ERR_INVALID_ARG, "no model path given");
+    tr_model_params p = params ? *params : tr_model_default_params();
+    tr_model *m = calloc(1, sizeof *m);
+    if (!m)
+        return tr_fail(TR_ERR_NOMEM, "%s: out of memory", path);
+    tr_status s = tr_model_file_open(path, &m->file);
+    if (s == TR_OK) {
+        m->hp = m->file.hp;
+        s = load_tokenizer(m);
+    }
+    if (s == TR_OK && tr_tokenizer_n_vocab(m->tok) != m->hp.n_vocab)
+        s = tr_fail(TR_ERR_FORMAT, "%s: the tokenizer has %d tokens but the model's vocabulary is %d", path,
+                    tr_tokenizer_n_vocab(m->tok), m->hp.n_vocab);
+    if (s == TR_OK)
+        s = bind_weights(m);
+    if (s == TR_OK) {
+        snprintf(m->backend_name, sizeof m->backend_name, "%s", p.backend ? p.backend : "cpu");
+        m->n_threads = p.n_threads;
+        tr_backend_options bo = {.n_threads = p.n_threads};
+        s = tr_backend_create(m->backend_name, &bo, &m->backend);
+    }
+    if (s == TR_OK)
+        s = upload_weights(m);
+    if (s != TR_OK) {
+        tr_model_free(m);
+        return s;
+    }
+    tr_log("%s: %d layers, dim %d, %lld parameters, %.1f MB of weights, backend %s", path, m->hp.n_layers,
+           m->hp.dim, (long long)m->n_params, (double)m->weight_bytes / 1e6, m->backend_name);
+    *out = m;
+    return TR_OK;
+}
+
+void tr_model_free(tr_model *m)
+{
+    if (!m)
+        return;
+    if (m->weight_buffer)
+        m->backend->iface->buffer_free(m->weight_buffer);
+    tr_backend_free(m->backend);
+    tr_tokenizer_free(m->tok);
+    if (m->weights.arena)
+        tr_graph_free(&m->weights);
+    free(m->layers);
+    tr_model_file_close(&m->file);
+    free(m);
+}
+
+int tr_model_n_vocab(const tr_model *m) { return m->hp.n_vocab; }
+
+void tr_model_get_info(const tr_model *m, tr_model_info *info)
+{
+    const tr_hparams *hp = &m->hp;
+    memset(info, 0, sizeof *info);
+    info->arch = hp->arch;
+    info->source = m->file.is_gguf ? "gguf" : "hf";
+    info->weight_type = tr_dtype_name(m->layers && hp->n_layers ? m->layers[0].wq->dtype : m->tok_embd->dtype);
+    info->n_vocab = hp->n_vocab;
+    info->dim = hp->dim;
+    info->n_layers = hp->n_layers;
+    info->n_heads = hp->n_heads;
+    info->n_kv_heads = hp->n_kv_heads;
+    info->head_dim = hp->head_dim;
+    info->ffn_dim = hp->ffn_dim;
+    info->n_ctx_train = hp->n_ctx_train;
+    info->rms_norm_eps = hp->rms_eps;
+    info->rope_theta = hp->rope_theta;
+    info->tied_embeddings = m->output == m->tok_embd;
+    info->rope_layout = hp->rope_layout;
+    info->n_params = m->n_params;
+    info->weight_bytes = m->weight_bytes;
+    info->bos_id = tr_tokenizer_bos(m->tok);
+    info->eos_id = tr_tokenizer_eos(m->tok);
+    info->add_bos = tr_tokenizer_add_bos(m->tok);
+    info->tokenizer = m->tokenizer_kind;
+}
+
+/* ---- tokens --------------------------------------------------------------------------------- */
+
+tr_status tr_tokenize(const tr_model *m, const char *text, size_t len, int add_bos, int32_t *ids, int cap, int *n)
+{
+    if (add_bos < 0)
+        add_bos = tr_tokenizer_add_bos(m->tok);
+    return tr_tokenizer_encode(m->tok, text, len, add_bos, ids, cap, n);
+}
+
+int tr_token_to_piece(const tr_model *m, int32_t prev, int32_t id, char *buf, int cap)
+{
+    return tr_tokenizer_piece(m->tok, prev, id, buf, cap);
+}
+
+int tr_detokenize(const tr_model *m, const int32_t *ids, int n, char *buf, int cap)
+{
+    return tr_tokenizer_decode(m->tok, ids, n, buf, cap);
+}

@@ -1,0 +1,63 @@
+/* model.h: the private shape of tr_model and tr_context, shared by the builder and the API. */
+#ifndef TR_MODEL_H
+#define TR_MODEL_H
+
+#include "backend.h"
+#include "ir.h"
+#include "model_file.h"
+#include "tokenizer.h"
+#include "transit.h"
+
+typedef struct tr_llama_layer {
+    tr_tensor *attn_norm; /* {dim} */
+    tr_tensor *wq;        /* {dim, n_heads*head_dim} */
+    tr_tensor *wk;        /* {dim, n_kv_heads*head_dim} */
+    tr_tensor *wv;        /* {dim, n_kv_heads*head_dim} */
+    tr_tensor *wo;        /* {n_heads*head_dim, dim} */
+    tr_tensor *ffn_norm;  /* {dim} */
+    tr_tensor *w_gate;    /* {dim, ffn_dim} */
+    tr_tensor *w_up;      /* {dim, ffn_dim} */
+    tr_tensor *w_down;    /* {ffn_dim, dim} */
+} tr_llama_layer;
+
+struct tr_model {
+    tr_model_file file;
+    tr_hparams hp;
+    tr_tokenizer *tok;
+    char tokenizer_kind[32];
+    tr_backend *backend;
+    char backend_name[16];
+    int n_threads;
+    tr_graph weights;         /* arena owning the weight tensor descriptors */
+    tr_buffer *weight_buffer; /* device copy of the weights (NULL on the CPU: weights stay mmapped) */
+    tr_tensor *tok_embd;      /* {dim, n_vocab} */
+    tr_tensor *output_norm;   /* {dim} */
+    tr_tensor *output;        /* {dim, n_vocab}; == tok_embd when tied */
+    tr_llama_layer *layers;   /* [n_layers] */
+    int64_t n_params;
+    size_t weight_bytes;
+};
+
+struct tr_context {
+    tr_model *model;
+    int n_ctx, n_batch, n_past;
+    tr_graph graph;          /* rebuilt for every batch, memory reused */
+    tr_graph cache;          /* owns the KV cache tensor descriptors */
+    tr_buffer *kv_buffer;
+    tr_tensor **k_cache;     /* [n_layers] {n_kv_heads*head_dim, n_ctx} */
+    tr_tensor **v_cache;
+    int32_t *ids, *pos;      /* host inputs, [n_batch] */
+    float *logits;           /* [n_logit_rows, n_vocab] */
+    int n_logit_rows, logits_first_row; /* rows kept from the last eval and the index of the first */
+    int n_last_eval;
+    int logits_cap_rows;
+    tr_transition_params transition;
+    int n_prompt;
+};
+
+/* Builds the forward graph for n_tokens tokens at positions n_past.. (core/llama.c). The ids and
+ * pos leaves must be filled by the caller. Returns the logits node: {n_vocab, n_tokens} if
+ * all_logits, else {n_vocab, 1} for the last token; NULL with the error set on failure. */
+tr_tensor *tr_llama_build(tr_context *ctx, tr_graph *g, int n_tokens, int all_logits);
+
+#endif

@@ -1,0 +1,88 @@
+/* model_file.h: a model checkpoint opened and validated, before any backend sees it.
+ *
+ * tr_model_file_open() accepts a .gguf file or a Hugging Face directory and produces the same thing:
+ * hyperparameters, and weights under canonical GGUF names whose bytes live in read-only mmaps.
+ * Every size, offset, shape and dtype has been checked against the file and against the
+ * hyperparameters, so later stages may trust them.
+ *
+ * Canonical names and shapes (ne[0] is the innermost, contiguous dimension, as in GGUF):
+ *   token_embd.weight          [dim, n_vocab]
+ *   output_norm.weight         [dim]
+ *   output.weight              [dim, n_vocab]        (absent when embeddings are tied)
+ *   blk.N.attn_norm.weight     [dim]
+ *   blk.N.attn_q.weight        [dim, n_heads*head_dim]
+ *   blk.N.attn_k.weight        [dim, n_kv_heads*head_dim]
+ *   blk.N.attn_v.weight        [dim, n_kv_heads*head_dim]
+ *   blk.N.attn_output.weight   [n_heads*head_dim, dim]
+ *   blk.N.ffn_norm.weight      [dim]
+ *   blk.N.ffn_gate.weight      [dim, ffn_dim]
+ *   blk.N.ffn_up.weight        [dim, ffn_dim]
+ *   blk.N.ffn_down.weight      [ffn_dim, dim]
+ * Hugging Face names map onto these (model.layers.N.self_attn.q_proj.weight -> blk.N.attn_q.weight,
+ * ...). HF q/k rows stay in HF's rotate-half order: hp.rope_layout says which RoPE pairing applies. */
+#ifndef TR_MODEL_FILE_H
+#define TR_MODEL_FILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dtype.h"
+#include "transit.h"
+#include "vocab.h"
+
+typedef enum tr_rope_layout {
+    TR_ROPE_ADJACENT = 0, /* rotate (x[2i], x[2i+1]): GGUF, Meta, llama2.c */
+    TR_ROPE_HALF = 1,     /* rotate (x[i], x[i + d/2]): Hugging Face */
+} tr_rope_layout;
+
+typedef struct tr_hparams {
+    char arch[32]; /* "llama" */
+    int n_vocab, dim, n_layers, n_heads, n_kv_heads, head_dim, ffn_dim, n_ctx_train;
+    float rms_eps, rope_theta;
+    int tied_embeddings;
+    tr_rope_layout rope_layout;
+    int bos_id, eos_id; /* -1 when the file does not say */
+} tr_hparams;
+
+typedef struct tr_weight {
+    char name[96]; /* canonical name */
+    tr_dtype dtype;
+    int ndim;
+    int64_t ne[4];    /* elements per dimension, ne[0] innermost; unused dims are 1 */
+    const void *data; /* inside a mapping of the file, suitably aligned for dtype */
+    size_t nbytes;
+} tr_weight;
+
+typedef struct tr_mapping {
+    void *addr;
+    size_t size;
+} tr_mapping;
+
+typedef struct tr_model_file {
+    char path[1024];
+    int is_gguf;
+    tr_hparams hp;
+    tr_weight *weights;
+    int n_weights;
+    tr_mapping *maps; /* the mmaps the weights point into */
+    int n_maps;
+    int has_vocab;       /* GGUF: vocabulary read from the file into vocab */
+    tr_vocab_spec vocab;
+    char tokenizer_path[1024]; /* HF: tokenizer.json or tokenizer.model found in the directory, or "" */
+    int add_bos;               /* HF: tokenizer_config.json add_bos_token (default 1); -1 unknown */
+    /* Tensors whose bytes in the file are not aligned to their element size (safetensors headers
+     * can leave them so) are copied here; weights[i].data then points into one of these. */
+    void **heap_copies;
+    int n_heap_copies;
+} tr_model_file;
+
+tr_status tr_model_file_open(const char *path, tr_model_file *out);
+void tr_model_file_close(tr_model_file *f);
+/* The weight with this canonical name, or NULL. */
+const tr_weight *tr_model_file_find(const tr_model_file *f, const char *name);
+
+/* Maps a whole file read-only. An empty file maps to addr NULL, size 0. */
+tr_status tr_map_file(const char *path, tr_mapping *out);
+void tr_unmap(tr_mapping *m);
+
+#endif

@@ -1,0 +1,158 @@
+/* transit.h: the public C API of transit, a LLaMA-family inference engine.
+ *
+ * Every function that can fail returns a tr_status (TR_OK == 0, errors negative). On failure the
+ * text of the problem, naming the file or object at fault, is available from tr_last_error() on the
+ * same thread until the next failure. The library never prints (except verbose logs when asked) and
+ * never exits. Handles are opaque; each *_free function accepts NULL.
+ *
+ * Typical use:
+ *     tr_model *m; tr_context *c;
+ *     if (tr_model_load("model.gguf", NULL, &m) != TR_OK) { puts(tr_last_error()); ... }
+ *     tr_context_create(m, NULL, &c);
+ *     tr_tokenize(m, text, strlen(text), 1, ids, cap, &n);
+ *     tr_eval(c, ids, n, 0);                 // prefill; logits of the last token kept
+ *     tok = tr_sample(sampler, tr_get_logits(c, -1), tr_model_n_vocab(m));
+ */
+#ifndef TRANSIT_H
+#define TRANSIT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum tr_status {
+    TR_OK = 0,
+    TR_ERR_INVALID_ARG = -1, /* a caller passed something meaningless */
+    TR_ERR_IO = -2,          /* a file could not be opened, read or mapped */
+    TR_ERR_FORMAT = -3,      /* a file is damaged or not what it claims to be */
+    TR_ERR_UNSUPPORTED = -4, /* valid input that transit cannot handle yet */
+    TR_ERR_NOMEM = -5,       /* an allocation failed */
+    TR_ERR_BACKEND = -6,     /* a device API reported an error */
+    TR_ERR_RANGE = -7,       /* a context or buffer is too small for the request */
+} tr_status;
+
+const char *tr_status_str(tr_status s); /* static text for a code */
+const char *tr_last_error(void);         /* this thread's last error message ("" if none) */
+void tr_clear_error(void);
+void tr_set_verbose(int on);             /* verbose logs to stderr (also TRANSIT_VERBOSE=1) */
+
+typedef struct tr_model tr_model;
+typedef struct tr_context tr_context;
+typedef struct tr_sampler tr_sampler;
+
+/* ---- models --------------------------------------------------------------------------------- */
+
+typedef struct tr_model_params {
+    const char *backend; /* "cpu" (default), "vulkan", "cuda", or NULL for cpu */
+    int n_threads;       /* CPU threads; 0 = all cores */
+} tr_model_params;
+
+tr_model_params tr_model_default_params(void);
+
+/* path: a .gguf file or a Hugging Face model directory (config.json + *.safetensors + tokenizer). */
+tr_status tr_model_load(const char *path, const tr_model_params *params, tr_model **out);
+void tr_model_free(tr_model *model);
+
+typedef struct tr_model_info {
+    const char *arch;        /* "llama" */
+    const char *source;      /* "gguf" or "hf" */
+    const char *weight_type; /* dtype of the largest matrices: "f32", "f16", "bf16" */
+    int n_vocab, dim, n_layers, n_heads, n_kv_heads, head_dim, ffn_dim, n_ctx_train;
+    float rms_norm_eps, rope_theta;
+    int tied_embeddings;
+    int rope_layout; /* 0 = adjacent pairs (GGUF / Meta), 1 = rotate-half (Hugging Face) */
+    int64_t n_params;
+    size_t weight_bytes;
+    int bos_id, eos_id;
+    int add_bos;
+    const char *tokenizer; /* "tokenizer.json", "tokenizer.model", "gguf" */
+} tr_model_info;
+
+void tr_model_get_info(const tr_model *model, tr_model_info *info);
+int tr_model_n_vocab(const tr_model *model);
+
+/* ---- tokens --------------------------------------------------------------------------------- */
+
+/* Encodes text[0..len) into ids (at most cap), writing the count to *n. add_bos < 0 means "as the
+ * model's tokenizer config says". Returns TR_ERR_RANGE (and the needed count in *n) if cap is short. */
+tr_status tr_tokenize(const tr_model *model, const char *text, size_t len, int add_bos, int32_t *ids,
+                      int cap, int *n);
+
+/* The bytes that token id contributes after token prev (prev < 0: the token starts the text; this
+ * decides whether a leading space is stripped). Returns the number of bytes written (at most cap,
+ * NUL-terminated when room) or a negative status. */
+int tr_token_to_piece(const tr_model *model, int32_t prev, int32_t id, char *buf, int cap);
+
+/* Decodes a whole sequence into buf; returns bytes needed (excluding NUL) or a negative status. */
+int tr_detokenize(const tr_model *model, const int32_t *ids, int n, char *buf, int cap);
+
+/* ---- attention variants ------------------------------------------------------------------- */
+
+typedef enum tr_transition_strategy {
+    TR_TRANSITION_ADDING = 0, /* the paper's default */
+    TR_TRANSITION_MULTI = 1,
+} tr_transition_strategy;
+
+typedef struct tr_transition_params {
+    int enabled;
+    int min_len;  /* prompts shorter than this are untouched (400) */
+    int blocks;   /* row blocks per touched layer, k (2) */
+    float alpha;  /* elimination threshold numerator (0.5) */
+    float beta;   /* fraction of the removed mass that is moved (0.1) */
+    tr_transition_strategy strategy;
+} tr_transition_params;
+
+/* ---- contexts ------------------------------------------------------------------------------- */
+
+typedef struct tr_context_params {
+    int n_ctx;     /* KV cache length in tokens; 0 = the model's training length (capped at 4096) */
+    int n_batch;   /* largest number of tokens one tr_eval call computes at once; 0 = n_ctx */
+    int n_threads; /* 0 = the model's setting */
+    tr_transition_params transition;
+} tr_context_params;
+
+tr_context_params tr_context_default_params(void);
+tr_status tr_context_create(tr_model *model, const tr_context_params *params, tr_context **out);
+void tr_context_free(tr_context *ctx);
+
+/* Evaluates n tokens at the current position (appending to the KV cache). all_logits != 0 keeps the
+ * logits of every token, else only of the last. Inputs longer than n_batch are split into chunks. */
+tr_status tr_eval(tr_context *ctx, const int32_t *ids, int n, int all_logits);
+
+/* For the attention transition: the length of the whole prompt the coming tr_eval calls belong to,
+ * so that chunked prefill follows the same schedule as one batch. 0 (default) = the length of each
+ * tr_eval call's own input plus the tokens already cached. */
+void tr_set_prompt_length(tr_context *ctx, int n_prompt);
+
+/* Logits of the i-th token of the last tr_eval call (i < 0 counts from the end), n_vocab floats owned
+ * by the context, valid until the next tr_eval. NULL if that row was not kept. */
+const float *tr_get_logits(const tr_context *ctx, int i);
+int tr_context_n_past(const tr_context *ctx); /* tokens in the KV cache */
+int tr_context_n_ctx(const tr_context *ctx);
+void tr_context_reset(tr_context *ctx); /* empties the KV cache */
+
+/* ---- sampling ------------------------------------------------------------------------------- */
+
+typedef struct tr_sampler_params {
+    float temp;           /* 0 = greedy (argmax) */
+    int top_k;            /* 0 = off */
+    float top_p;          /* 1 = off */
+    float min_p;          /* 0 = off: drop tokens with p < min_p * p_max */
+    float repeat_penalty; /* 1 = off: logits of recent tokens divided (or, if negative, multiplied) */
+    int repeat_last_n;    /* how many recent tokens the penalty looks at (64) */
+    uint64_t seed;
+} tr_sampler_params;
+
+tr_sampler_params tr_sampler_default_params(void);
+tr_status tr_sampler_create(const tr_sampler_params *params, int n_vocab, tr_sampler **out);
+void tr_sampler_free(tr_sampler *s);
+void tr_sampler_accept(tr_sampler *s, int32_t id); /* records a token for the repetition penalty */
+int32_t tr_sample(tr_sampler *s, const float *logits);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

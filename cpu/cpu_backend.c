@@ -1,0 +1,218 @@
+/* cpu_backend.c: the CPU backend: host buffers, the memory plan, and per-op kernel dispatch.
+ *
+ * Two modes: the fast path (default) and reference mode (opt->reference), which runs only the
+ * plain kernels of kernels_ref.c; tests and `transit parity` compare the two. Weights stay in the
+ * mmapped file (buffer_from_host), so loading costs no copy and no f32 conversion. */
+#include <cblas.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "backend.h"
+#include "error.h"
+#include "kernels.h"
+
+#define SCRATCH_ALIGN 64
+
+typedef struct cpu_backend {
+    tr_backend base;
+    tr_cpu_state st;
+    int reference;
+    void *arena; /* intermediates of the current graph */
+    size_t arena_size;
+} cpu_backend;
+
+typedef void (*ref_kernel)(tr_tensor *dst);
+typedef void (*fast_kernel)(tr_cpu_state *st, tr_tensor *dst);
+
+static const ref_kernel ref_kernels[TR_OP_COUNT] = {
+    [TR_OP_GET_ROWS] = get_rows_ref,    [TR_OP_RMS_NORM] = rms_norm_f32_ref, [TR_OP_ADD] = add_f32_ref,
+    [TR_OP_MUL] = mul_f32_ref,          [TR_OP_MATMUL] = matmul_ref,         [TR_OP_ROPE] = rope_f32_ref,
+    [TR_OP_SWIGLU] = swiglu_f32_ref,    [TR_OP_KV_WRITE] = kv_write_f32_ref, [TR_OP_ATTENTION] = attention_f32_ref,
+};
+static const fast_kernel fast_kernels[TR_OP_COUNT] = {
+    [TR_OP_MATMUL] = matmul_fast,
+    [TR_OP_ATTENTION] = attention_f32_fast,
+};
+_Static_assert(TR_OP_COUNT == 11, "a new op needs a CPU reference kernel in ref_kernels");
+
+static void cpu_free(tr_backend *b)
+{
+    cpu_backend *c = (cpu_backend *)b;
+    tr_pool_free(c->st.pool);
+    free(c->st.scratch);
+    free(c->st.panel);
+    free(c->arena);
+    free(c);
+}
+
+static void cpu_describe(tr_backend *b, char *buf, size_t cap)
+{
+    cpu_backend *c = (cpu_backend *)b;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    snprintf(buf, cap, "cpu: %d threads of %ld cores, OpenBLAS %s%s", c->st.n_threads, cores,
+             openblas_get_config(), c->reference ? ", reference kernels" : "");
+}
+
+static bool cpu_supports_op(tr_backend *b, const tr_tensor *n)
+{
+    return n->op == TR_OP_VIEW || n->op == TR_OP_NONE || ((unsigned)n->op < TR_OP_COUNT && ref_kernels[n->op]);
+}
+
+static tr_status cpu_buffer_alloc(tr_backend *b, size_t size, tr_buffer **out)
+{
+    tr_buffer *buf = calloc(1, sizeof *buf);
+    void *mem = NULL;
+    if (!buf || posix_memalign(&mem, SCRATCH_ALIGN, size ? size : 1) != 0) {
+        free(buf);
+        return tr_fail(TR_ERR_NOMEM, "cpu: cannot allocate %zu bytes", size);
+    }
+    *buf = (tr_buffer){.backend = b, .host = mem, .size = size, .impl = mem};
+    *out = buf;
+    return TR_OK;
+}
+
+static tr_status cpu_buffer_from_host(tr_backend *b, void *ptr, size_t size, tr_buffer **out)
+{
+    tr_buffer *buf = calloc(1, sizeof *buf);
+    if (!buf)
+        return tr_fail(TR_ERR_NOMEM, "cpu: out of memory");
+    *buf = (tr_buffer){.backend = b, .host = ptr, .size = size, .borrowed = 1};
+    *out = buf;
+    return TR_OK;
+}
+
+static void cpu_buffer_free(tr_buffer *buf)
+{
+    if (!buf)
+        return;
+    if (!buf->borrowed)
+        free(buf->impl);
+    free(buf);
+}
+
+static tr_status cpu_upload(tr_buffer *buf, size_t offset, const void *src, size_t n)
+{
+    if (offset > buf->size || n > buf->size - offset)
+        return tr_fail(TR_ERR_RANGE, "cpu: upload past the end of a buffer");
+    memcpy((char *)buf->host + offset, src, n);
+    return TR_OK;
+}
+
+static tr_status cpu_download(tr_buffer *buf, size_t offset, void *dst, size_t n)
+{
+    if (offset > buf->size || n > buf->size - offset)
+        return tr_fail(TR_ERR_RANGE, "cpu: download past the end of a buffer");
+    memcpy(dst, (char *)buf->host + offset, n);
+    return TR_OK;
+}
+
+int tr_cpu_scratch_reserve(tr_cpu_state *st, size_t n)
+{
+    if (n <= st->scratch_per_thread)
+        return 1;
+    float *s = realloc(st->scratch, (size_t)st->n_threads * n * sizeof(float));
+    if (!s)
+        return 0;
+    st->scratch = s;
+    st->scratch_per_thread = n;
+    return 1;
+}
+
+/* Sizes the arena and the per-thread scratch for g, then gives every node its data pointer. */
+static tr_status place(cpu_backend *c, tr_graph *g, int keep_all)
+{
+    size_t need = tr_memplan(g, SCRATCH_ALIGN, keep_all);
+    if (need == (size_t)-1)
+        return tr_fail(TR_ERR_NOMEM, "cpu: out of memory planning the graph");
+    if (need > c->arena_size) {
+        free(c->arena);
+        c->arena = NULL;
+        if (posix_memalign(&c->arena, SCRATCH_ALIGN, need) != 0) {
+            c->arena_size = 0;
+            return tr_fail(TR_ERR_NOMEM, "cpu: cannot allocate %zu bytes of activations", need);
+        }
+        c->arena_size = need;
+    }
+    size_t scratch = 0, panel = 0;
+    for (int i = 0; i < g->n_nodes; i++) {
+        tr_tensor *t = g->nodes[i];
+        for (int s = 0; s < TR_MAX_SRC && t->src[s]; s++)
+            if (!t->src[s]->data)
+                return tr_fail(TR_ERR_INVALID_ARG, "cpu: source '%s' of node '%s' has no memory",
+                               t->src[s]->name, t->name);
+        if (t->op == TR_OP_VIEW)
+            t->data = (char *)t->src[0]->data + t->p.view_offset;
+        else if (t->op == TR_OP_KV_WRITE)
+            t->data = t->src[1]->data;
+        else
+            t->data = (char *)c->arena + t->offset;
+        if (t->op == TR_OP_ATTENTION && tr_attention_scratch_floats(t) > scratch)
+            scratch = tr_attention_scratch_floats(t);
+        if (t->op == TR_OP_MATMUL && tr_matmul_panel_floats(t) > panel)
+            panel = tr_matmul_panel_floats(t);
+    }
+    if (!tr_cpu_scratch_reserve(&c->st, scratch))
+        return tr_fail(TR_ERR_NOMEM, "cpu: cannot allocate attention scratch");
+    if (panel > c->st.panel_floats) {
+        float *p = realloc(c->st.panel, panel * sizeof(float));
+        if (!p)
+            return tr_fail(TR_ERR_NOMEM, "cpu: cannot allocate a weight panel");
+        c->st.panel = p;
+        c->st.panel_floats = panel;
+    }
+    return TR_OK;
+}
+
+static tr_status cpu_graph_compute(tr_backend *b, tr_graph *g)
+{
+    cpu_backend *c = (cpu_backend *)b;
+    TR_TRY(place(c, g, 0));
+    for (int i = 0; i < g->n_nodes; i++) {
+        tr_tensor *t = g->nodes[i];
+        if (t->op == TR_OP_VIEW)
+            continue;
+        if (!c->reference && fast_kernels[t->op])
+            fast_kernels[t->op](&c->st, t);
+        else
+            ref_kernels[t->op](t);
+    }
+    return TR_OK;
+}
+
+static const tr_backend_iface cpu_iface = {
+    .name = "cpu",
+    .free = cpu_free,
+    .describe = cpu_describe,
+    .supports_op = cpu_supports_op,
+    .buffer_alloc = cpu_buffer_alloc,
+    .buffer_from_host = cpu_buffer_from_host,
+    .buffer_free = cpu_buffer_free,
+    .upload = cpu_upload,
+    .download = cpu_download,
+    .graph_compute = cpu_graph_compute,
+    .synchronize = NULL,
+};
+
+tr_status tr_cpu_backend_create(const tr_backend_options *opt, tr_backend **out)
+{
+    cpu_backend *c = calloc(1, sizeof *c);
+    if (!c)
+        return tr_fail(TR_ERR_NOMEM, "cpu: out of memory");
+    int n = opt && opt->n_threads > 0 ? opt->n_threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+    c->st.n_threads = n < 1 ? 1 : n;
+    c->st.pool = tr_pool_create(c->st.n_threads);
+    if (!c->st.pool) {
+        free(c);
+        return tr_fail(TR_ERR_NOMEM, "cpu: cannot start %d threads", n);
+    }
+    c->st.n_threads = tr_pool_size(c->st.pool);
+    c->reference = opt && opt->reference;
+    /* OpenBLAS runs the prefill sgemm with as many threads as we would; our pool sleeps meanwhile. */
+    openblas_set_num_threads(c->st.n_threads);
+    c->base.iface = &cpu_iface;
+    c->base.impl = c;
+    *out = &c->base;
+    return TR_OK;
+}

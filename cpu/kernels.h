@@ -1,0 +1,53 @@
+/* kernels.h: the CPU backend's kernels.
+ *
+ * Reference kernels (kernels_ref.c) are the definition of each op in core/ir.h: plain loops, one
+ * thread, double accumulators where a sum is long. Everything else in transit, the CPU fast path
+ * included, is tested against them. Fast kernels (kernels_fast.c, attention_fast.c) use OpenBLAS
+ * for prefill matrix products, a threaded matrix-vector path for decode, and threads over heads and
+ * rows in attention.
+ *
+ * Every kernel takes the destination node; its sources and every data pointer are already placed. */
+#ifndef TR_CPU_KERNELS_H
+#define TR_CPU_KERNELS_H
+
+#include "ir.h"
+#include "threadpool.h"
+
+/* Per-backend state the fast kernels share: the pool and per-thread scratch. */
+typedef struct tr_cpu_state {
+    tr_pool *pool;
+    int n_threads;
+    float *scratch;        /* n_threads * scratch_per_thread floats */
+    size_t scratch_per_thread;
+    float *panel;          /* f16/bf16 -> f32 weight panel for prefill sgemm */
+    size_t panel_floats;
+} tr_cpu_state;
+
+/* Ensures each thread has at least n floats of scratch. */
+int tr_cpu_scratch_reserve(tr_cpu_state *st, size_t n);
+
+/* Converts n elements of a float row of any supported dtype to f32. */
+void tr_row_to_f32(const void *src, tr_dtype dt, float *dst, int64_t n);
+
+void get_rows_ref(tr_tensor *dst);
+void rms_norm_f32_ref(tr_tensor *dst);
+void add_f32_ref(tr_tensor *dst);
+void mul_f32_ref(tr_tensor *dst);
+void matmul_ref(tr_tensor *dst);
+void rope_f32_ref(tr_tensor *dst);
+void swiglu_f32_ref(tr_tensor *dst);
+void kv_write_f32_ref(tr_tensor *dst);
+void attention_f32_ref(tr_tensor *dst);
+
+void matmul_fast(tr_cpu_state *st, tr_tensor *dst);
+size_t tr_matmul_panel_floats(const tr_tensor *dst); /* panel the fast matmul needs */
+size_t tr_attention_scratch_floats(const tr_tensor *dst); /* per thread */
+void attention_f32_fast(tr_cpu_state *st, tr_tensor *dst);
+
+/* Element at (i0, i1, i2) of a placed tensor. */
+static inline void *tr_at(const tr_tensor *t, int64_t i0, int64_t i1, int64_t i2)
+{
+    return (char *)t->data + i0 * t->nb[0] + i1 * t->nb[1] + i2 * t->nb[2];
+}
+
+#endif

@@ -1,0 +1,147 @@
+/* kernels_fast.c: the CPU fast path for matrix products.
+ *
+ * Prefill (many tokens): OpenBLAS sgemm. f16/bf16 weights are converted to f32 one panel of rows
+ * at a time (PANEL_ROWS x K floats per call, in the backend's scratch), so no f32 copy of the model
+ * is ever held: the memory cost is one panel, about 2 MB for K = 4096.
+ * Decode (a few tokens): a threaded matrix-vector product over rows of W that reads each weight
+ * once, converting f16/bf16 on the fly in registers. */
+#include <cblas.h>
+#include <math.h>
+#include <string.h>
+
+#include "kernels.h"
+
+#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+#include <immintrin.h>
+#define TR_HAVE_AVX2 1
+#endif
+
+#define PANEL_ROWS 128
+#define GEMV_MAX_TOKENS 4 /* below this many tokens, stream W once per token batch */
+#define GEMV_ROWS_PER_TASK 32
+#define CONVERT_TASKS 8
+
+#if TR_HAVE_AVX2
+static inline float hsum256(__m256 v)
+{
+    __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
+    lo = _mm_add_ps(lo, hi);
+    lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
+    lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
+    return _mm_cvtss_f32(lo);
+}
+static inline __m256 load8(const void *w, tr_dtype dt, int64_t i)
+{
+    switch (dt) {
+    case TR_F16:
+        return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)w + i)));
+    case TR_BF16:
+        return _mm256_castsi256_ps(
+            _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)((const uint16_t *)w + i))), 16));
+    default:
+        return _mm256_loadu_ps((const float *)w + i);
+    }
+}
+#endif
+
+/* sum_k x[k] * w[k] for a weight row of any float dtype. */
+static float dot_row(const float *x, const void *w, tr_dtype dt, int64_t K)
+{
+    int64_t k = 0;
+    float sum = 0;
+#if TR_HAVE_AVX2
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+    for (; k + 32 <= K; k += 32) {
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + k), load8(w, dt, k), a0);
+        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(x + k + 8), load8(w, dt, k + 8), a1);
+        a2 = _mm256_fmadd_ps(_mm256_loadu_ps(x + k + 16), load8(w, dt, k + 16), a2);
+        a3 = _mm256_fmadd_ps(_mm256_loadu_ps(x + k + 24), load8(w, dt, k + 24), a3);
+    }
+    for (; k + 8 <= K; k += 8)
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + k), load8(w, dt, k), a0);
+    sum = hsum256(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+#else
+    if (dt == TR_F32) {
+        const float *wf = w;
+        float acc[16] = {0};
+        for (; k + 16 <= K; k += 16)
+            for (int j = 0; j < 16; j++)
+                acc[j] += x[k + j] * wf[k + j];
+        for (int j = 0; j < 16; j++)
+            sum += acc[j];
+    }
+#endif
+    if (k < K) {
+        float tail[32];
+        while (k < K) {
+            int64_t m = K - k < 32 ? K - k : 32;
+            tr_row_to_f32((const char *)w + k * (int64_t)tr_dtype_size(dt), dt, tail, m);
+            for (int64_t j = 0; j < m; j++)
+                sum += x[k + j] * tail[j];
+            k += m;
+        }
+    }
+    return sum;
+}
+
+typedef struct {
+    tr_tensor *dst;
+    const tr_tensor *x, *w;
+} gemv_job;
+
+static void gemv_task(void *arg, int task, int thread)
+{
+    gemv_job *j = arg;
+    int64_t K = j->x->ne[0], N = j->w->ne[1], T = j->x->ne[1];
+    int64_t n0 = (int64_t)task * GEMV_ROWS_PER_TASK, n1 = n0 + GEMV_ROWS_PER_TASK < N ? n0 + GEMV_ROWS_PER_TASK : N;
+    for (int64_t n = n0; n < n1; n++) {
+        const void *row = tr_at(j->w, 0, n, 0);
+        for (int64_t t = 0; t < T; t++)
+            ((float *)tr_at(j->dst, 0, t, 0))[n] = dot_row(tr_at(j->x, 0, t, 0), row, j->w->dtype, K);
+    }
+}
+
+typedef struct {
+    const tr_tensor *w;
+    float *panel;
+    int64_t n0, rows;
+} convert_job;
+
+static void convert_task(void *arg, int task, int thread)
+{
+    convert_job *j = arg;
+    int64_t K = j->w->ne[0];
+    for (int64_t r = task; r < j->rows; r += CONVERT_TASKS)
+        tr_row_to_f32(tr_at(j->w, 0, j->n0 + r, 0), j->w->dtype, j->panel + r * K, K);
+}
+
+void matmul_fast(tr_cpu_state *st, tr_tensor *dst)
+{
+    const tr_tensor *x = dst->src[0], *w = dst->src[1];
+    int64_t K = x->ne[0], N = w->ne[1], T = x->ne[1];
+    if (T < GEMV_MAX_TOKENS) {
+        gemv_job j = {dst, x, w};
+        tr_pool_run(st->pool, (int)((N + GEMV_ROWS_PER_TASK - 1) / GEMV_ROWS_PER_TASK), gemv_task, &j);
+        return;
+    }
+    /* out {N, T} row-major is T x N; X is T x K; W is N x K: out = X * W^T */
+    if (w->dtype == TR_F32) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)N, (int)K, 1.0f, x->data, (int)K,
+                    w->data, (int)K, 0.0f, dst->data, (int)N);
+        return;
+    }
+    float *panel = st->panel; /* reserved by the backend: tr_matmul_panel_floats() */
+    for (int64_t n0 = 0; n0 < N; n0 += PANEL_ROWS) {
+        int64_t rows = N - n0 < PANEL_ROWS ? N - n0 : PANEL_ROWS;
+        convert_job cj = {w, panel, n0, rows};
+        tr_pool_run(st->pool, CONVERT_TASKS, convert_task, &cj);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)rows, (int)K, 1.0f, x->data, (int)K,
+                    panel, (int)K, 0.0f, (float *)dst->data + n0, (int)N);
+    }
+}
+
+size_t tr_matmul_panel_floats(const tr_tensor *dst)
+{
+    const tr_tensor *w = dst->src[1];
+    return w->dtype == TR_F32 ? 0 : (size_t)PANEL_ROWS * (size_t)w->ne[0];
+}

@@ -1,0 +1,182 @@
+/* kernels_ref.c: the reference kernel of every op, the definition the other backends are held to.
+ * Plain loops, one thread; long sums accumulate in double. Semantics: core/ir.h. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "half.h"
+#include "kernels.h"
+
+void tr_row_to_f32(const void *src, tr_dtype dt, float *dst, int64_t n)
+{
+    switch (dt) {
+    case TR_F32:
+        memcpy(dst, src, (size_t)n * sizeof(float));
+        break;
+    case TR_F16:
+        for (int64_t i = 0; i < n; i++)
+            dst[i] = tr_f16_to_f32(((const uint16_t *)src)[i]);
+        break;
+    case TR_BF16:
+        for (int64_t i = 0; i < n; i++)
+            dst[i] = tr_bf16_to_f32(((const uint16_t *)src)[i]);
+        break;
+    default:
+        for (int64_t i = 0; i < n; i++)
+            dst[i] = (float)((const int32_t *)src)[i];
+    }
+}
+
+static float elem_f32(const tr_tensor *t, int64_t i0, int64_t i1)
+{
+    float v;
+    tr_row_to_f32(tr_at(t, i0, i1, 0), t->dtype, &v, 1);
+    return v;
+}
+
+void get_rows_ref(tr_tensor *dst)
+{
+    const tr_tensor *table = dst->src[0], *ids = dst->src[1];
+    int64_t D = table->ne[0], V = table->ne[1];
+    for (int64_t t = 0; t < dst->ne[1]; t++) {
+        int32_t id = *(int32_t *)tr_at(ids, t, 0, 0);
+        float *out = tr_at(dst, 0, t, 0);
+        if (id < 0 || id >= V) { /* the API checks ids; never read outside the table */
+            memset(out, 0, (size_t)D * sizeof(float));
+            continue;
+        }
+        tr_row_to_f32(tr_at(table, 0, id, 0), table->dtype, out, D);
+    }
+}
+
+void rms_norm_f32_ref(tr_tensor *dst)
+{
+    const tr_tensor *x = dst->src[0], *w = dst->src[1];
+    int64_t D = x->ne[0];
+    for (int64_t r = 0; r < x->ne[1] * x->ne[2]; r++) {
+        const float *xr = tr_at(x, 0, r, 0);
+        float *out = tr_at(dst, 0, r, 0);
+        double ss = 0;
+        for (int64_t i = 0; i < D; i++)
+            ss += (double)xr[i] * xr[i];
+        float inv = (float)(1.0 / sqrt(ss / (double)D + dst->p.eps));
+        for (int64_t i = 0; i < D; i++)
+            out[i] = xr[i] * inv * elem_f32(w, i, 0);
+    }
+}
+
+void add_f32_ref(tr_tensor *dst)
+{
+    const tr_tensor *x = dst->src[0], *y = dst->src[1];
+    for (int64_t r = 0; r < x->ne[1] * x->ne[2]; r++)
+        for (int64_t i = 0; i < x->ne[0]; i++)
+            ((float *)tr_at(dst, i, r, 0))[0] = *(float *)tr_at(x, i, r, 0) + *(float *)tr_at(y, i, r, 0);
+}
+
+void mul_f32_ref(tr_tensor *dst)
+{
+    const tr_tensor *x = dst->src[0], *y = dst->src[1];
+    int broadcast = tr_nelements(y) == y->ne[0] && x->ne[1] * x->ne[2] > 1;
+    for (int64_t r = 0; r < x->ne[1] * x->ne[2]; r++)
+        for (int64_t i = 0; i < x->ne[0]; i++)
+            *(float *)tr_at(dst, i, r, 0) = *(float *)tr_at(x, i, r, 0) * *(float *)tr_at(y, i, broadcast ? 0 : r, 0);
+}
+
+void matmul_ref(tr_tensor *dst)
+{
+    const tr_tensor *x = dst->src[0], *w = dst->src[1];
+    int64_t K = x->ne[0], N = w->ne[0] == K ? w->ne[1] : 0, T = x->ne[1];
+    float *row = malloc((size_t)K * sizeof *row);
+    if (!row)
+        return;
+    for (int64_t n = 0; n < N; n++) {
+        tr_row_to_f32(tr_at(w, 0, n, 0), w->dtype, row, K);
+        for (int64_t t = 0; t < T; t++) {
+            const float *xt = tr_at(x, 0, t, 0);
+            double acc = 0;
+            for (int64_t k = 0; k < K; k++)
+                acc += (double)xt[k] * row[k];
+            *(float *)tr_at(dst, n, t, 0) = (float)acc;
+        }
+    }
+    free(row);
+}
+
+void rope_f32_ref(tr_tensor *dst)
+{
+    const tr_tensor *x = dst->src[0], *pos = dst->src[1];
+    int64_t hd = x->ne[0], half = hd / 2;
+    for (int64_t t = 0; t < x->ne[2]; t++) {
+        double p = *(int32_t *)tr_at(pos, t, 0, 0);
+        for (int64_t h = 0; h < x->ne[1]; h++) {
+            const float *in = tr_at(x, 0, h, t);
+            float *out = tr_at(dst, 0, h, t);
+            for (int64_t i = 0; i < half; i++) {
+                double angle = p * pow((double)dst->p.rope.theta, -2.0 * (double)i / (double)hd);
+                double c = cos(angle), s = sin(angle);
+                int64_t ia = dst->p.rope.layout == TR_ROPE_ADJACENT ? 2 * i : i;
+                int64_t ib = dst->p.rope.layout == TR_ROPE_ADJACENT ? 2 * i + 1 : i + half;
+                double a = in[ia], b = in[ib];
+                out[ia] = (float)(a * c - b * s);
+                out[ib] = (float)(a * s + b * c);
+            }
+        }
+    }
+}
+
+void swiglu_f32_ref(tr_tensor *dst)
+{
+    const tr_tensor *gate = dst->src[0], *up = dst->src[1];
+    for (int64_t r = 0; r < gate->ne[1]; r++)
+        for (int64_t i = 0; i < gate->ne[0]; i++) {
+            double g = *(float *)tr_at(gate, i, r, 0);
+            *(float *)tr_at(dst, i, r, 0) = (float)(g / (1.0 + exp(-g)) * *(float *)tr_at(up, i, r, 0));
+        }
+}
+
+void kv_write_f32_ref(tr_tensor *dst)
+{
+    const tr_tensor *src = dst->src[0], *cache = dst->src[1];
+    for (int64_t t = 0; t < src->ne[1]; t++)
+        memcpy(tr_at(cache, 0, dst->p.pos0 + t, 0), tr_at(src, 0, t, 0), (size_t)src->ne[0] * sizeof(float));
+}
+
+/* Attention: for each head and query row, the probability row is materialised in full and then
+ * used, the literal reading of the definition. */
+void attention_f32_ref(tr_tensor *dst)
+{
+    const tr_tensor *q = dst->src[0], *k = dst->src[1], *v = dst->src[2];
+    const tr_attn_params *ap = &dst->p.attn;
+    int64_t hd = q->ne[0], H = q->ne[1], T = q->ne[2], Hkv = k->ne[0] / hd;
+    double *p = malloc((size_t)ap->n_kv * sizeof *p);
+    if (!p)
+        return;
+    for (int64_t t = 0; t < T; t++) {
+        int64_t pos = ap->n_past + t, n_keys = pos + 1;
+        for (int64_t h = 0; h < H; h++) {
+            int64_t kvh = h / (H / Hkv);
+            const float *qv = tr_at(q, 0, h, t);
+            double mx = -INFINITY;
+            for (int64_t c = 0; c < n_keys; c++) {
+                const float *kv = (const float *)tr_at(k, kvh * hd, c, 0);
+                double s = 0;
+                for (int64_t i = 0; i < hd; i++)
+                    s += (double)qv[i] * kv[i];
+                p[c] = s * ap->scale;
+                if (p[c] > mx)
+                    mx = p[c];
+            }
+            double sum = 0;
+            for (int64_t c = 0; c < n_keys; c++)
+                sum += p[c] = exp(p[c] - mx);
+            float *out = tr_at(dst, h * hd, t, 0);
+            for (int64_t i = 0; i < hd; i++) {
+                double acc = 0;
+                for (int64_t c = 0; c < n_keys; c++)
+                    acc += p[c] / sum * *(const float *)tr_at(v, kvh * hd + i, c, 0);
+                out[i] = (float)acc;
+            }
+        }
+    }
+    free(p);
+}

@@ -1,0 +1,205 @@
+/* test_cli.c: the `transit` command as a user runs it: exact greedy text from `run`, `eval`
+ * logits against the golden transformers logits, `tokenize`, `info`, and one-line errors with exit
+ * status 1 on damaged models and bad options. */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cJSON.h>
+
+#include "test_util.h"
+#include "transit.h"
+
+static char tmpdir[] = "/tmp/transit_cli_XXXXXX";
+
+/* Runs "transit ARGS", capturing stdout and stderr; returns the exit status (-1 if it crashed). */
+static int run(const char *args, char **out, char **err)
+{
+    char cmd[4096], o[1200], e[1200];
+    snprintf(o, sizeof o, "%s/stdout", tmpdir);
+    snprintf(e, sizeof e, "%s/stderr", tmpdir);
+    snprintf(cmd, sizeof cmd, "%s %s >%s 2>%s </dev/null", TR_TRANSIT_BIN, args, o, e);
+    int st = system(cmd);
+    if (out)
+        *out = tr_read_file(o, NULL);
+    if (err)
+        *err = tr_read_file(e, NULL);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static int count_lines(const char *s)
+{
+    int n = 0;
+    for (; s && *s; s++)
+        n += *s == '\n';
+    return n;
+}
+
+static void test_run_greedy(const char *model_rel, const char *expected_rel)
+{
+    char *json = tr_read_file(tr_shared(expected_rel), NULL);
+    cJSON *root = json ? cJSON_Parse(json) : NULL;
+    tr_model *m = NULL;
+    CHECK(root && tr_model_load(tr_shared(model_rel), NULL, &m) == TR_OK, "%s: %s", model_rel, tr_last_error());
+    if (!root || !m)
+        goto out;
+    cJSON *pids = cJSON_GetObjectItem(root, "prompt_ids"), *gids = cJSON_GetObjectItem(root, "greedy_ids");
+    int32_t ids[1024];
+    int n_prompt = cJSON_GetArraySize(pids), n_total = cJSON_GetArraySize(gids);
+    for (int i = 0; i < n_total; i++)
+        ids[i] = cJSON_GetArrayItem(gids, i)->valueint;
+    char prompt[1024], full[8192], args[2048];
+    tr_detokenize(m, ids, n_prompt, prompt, sizeof prompt);
+    tr_detokenize(m, ids, n_total, full, sizeof full);
+    snprintf(args, sizeof args, "run -m %s -p \"%s\" -n %d --temp 0 -t 2", tr_shared(model_rel), prompt,
+             n_total - n_prompt);
+    char *out = NULL, *err = NULL;
+    int rc = run(args, &out, &err);
+    CHECK(rc == 0, "%s: exit %d: %s", args, rc, err ? err : "");
+    size_t pl = strlen(prompt);
+    CHECK(out && strncmp(full, prompt, pl) == 0 && strlen(out) == strlen(full + pl) + 1 &&
+              strncmp(out, full + pl, strlen(full + pl)) == 0,
+          "%s: stdout\n got  '%s'\n want '%s'", model_rel, out ? out : "", full + pl);
+    CHECK(err && strstr(err, "load") && strstr(err, "pp ") && strstr(err, "tg ") && strstr(err, "tokens/s"),
+          "run prints no statistics: '%s'", err ? err : "");
+    free(out);
+    free(err);
+out:
+    tr_model_free(m);
+    cJSON_Delete(root);
+    free(json);
+}
+
+static void test_eval(const char *model_rel, const char *name, const char *batch)
+{
+    char args[2048], npy[1200];
+    snprintf(npy, sizeof npy, "%s/logits.npy", tmpdir);
+    char ids_rel[256], gold_rel[256];
+    snprintf(ids_rel, sizeof ids_rel, "logits/%s.story.ids", name);
+    snprintf(gold_rel, sizeof gold_rel, "logits/%s.story.npy", name);
+    snprintf(args, sizeof args, "eval -m %s --ids %s --logits %s %s", tr_shared(model_rel), tr_golden(ids_rel), npy,
+             batch);
+    char *err = NULL;
+    int rc = run(args, NULL, &err);
+    CHECK(rc == 0, "%s: exit %d: %s", args, rc, err ? err : "");
+    int nd1, nd2;
+    int64_t s1[4], s2[4];
+    char k1, k2;
+    float *got = tr_read_npy(npy, &nd1, s1, &k1), *gold = tr_read_npy(tr_golden(gold_rel), &nd2, s2, &k2);
+    CHECK(got && gold && nd1 == 2 && s1[0] == s2[0] && s1[1] == s2[1], "eval output shape");
+    if (got && gold && s1[0] == s2[0] && s1[1] == s2[1]) {
+        double e = tr_nmse(gold, got, (size_t)(s1[0] * s1[1]));
+        CHECK(e <= 1e-6, "%s: eval logits NMSE %.3g vs transformers", args, e);
+    }
+    free(got);
+    free(gold);
+    free(err);
+}
+
+static void test_tokenize(void)
+{
+    char args[1024], *out = NULL;
+    snprintf(args, sizeof args, "tokenize -m %s -p \"Once upon a time\"", tr_shared("models/stories260K/stories260K.gguf"));
+    CHECK(run(args, &out, NULL) == 0 && out && strcmp(out, "1 403 407 261 378\n") == 0, "tokenize: '%s'", out ? out : "");
+    free(out);
+}
+
+/* A damaged model must give exit status 1 and exactly one line on stderr naming the file. */
+static void expect_one_line_error(const char *args, const char *must_contain)
+{
+    char *err = NULL;
+    int rc = run(args, NULL, &err);
+    CHECK(rc == 1, "'%s' exited %d, expected 1", args, rc);
+    CHECK(err && count_lines(err) == 1 && strncmp(err, "transit: ", 9) == 0 && strstr(err, must_contain),
+          "'%s': stderr should be one line naming '%s', got '%s'", args, must_contain, err ? err : "(none)");
+    free(err);
+}
+
+static void write_bytes(const char *path, const void *data, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    if (f) {
+        fwrite(data, 1, n, f);
+        fclose(f);
+    }
+}
+
+static void test_errors(void)
+{
+    char path[1200], args[2048];
+    size_t len;
+    char *gguf = tr_read_file(tr_shared("models/stories260K/stories260K.gguf"), &len);
+    CHECK(gguf != NULL, "missing stories260K.gguf");
+    const size_t cuts[] = {0, 3, 7, 24, 100, 1000, 20000, 500000};
+    for (size_t i = 0; gguf && i < sizeof cuts / sizeof cuts[0]; i++) {
+        snprintf(path, sizeof path, "%s/cut%zu.gguf", tmpdir, cuts[i]);
+        write_bytes(path, gguf, cuts[i] < len ? cuts[i] : len - 1);
+        snprintf(args, sizeof args, "run -m %s -p hi -n 4", path);
+        expect_one_line_error(args, path);
+    }
+    if (gguf) {
+        memcpy(gguf, "GGUX", 4);
+        snprintf(path, sizeof path, "%s/magic.gguf", tmpdir);
+        write_bytes(path, gguf, len);
+        snprintf(args, sizeof args, "info -m %s", path);
+        expect_one_line_error(args, path);
+    }
+    free(gguf);
+    snprintf(path, sizeof path, "%s/emptydir", tmpdir);
+    CHECK(mkdir(path, 0700) == 0, "mkdir %s", path);
+    snprintf(args, sizeof args, "eval -m %s -p hi --logits %s/x.npy", path, tmpdir);
+    expect_one_line_error(args, path);
+    expect_one_line_error("run -m /nonexistent/model.gguf -p hi", "/nonexistent/model.gguf");
+    snprintf(args, sizeof args, "run -m %s -p hi --temp banana", tr_shared("models/stories260K/stories260K.gguf"));
+    expect_one_line_error(args, "--temp");
+    snprintf(args, sizeof args, "run -m %s -p hi --backend tpu", tr_shared("models/stories260K/stories260K.gguf"));
+    expect_one_line_error(args, "tpu");
+    expect_one_line_error("frobnicate", "frobnicate");
+    snprintf(path, sizeof path, "%s/bad.ids", tmpdir);
+    write_bytes(path, "1 2 x 4", 7);
+    snprintf(args, sizeof args, "eval -m %s --ids %s --logits %s/x.npy", tr_shared("models/stories260K/stories260K.gguf"),
+             path, tmpdir);
+    expect_one_line_error(args, path);
+    write_bytes(path, "1 2 99999", 9);
+    expect_one_line_error(args, path);
+}
+
+static void test_info_help(void)
+{
+    char *out = NULL, args[1024];
+    CHECK(run("info", &out, NULL) == 0 && out && strstr(out, "cpu: "), "info: '%s'", out ? out : "");
+    free(out);
+    snprintf(args, sizeof args, "info -m %s", tr_shared("models/stories260K/hf"));
+    CHECK(run(args, &out, NULL) == 0 && out && strstr(out, "layers           5") && strstr(out, "rotate-half"),
+          "info -m: '%s'", out ? out : "");
+    free(out);
+    const char *cmds[] = {"help", "run --help", "eval --help", "tokenize --help", "info --help"};
+    for (size_t i = 0; i < 5; i++) {
+        CHECK(run(cmds[i], &out, NULL) == 0 && out && strstr(out, "usage"), "transit %s", cmds[i]);
+        free(out);
+    }
+}
+
+int main(void)
+{
+    if (!mkdtemp(tmpdir)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    test_run_greedy("models/stories260K/stories260K.gguf", "models/stories260K/expected_greedy.json");
+    test_run_greedy("models/stories260K/hf", "models/stories260K/expected_greedy.json");
+    test_run_greedy("models/aidreams260K/hf", "models/aidreams260K/expected_greedy.json");
+    test_eval("models/stories260K/hf", "stories260K", "");
+    test_eval("models/stories260K/stories260K.gguf", "stories260K", "--batch 7");
+    test_eval("models/aidreams260K/hf", "aidreams260K", "--batch 1");
+    test_tokenize();
+    test_errors();
+    test_info_help();
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", tmpdir);
+    return tr_test_finish("test_cli");
+}

@@ -1,0 +1,261 @@
+/* test_e2e.c: the whole engine on the real models in ../shared/models.
+ *   - greedy generation equals expected_greedy.json (ids and text) from GGUF and HF copies;
+ *   - logits equal the golden transformers logits (tools/make_golden_logits.py) within 1e-6 NMSE;
+ *   - GGUF and HF loads of the same weights give the same logits;
+ *   - chunked prefill (batch 1, 7) equals one batch; the fast path equals the reference kernels;
+ *   - sampling is reproducible from its seed. */
+#include <stdlib.h>
+#include <string.h>
+
+#include <cJSON.h>
+
+#include "model.h"
+#include "test_util.h"
+
+#define GOLDEN_BOUND 1e-6
+
+static tr_model *load(const char *rel, int reference)
+{
+    tr_model *m = NULL;
+    tr_model_params p = tr_model_default_params();
+    p.n_threads = 2;
+    tr_status s = tr_model_load(tr_shared(rel), &p, &m);
+    CHECK(s == TR_OK, "load %s: %s", rel, tr_last_error());
+    if (m && reference) { /* swap in the reference-kernel CPU backend */
+        tr_backend *b;
+        tr_backend_options o = {.n_threads = 1, .reference = 1};
+        if (tr_backend_create("cpu", &o, &b) == TR_OK) {
+            tr_backend_free(m->backend);
+            m->backend = b;
+        }
+    }
+    return m;
+}
+
+/* Logits of every position of ids, computed in chunks of n_batch (0 = all at once). */
+static float *eval_all(tr_model *m, const int32_t *ids, int n, int n_batch)
+{
+    tr_context_params cp = tr_context_default_params();
+    cp.n_ctx = n;
+    cp.n_batch = n_batch;
+    tr_context *c;
+    if (tr_context_create(m, &cp, &c) != TR_OK) {
+        CHECK(0, "context: %s", tr_last_error());
+        return NULL;
+    }
+    tr_set_prompt_length(c, n);
+    tr_status s = tr_eval(c, ids, n, 1);
+    CHECK(s == TR_OK, "eval: %s", tr_last_error());
+    int V = tr_model_n_vocab(m);
+    float *out = malloc((size_t)n * V * sizeof *out);
+    for (int i = 0; i < n && s == TR_OK; i++)
+        memcpy(out + (size_t)i * V, tr_get_logits(c, i), (size_t)V * sizeof *out);
+    tr_context_free(c);
+    return s == TR_OK ? out : (free(out), NULL);
+}
+
+static int32_t *read_ids(const char *path, int *n)
+{
+    char *text = tr_read_file(path, NULL);
+    if (!text)
+        return NULL;
+    int32_t *ids = malloc(4096 * sizeof *ids);
+    *n = 0;
+    for (char *p = text, *end; *n < 4096; p = end) {
+        long v = strtol(p, &end, 10);
+        if (end == p)
+            break;
+        ids[(*n)++] = (int32_t)v;
+    }
+    free(text);
+    return ids;
+}
+
+/* "<0x0A>" in the expected text is how the file spells the newline byte token; decode it. */
+static void expand_byte_tokens(char *s)
+{
+    char *w = s;
+    for (char *r = s; *r;) {
+        unsigned v;
+        if (strncmp(r, "<0x", 3) == 0 && r[5] == '>' && sscanf(r + 3, "%2x", &v) == 1) {
+            *w++ = (char)v;
+            r += 6;
+        } else {
+            *w++ = *r++;
+        }
+    }
+    *w = '\0';
+}
+
+static void test_greedy(const char *model_rel, const char *expected_rel)
+{
+    char *json = tr_read_file(tr_shared(expected_rel), NULL);
+    CHECK(json != NULL, "missing %s", expected_rel);
+    tr_model *m = load(model_rel, 0);
+    if (!json || !m) {
+        free(json);
+        tr_model_free(m);
+        return;
+    }
+    cJSON *root = cJSON_Parse(json);
+    cJSON *pids = cJSON_GetObjectItem(root, "prompt_ids"), *gids = cJSON_GetObjectItem(root, "greedy_ids");
+    char *text = strdup(cJSON_GetObjectItem(root, "greedy_text")->valuestring);
+    expand_byte_tokens(text);
+    int n_prompt = cJSON_GetArraySize(pids), n_total = cJSON_GetArraySize(gids);
+    int32_t ids[1024];
+    for (int i = 0; i < n_total; i++)
+        ids[i] = cJSON_GetArrayItem(gids, i)->valueint;
+
+    /* the prompt's text, tokenized again, must give the prompt ids back */
+    char prompt[1024];
+    int plen = tr_detokenize(m, ids, n_prompt, prompt, sizeof prompt);
+    int32_t tok[256];
+    int nt = 0;
+    tr_status s = plen > 0 ? tr_tokenize(m, prompt, (size_t)plen, -1, tok, 256, &nt) : TR_ERR_FORMAT;
+    CHECK(s == TR_OK && nt == n_prompt && memcmp(tok, ids, (size_t)nt * 4) == 0, "%s: prompt '%s' tokenization",
+          model_rel, prompt);
+
+    tr_context *c;
+    tr_context_create(m, NULL, &c);
+    tr_eval(c, ids, n_prompt, 0);
+    int32_t gen[1024];
+    int ok = 1;
+    for (int i = n_prompt; i < n_total; i++) {
+        const float *l = tr_get_logits(c, -1);
+        int best = 0;
+        for (int v = 1; v < tr_model_n_vocab(m); v++)
+            best = l[v] > l[best] ? v : best;
+        gen[i] = best;
+        if (best != ids[i]) {
+            CHECK(0, "%s: greedy token %d is %d, expected %d", model_rel, i, best, ids[i]);
+            ok = 0;
+            break;
+        }
+        tr_eval(c, &gen[i], 1, 0);
+    }
+    if (ok) {
+        char out[4096];
+        int len = tr_detokenize(m, ids, n_total, out, sizeof out);
+        /* the decoder drops the leading space the encoder adds, as SentencePiece does */
+        CHECK(len > 0 && strcmp(out, text + 1) == 0, "%s: text\n got  '%s'\n want '%s'", model_rel, out, text + 1);
+    }
+    CHECK(ok, "%s: 64 greedy tokens", model_rel);
+    tr_context_free(c);
+    tr_model_free(m);
+    free(text);
+    free(json);
+    cJSON_Delete(root);
+}
+
+static void test_golden_logits(const char *model_rel, const char *name)
+{
+    static const char *prompts[] = {"story", "dream", "rand1", "rand7", "rand100"};
+    tr_model *m = load(model_rel, 0), *ref = load(model_rel, 1);
+    if (!m || !ref)
+        goto out;
+    int V = tr_model_n_vocab(m);
+    for (size_t p = 0; p < sizeof prompts / sizeof prompts[0]; p++) {
+        char rel[256];
+        int n = 0, nd;
+        int64_t shape[4];
+        char kind;
+        snprintf(rel, sizeof rel, "logits/%s.%s.ids", name, prompts[p]);
+        int32_t *ids = read_ids(tr_golden(rel), &n);
+        snprintf(rel, sizeof rel, "logits/%s.%s.npy", name, prompts[p]);
+        float *gold = tr_read_npy(tr_golden(rel), &nd, shape, &kind);
+        CHECK(ids && gold && nd == 2 && shape[0] == n && shape[1] == V, "golden %s unreadable", rel);
+        if (!ids || !gold) {
+            free(ids);
+            free(gold);
+            continue;
+        }
+        float *whole = eval_all(m, ids, n, 0);
+        float *b1 = eval_all(m, ids, n, 1);
+        float *b7 = eval_all(m, ids, n, 7);
+        float *refl = eval_all(ref, ids, n, 0);
+        size_t cnt = (size_t)n * V;
+        if (whole && b1 && b7 && refl) {
+            double e = tr_nmse(gold, whole, cnt);
+            CHECK(e <= GOLDEN_BOUND, "%s %s: NMSE vs transformers %.3g", name, prompts[p], e);
+            printf("%-14s %-8s %3d tokens  NMSE vs transformers %.2e  batch1 %.2e  batch7 %.2e  ref %.2e\n", name,
+                   prompts[p], n, e, tr_nmse(whole, b1, cnt), tr_nmse(whole, b7, cnt), tr_nmse(refl, whole, cnt));
+            CHECK(tr_nmse(whole, b1, cnt) <= 1e-12, "%s %s: --batch 1 differs", name, prompts[p]);
+            CHECK(tr_nmse(whole, b7, cnt) <= 1e-12, "%s %s: --batch 7 differs", name, prompts[p]);
+            CHECK(tr_nmse(refl, whole, cnt) <= 1e-10, "%s %s: fast path vs reference", name, prompts[p]);
+            CHECK(tr_nmse(gold, refl, cnt) <= GOLDEN_BOUND, "%s %s: reference vs transformers", name, prompts[p]);
+        }
+        free(whole);
+        free(b1);
+        free(b7);
+        free(refl);
+        free(ids);
+        free(gold);
+    }
+out:
+    tr_model_free(m);
+    tr_model_free(ref);
+}
+
+static void test_gguf_equals_hf(void)
+{
+    tr_model *g = load("models/stories260K/stories260K.gguf", 0), *h = load("models/stories260K/hf", 0);
+    if (g && h) {
+        int n;
+        int32_t *ids = read_ids(tr_golden("logits/stories260K.rand100.ids"), &n);
+        float *a = eval_all(g, ids, n, 0), *b = eval_all(h, ids, n, 0);
+        double e = a && b ? tr_nmse(a, b, (size_t)n * tr_model_n_vocab(g)) : 1;
+        printf("stories260K GGUF vs HF logits NMSE %.2e\n", e);
+        CHECK(e <= 1e-10, "GGUF and HF logits differ: NMSE %.3g", e);
+        free(a);
+        free(b);
+        free(ids);
+    }
+    tr_model_free(g);
+    tr_model_free(h);
+}
+
+static void generate(tr_model *m, const tr_sampler_params *sp, int32_t *out, int n)
+{
+    tr_context *c;
+    tr_sampler *s;
+    tr_context_create(m, NULL, &c);
+    tr_sampler_create(sp, tr_model_n_vocab(m), &s);
+    int32_t t = 1;
+    for (int i = 0; i < n; i++) {
+        tr_eval(c, &t, 1, 0);
+        t = out[i] = tr_sample(s, tr_get_logits(c, -1));
+        tr_sampler_accept(s, t);
+    }
+    tr_sampler_free(s);
+    tr_context_free(c);
+}
+
+static void test_sampling_seed(void)
+{
+    tr_model *m = load("models/stories260K/stories260K.gguf", 0);
+    if (!m)
+        return;
+    tr_sampler_params sp = tr_sampler_default_params();
+    sp.temp = 1.0f;
+    sp.seed = 7;
+    int32_t a[40], b[40], c[40];
+    generate(m, &sp, a, 40);
+    generate(m, &sp, b, 40);
+    sp.seed = 8;
+    generate(m, &sp, c, 40);
+    CHECK(memcmp(a, b, sizeof a) == 0, "same seed, different tokens");
+    CHECK(memcmp(a, c, sizeof a) != 0, "different seeds, same 40 tokens");
+    tr_model_free(m);
+}
+
+int main(void)
+{
+    test_greedy("models/stories260K/stories260K.gguf", "models/stories260K/expected_greedy.json");
+    test_greedy("models/stories260K/hf", "models/stories260K/expected_greedy.json");
+    test_greedy("models/aidreams260K/hf", "models/aidreams260K/expected_greedy.json");
+    test_golden_logits("models/stories260K/hf", "stories260K");
+    test_golden_logits("models/aidreams260K/hf", "aidreams260K");
+    test_gguf_equals_hf();
+    test_sampling_seed();
+    return tr_test_finish("test_e2e");
+}

@@ -1,0 +1,229 @@
+/* cli.c: option parsing and the helpers every subcommand shares. */
+#include "cli.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+int cli_fail(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("transit: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return 1;
+}
+
+int cli_fail_status(tr_status s)
+{
+    const char *msg = tr_last_error();
+    return cli_fail("%s", msg && *msg ? msg : tr_status_str(s));
+}
+
+double cli_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int parse_int(const char *opt, const char *v, int lo, int hi, int *out)
+{
+    char *end;
+    errno = 0;
+    long x = strtol(v, &end, 10);
+    if (errno || end == v || *end || x < lo || x > hi)
+        return cli_fail("%s: expected an integer in [%d, %d], got '%s'", opt, lo, hi, v);
+    *out = (int)x;
+    return 0;
+}
+
+static int parse_float(const char *opt, const char *v, float lo, float hi, float *out)
+{
+    char *end;
+    errno = 0;
+    float x = strtof(v, &end);
+    if (errno || end == v || *end || !(x >= lo && x <= hi))
+        return cli_fail("%s: expected a number in [%g, %g], got '%s'", opt, (double)lo, (double)hi, v);
+    *out = x;
+    return 0;
+}
+
+int cli_parse(int argc, char **argv, int first, cli_opts *o, const char *cmd)
+{
+    memset(o, 0, sizeof *o);
+    o->n_predict = 128;
+    o->sampling = tr_sampler_default_params();
+    o->transition = tr_context_default_params().transition;
+    for (int i = first; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            o->show_help = 1;
+            return 0;
+        }
+        if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
+            o->verbose = 1;
+            continue;
+        }
+        if (a[0] != '-')
+            return cli_fail("%s: unexpected argument '%s' (see transit %s --help)", cmd, a, cmd);
+        if (i + 1 >= argc)
+            return cli_fail("%s: option %s needs a value", cmd, a);
+        const char *v = argv[++i];
+        int bad = 0;
+        if (!strcmp(a, "-m") || !strcmp(a, "--model"))
+            o->model = v;
+        else if (!strcmp(a, "-p") || !strcmp(a, "--prompt"))
+            o->prompt = v;
+        else if (!strcmp(a, "-f") || !strcmp(a, "--file"))
+            o->prompt_file = v;
+        else if (!strcmp(a, "--ids"))
+            o->ids_file = v;
+        else if (!strcmp(a, "--logits"))
+            o->logits_out = v;
+        else if (!strcmp(a, "--backend"))
+            o->backend = v;
+        else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict"))
+            bad = parse_int(a, v, 0, 1 << 24, &o->n_predict);
+        else if (!strcmp(a, "-t") || !strcmp(a, "--threads"))
+            bad = parse_int(a, v, 1, 1024, &o->n_threads);
+        else if (!strcmp(a, "--batch") || !strcmp(a, "-b"))
+            bad = parse_int(a, v, 1, 1 << 24, &o->n_batch);
+        else if (!strcmp(a, "-c") || !strcmp(a, "--ctx"))
+            bad = parse_int(a, v, 1, 1 << 24, &o->n_ctx);
+        else if (!strcmp(a, "--temp"))
+            bad = parse_float(a, v, 0, 100, &o->sampling.temp);
+        else if (!strcmp(a, "--top-k"))
+            bad = parse_int(a, v, 0, 1 << 24, &o->sampling.top_k);
+        else if (!strcmp(a, "--top-p"))
+            bad = parse_float(a, v, 1e-6f, 1, &o->sampling.top_p);
+        else if (!strcmp(a, "--min-p"))
+            bad = parse_float(a, v, 0, 1, &o->sampling.min_p);
+        else if (!strcmp(a, "--repeat-penalty"))
+            bad = parse_float(a, v, 1e-3f, 100, &o->sampling.repeat_penalty);
+        else if (!strcmp(a, "--repeat-last-n"))
+            bad = parse_int(a, v, 0, 1 << 20, &o->sampling.repeat_last_n);
+        else if (!strcmp(a, "--seed")) {
+            char *end;
+            errno = 0;
+            unsigned long long s = strtoull(v, &end, 10);
+            if (errno || end == v || *end)
+                return cli_fail("--seed: expected a non-negative integer, got '%s'", v);
+            o->sampling.seed = s;
+        } else
+            return cli_fail("%s: unknown option '%s' (see transit %s --help)", cmd, a, cmd);
+        if (bad)
+            return 1;
+    }
+    if (o->verbose)
+        tr_set_verbose(1);
+    return 0;
+}
+
+static char *read_text(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    size_t got;
+    while (buf && (got = fread(buf + n, 1, cap - n, f)) > 0) {
+        n += got;
+        if (n == cap) {
+            char *nb = realloc(buf, cap *= 2);
+            if (!nb) {
+                free(buf);
+                buf = NULL;
+            }
+            buf = nb;
+        }
+    }
+    fclose(f);
+    if (buf)
+        *len = n;
+    return buf;
+}
+
+static int parse_ids(const char *path, const char *text, size_t len, int n_vocab, int32_t **ids, int *n)
+{
+    int cap = 256, count = 0;
+    int32_t *out = malloc((size_t)cap * sizeof *out);
+    if (!out)
+        return cli_fail("%s: out of memory", path);
+    size_t i = 0;
+    while (i < len) {
+        char c = text[i];
+        if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == ',') {
+            i++;
+            continue;
+        }
+        long v = 0;
+        size_t start = i;
+        while (i < len && text[i] >= '0' && text[i] <= '9' && v <= 1L << 31)
+            v = v * 10 + (text[i++] - '0');
+        if (i == start || (i < len && !strchr(" \t\r\n,", text[i]))) {
+            free(out);
+            return cli_fail("%s: expected token ids separated by spaces or commas, found '%c' at byte %zu", path,
+                            text[i], i);
+        }
+        if (v >= n_vocab) {
+            free(out);
+            return cli_fail("%s: token id %ld is outside the vocabulary (0..%d)", path, v, n_vocab - 1);
+        }
+        if (count == cap) {
+            int32_t *no = realloc(out, (size_t)(cap *= 2) * sizeof *out);
+            if (!no) {
+                free(out);
+                return cli_fail("%s: out of memory", path);
+            }
+            out = no;
+        }
+        out[count++] = (int32_t)v;
+    }
+    if (count == 0) {
+        free(out);
+        return cli_fail("%s: no token ids", path);
+    }
+    *ids = out;
+    *n = count;
+    return 0;
+}
+
+int cli_prompt_ids(const cli_opts *o, tr_model *m, int32_t **ids, int *n)
+{
+    int given = !!o->prompt + !!o->prompt_file + !!o->ids_file;
+    if (given != 1)
+        return cli_fail("give exactly one of -p TEXT, -f FILE or --ids FILE");
+    size_t len = 0;
+    char *text = NULL;
+    const char *src = o->prompt;
+    if (o->prompt) {
+        len = strlen(o->prompt);
+    } else {
+        const char *path = o->prompt_file ? o->prompt_file : o->ids_file;
+        if (!(text = read_text(path, &len)))
+            return cli_fail("%s: cannot read the file", path);
+        src = text;
+    }
+    int rc;
+    if (o->ids_file) {
+        rc = parse_ids(o->ids_file, src, len, tr_model_n_vocab(m), ids, n);
+    } else {
+        int cap = (int)len + 8; /* a token covers at least one byte, plus BOS */
+        *ids = malloc((size_t)cap * sizeof **ids);
+        tr_status s = *ids ? tr_tokenize(m, src, len, -1, *ids, cap, n) : TR_ERR_NOMEM;
+        rc = s == TR_OK ? 0 : cli_fail_status(s);
+        if (rc) {
+            free(*ids);
+            *ids = NULL;
+        }
+    }
+    free(text);
+    return rc;
+}

@@ -1,0 +1,32 @@
+/* cli.h: shared pieces of the `transit` command: options, errors, model loading. Only tools/ may
+ * print and exit; the library reports through tr_status. */
+#ifndef TR_CLI_H
+#define TR_CLI_H
+
+#include <stdint.h>
+
+#include "transit.h"
+
+typedef struct cli_opts {
+    const char *model, *prompt, *prompt_file, *ids_file, *logits_out, *backend;
+    int n_predict, n_threads, n_batch, n_ctx, verbose, show_help;
+    tr_sampler_params sampling;
+    tr_transition_params transition;
+} cli_opts;
+
+/* Parses argv[first..] into o. Returns 0, or prints "transit: ..." and returns 1 on a bad option. */
+int cli_parse(int argc, char **argv, int first, cli_opts *o, const char *cmd);
+int cli_fail(const char *fmt, ...);     /* prints "transit: <msg>" to stderr; returns 1 */
+int cli_fail_status(tr_status s);       /* prints tr_last_error(); returns 1 */
+double cli_now(void);                   /* seconds, monotonic */
+
+/* The prompt's token ids: from --ids (no BOS added) or from -p / -f (BOS as the model says).
+ * *ids is malloc'd; returns 0 or 1 after printing the error. */
+int cli_prompt_ids(const cli_opts *o, tr_model *m, int32_t **ids, int *n);
+
+int cmd_run(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+
+#endif

@@ -1,0 +1,93 @@
+/* cmd_info.c: `transit info` and `transit tokenize`. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+#include "cli.h"
+
+static const char info_help[] =
+    "usage: transit info [-m MODEL]\n"
+    "\n"
+    "Lists the backends compiled in and whether each is usable here; with -m, the model's\n"
+    "hyperparameters, weight type and tokenizer.\n";
+
+static const char tokenize_help[] =
+    "usage: transit tokenize -m MODEL -p TEXT\n"
+    "\n"
+    "Prints the token ids of TEXT on one line, space separated, BOS included as the model's\n"
+    "tokenizer config says (as `eval -p` and `run -p` feed them to the model).\n";
+
+int cmd_info(int argc, char **argv)
+{
+    cli_opts o;
+    if (cli_parse(argc, argv, 2, &o, "info"))
+        return 1;
+    if (o.show_help) {
+        fputs(info_help, stdout);
+        return 0;
+    }
+    char list[4096];
+    tr_backend_list(list, sizeof list);
+    printf("backends:\n");
+    for (char *line = list, *nl; *line; line = nl + 1) {
+        if (!(nl = strchr(line, '\n')))
+            break;
+        printf("  %.*s\n", (int)(nl - line), line);
+    }
+    if (!o.model)
+        return 0;
+    tr_model *m;
+    tr_model_params mp = tr_model_default_params();
+    mp.backend = o.backend;
+    tr_status s = tr_model_load(o.model, &mp, &m);
+    if (s != TR_OK)
+        return cli_fail_status(s);
+    tr_model_info i;
+    tr_model_get_info(m, &i);
+    printf("model: %s\n", o.model);
+    printf("  format           %s\n", i.source);
+    printf("  architecture     %s\n", i.arch);
+    printf("  parameters       %lld (%.2f MB of weights, %s)\n", (long long)i.n_params, (double)i.weight_bytes / 1e6,
+           i.weight_type);
+    printf("  vocabulary       %d (tokenizer: %s, bos %d, eos %d, add bos %s)\n", i.n_vocab, i.tokenizer, i.bos_id,
+           i.eos_id, i.add_bos ? "yes" : "no");
+    printf("  dim              %d\n", i.dim);
+    printf("  layers           %d\n", i.n_layers);
+    printf("  heads            %d query, %d key/value (head_dim %d)\n", i.n_heads, i.n_kv_heads, i.head_dim);
+    printf("  ffn              %d\n", i.ffn_dim);
+    printf("  context (train)  %d\n", i.n_ctx_train);
+    printf("  rms_norm_eps     %g\n", (double)i.rms_norm_eps);
+    printf("  rope             theta %g, %s layout\n", (double)i.rope_theta,
+           i.rope_layout ? "rotate-half (Hugging Face)" : "adjacent-pair (GGUF)");
+    printf("  embeddings       %s\n", i.tied_embeddings ? "tied" : "separate output matrix");
+    tr_model_free(m);
+    return 0;
+}
+
+int cmd_tokenize(int argc, char **argv)
+{
+    cli_opts o;
+    if (cli_parse(argc, argv, 2, &o, "tokenize"))
+        return 1;
+    if (o.show_help) {
+        fputs(tokenize_help, stdout);
+        return 0;
+    }
+    if (!o.model)
+        return cli_fail("tokenize: no model given (-m MODEL)");
+    tr_model *m;
+    tr_status s = tr_model_load(o.model, NULL, &m);
+    if (s != TR_OK)
+        return cli_fail_status(s);
+    int32_t *ids = NULL;
+    int n = 0;
+    int rc = cli_prompt_ids(&o, m, &ids, &n);
+    for (int i = 0; !rc && i < n; i++)
+        printf(i ? " %d" : "%d", ids[i]);
+    if (!rc)
+        putchar('\n');
+    free(ids);
+    tr_model_free(m);
+    return rc;
+}

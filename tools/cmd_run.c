@@ -1,0 +1,110 @@
+/* cmd_run.c: `transit run`: generate a continuation of a prompt. */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "cli.h"
+
+static const char help[] =
+    "usage: transit run -m MODEL (-p TEXT | -f FILE | --ids FILE) [options]\n"
+    "\n"
+    "Generates a continuation of the prompt. The continuation goes to stdout; load time and\n"
+    "prompt-processing (pp) and generation (tg) speeds go to stderr.\n"
+    "\n"
+    "  -m, --model MODEL      .gguf file or Hugging Face directory\n"
+    "  -p, --prompt TEXT      prompt text (BOS added as the tokenizer config says)\n"
+    "  -f, --file FILE        prompt text from a file\n"
+    "      --ids FILE         prompt as token ids (whitespace or comma separated; no BOS added)\n"
+    "  -n, --n-predict N      tokens to generate (128); stops early at end-of-sequence\n"
+    "      --temp T           temperature (0.8); 0 = greedy\n"
+    "      --top-k K          keep the K most likely tokens (40); 0 = off\n"
+    "      --top-p P          keep the smallest set with probability >= P (0.95); 1 = off\n"
+    "      --min-p P          drop tokens below P times the most likely one (0.05); 0 = off\n"
+    "      --repeat-penalty R penalise the last --repeat-last-n (64) tokens (1.0 = off)\n"
+    "      --seed S           random seed; the same seed gives the same text\n"
+    "      --backend NAME     cpu (default), vulkan or cuda\n"
+    "  -t, --threads N        CPU threads (all cores)\n"
+    "  -b, --batch N          prefill the prompt in chunks of N tokens (whole prompt)\n"
+    "  -c, --ctx N            context length (prompt + n-predict)\n"
+    "  -v, --verbose          log what the engine does to stderr\n";
+
+int cmd_run(int argc, char **argv)
+{
+    cli_opts o;
+    if (cli_parse(argc, argv, 2, &o, "run"))
+        return 1;
+    if (o.show_help) {
+        fputs(help, stdout);
+        return 0;
+    }
+    if (!o.model)
+        return cli_fail("run: no model given (-m MODEL)");
+    double t0 = cli_now();
+    tr_model *m = NULL;
+    tr_context *c = NULL;
+    tr_sampler *smp = NULL;
+    int32_t *ids = NULL;
+    int n_prompt = 0, rc = 1;
+    tr_model_params mp = tr_model_default_params();
+    mp.backend = o.backend;
+    mp.n_threads = o.n_threads;
+    tr_status s = tr_model_load(o.model, &mp, &m);
+    if (s != TR_OK)
+        return cli_fail_status(s);
+    double t_load = cli_now() - t0;
+    if (cli_prompt_ids(&o, m, &ids, &n_prompt))
+        goto done;
+    tr_context_params cp = tr_context_default_params();
+    cp.n_ctx = o.n_ctx ? o.n_ctx : n_prompt + o.n_predict;
+    cp.n_batch = o.n_batch;
+    cp.transition = o.transition;
+    if ((s = tr_context_create(m, &cp, &c)) != TR_OK || (s = tr_sampler_create(&o.sampling, tr_model_n_vocab(m), &smp)) != TR_OK) {
+        rc = cli_fail_status(s);
+        goto done;
+    }
+    for (int i = 0; i < n_prompt; i++)
+        tr_sampler_accept(smp, ids[i]);
+    tr_model_info info;
+    tr_model_get_info(m, &info);
+
+    double t1 = cli_now();
+    if ((s = tr_eval(c, ids, n_prompt, 0)) != TR_OK) {
+        rc = cli_fail_status(s);
+        goto done;
+    }
+    double t_prompt = cli_now() - t1;
+
+    double t2 = cli_now();
+    int n_gen = 0;
+    int32_t prev = ids[n_prompt - 1];
+    char piece[256];
+    while (n_gen < o.n_predict) {
+        int32_t tok = tr_sample(smp, tr_get_logits(c, -1));
+        if (tok == info.eos_id)
+            break;
+        tr_sampler_accept(smp, tok);
+        int len = tr_token_to_piece(m, prev, tok, piece, sizeof piece);
+        if (len > 0)
+            fwrite(piece, 1, (size_t)(len < (int)sizeof piece ? len : (int)sizeof piece - 1), stdout);
+        fflush(stdout);
+        prev = tok;
+        n_gen++;
+        if (n_gen == o.n_predict || tr_context_n_past(c) == tr_context_n_ctx(c))
+            break;
+        if ((s = tr_eval(c, &tok, 1, 0)) != TR_OK) {
+            rc = cli_fail_status(s);
+            goto done;
+        }
+    }
+    double t_gen = cli_now() - t2;
+    fputc('\n', stdout);
+    fprintf(stderr, "transit: load %.1f ms | pp %d tokens, %.2f tokens/s | tg %d tokens, %.2f tokens/s\n",
+            t_load * 1e3, n_prompt, n_prompt / (t_prompt > 0 ? t_prompt : 1e-9), n_gen,
+            n_gen > 1 ? (n_gen - 1) / (t_gen > 0 ? t_gen : 1e-9) : 0.0);
+    rc = 0;
+done:
+    free(ids);
+    tr_sampler_free(smp);
+    tr_context_free(c);
+    tr_model_free(m);
+    return rc;
+}

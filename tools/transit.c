@@ -1,0 +1,38 @@
+/* transit.c: the `transit` command: dispatch to subcommands and the help text. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const char usage[] =
+    "transit: LLaMA-family inference on CPU (OpenBLAS), Vulkan and CUDA\n"
+    "\n"
+    "usage: transit <command> [options]\n"
+    "\n"
+    "commands:\n"
+    "  run        generate text from a prompt\n"
+    "  eval       prefill a prompt and write the logits of every position to a .npy file\n"
+    "  tokenize   print the token ids of a text\n"
+    "  info       list the backends usable here and, with -m, a model's hyperparameters\n"
+    "  help       this text; `transit <command> --help` explains one command\n"
+    "\n"
+    "MODEL is a .gguf file or a Hugging Face model directory (config.json, *.safetensors,\n"
+    "tokenizer.json or tokenizer.model).\n";
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || !strcmp(argv[1], "help") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        fputs(usage, stdout);
+        return argc < 2 ? 1 : 0;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "run"))
+        return cmd_run(argc, argv);
+    if (!strcmp(cmd, "eval"))
+        return cmd_eval(argc, argv);
+    if (!strcmp(cmd, "tokenize"))
+        return cmd_tokenize(argc, argv);
+    if (!strcmp(cmd, "info"))
+        return cmd_info(argc, argv);
+    return cli_fail("unknown command '%s' (see transit help)", cmd);
+}
