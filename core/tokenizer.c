@@ -19,7 +19,9 @@
  * space the encoder prepended from the first piece of a text. */
 #include "tokenizer_internal.h"
 
+#include <errno.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -380,6 +382,44 @@ void tr_tokenizer_set_add_bos(tr_tokenizer *t, int add_bos)
 {
     if (t)
         t->add_bos = add_bos != 0 && t->bos_id >= 0;
+}
+
+/* ---- files ----------------------------------------------------------------------------------- */
+
+/* Reads a whole tokenizer file (at most 1 GiB) into a malloc'ed buffer with a NUL after it. */
+tr_status tr_tokenizer_read_file(const char *path, uint8_t **data, size_t *size)
+{
+    *data = NULL;
+    *size = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return tr_fail(TR_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    long len = -1;
+    if (fseek(f, 0, SEEK_END) == 0)
+        len = ftell(f);
+    if (len < 0 || fseek(f, 0, SEEK_SET) != 0) {
+        fclose(f);
+        return tr_fail(TR_ERR_IO, "%s: cannot determine its size", path);
+    }
+    if (len > (1L << 30)) {
+        fclose(f);
+        return tr_fail(TR_ERR_FORMAT, "%s: %ld bytes is too large for a tokenizer model", path, len);
+    }
+    uint8_t *buf = malloc((size_t)len + 1);
+    if (!buf) {
+        fclose(f);
+        return tr_fail(TR_ERR_NOMEM, "%s: out of memory reading %ld bytes", path, len);
+    }
+    size_t got = fread(buf, 1, (size_t)len, f);
+    fclose(f);
+    if (got != (size_t)len) {
+        free(buf);
+        return tr_fail(TR_ERR_IO, "%s: short read (%zu of %ld bytes)", path, got, len);
+    }
+    buf[got] = 0;
+    *data = buf;
+    *size = got;
+    return TR_OK;
 }
 
 /* ---- normalizing ------------------------------------------------------------------------------- */
@@ -745,7 +785,7 @@ static int32_t split_symbols(tr_encoder *e, size_t norm_len, tr_status *err)
                                "tokenizer: the text has a character with no piece, no byte fallback and no <unk>");
                 return -1;
             }
-            if (pending_unk >= 0) { /* fuse_unk: consecutive unknown characters share one <unk> */
+            if (pending_unk >= 0 && t->fuse_unk) { /* consecutive unknown characters share one <unk> */
                 e->sym[pending_unk].len += (uint32_t)clen;
                 i += clen;
                 continue;

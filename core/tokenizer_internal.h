@@ -61,6 +61,7 @@ struct tr_tokenizer {
     tr_merge_entry *merges; /* TR_MERGE_BY_RANK: open-addressing table of (left, right) pairs */
     uint32_t merge_mask;
     int ignore_merges; /* HF: a text that is itself a piece becomes that piece */
+    int fuse_unk;      /* HF: a run of unknown characters becomes one <unk> (SentencePiece always) */
 
     tr_text_rules rules;
     int byte_fallback;
@@ -82,6 +83,9 @@ void tr_tokenizer_add_merge(tr_tokenizer *t, int32_t left, int32_t right, int32_
 int tr_byte_piece_value(const char *s, size_t len);
 /* Id of the piece s[0..len) in map, or -1. */
 int32_t tr_piece_map_find(const tr_tokenizer *t, const tr_piece_map *map, const char *s, size_t len);
+
+/* Reads a whole file (at most 1 GiB) into *data (caller frees; a NUL follows the *size bytes). */
+tr_status tr_tokenizer_read_file(const char *path, uint8_t **data, size_t *size);
 
 /* ---- from memory (tests and fuzzers) ---------------------------------------------------------- */
 

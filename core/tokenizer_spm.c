@@ -11,7 +11,6 @@
  * its enclosing message, so a damaged file is an error naming it, never a read past the buffer.
  * The checks SentencePiece makes when it loads a model (one <unk>, 256 byte pieces when byte_fallback,
  * no empty piece) are repeated here so that a model it rejects is rejected here too. */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -371,40 +370,6 @@ tr_status tr_spm_parse_vocab(const uint8_t *data, size_t size, const char *name,
 
 /* ---- files ------------------------------------------------------------------------------------- */
 
-static tr_status read_whole_file(const char *path, uint8_t **data, size_t *size)
-{
-    *data = NULL;
-    *size = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return tr_fail(TR_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    long len = -1;
-    if (fseek(f, 0, SEEK_END) == 0)
-        len = ftell(f);
-    if (len < 0 || fseek(f, 0, SEEK_SET) != 0) {
-        fclose(f);
-        return tr_fail(TR_ERR_IO, "%s: cannot determine its size", path);
-    }
-    if (len > (1L << 30)) {
-        fclose(f);
-        return tr_fail(TR_ERR_FORMAT, "%s: %ld bytes is too large for a tokenizer model", path, len);
-    }
-    uint8_t *buf = malloc((size_t)len + 1);
-    if (!buf) {
-        fclose(f);
-        return tr_fail(TR_ERR_NOMEM, "%s: out of memory reading %ld bytes", path, len);
-    }
-    size_t got = fread(buf, 1, (size_t)len, f);
-    fclose(f);
-    if (got != (size_t)len) {
-        free(buf);
-        return tr_fail(TR_ERR_IO, "%s: short read (%zu of %ld bytes)", path, got, len);
-    }
-    *data = buf;
-    *size = got;
-    return TR_OK;
-}
-
 tr_status tr_spm_read_vocab(const char *path, tr_vocab_spec *out)
 {
     if (!path || !out)
@@ -412,7 +377,7 @@ tr_status tr_spm_read_vocab(const char *path, tr_vocab_spec *out)
     uint8_t *data;
     size_t size;
     memset(out, 0, sizeof *out);
-    TR_TRY(read_whole_file(path, &data, &size));
+    TR_TRY(tr_tokenizer_read_file(path, &data, &size));
     tr_status s = tr_spm_parse_vocab(data, size, path, out, NULL);
     free(data);
     return s;
@@ -438,7 +403,7 @@ tr_status tr_tokenizer_load_spm(const char *path, tr_tokenizer **out)
     *out = NULL;
     uint8_t *data;
     size_t size;
-    TR_TRY(read_whole_file(path, &data, &size));
+    TR_TRY(tr_tokenizer_read_file(path, &data, &size));
     tr_status s = tr_tokenizer_parse_spm(data, size, path, out);
     free(data);
     return s;
