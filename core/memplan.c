@@ -14,7 +14,8 @@ typedef struct block {
 typedef struct plan {
     block *free_list;
     int n_free, cap_free;
-    size_t top; /* high-water mark */
+    size_t top;  /* end of the used region */
+    size_t peak; /* the largest top ever reached: the size the region needs */
 } plan;
 
 static size_t align_up(size_t x, size_t a) { return (x + a - 1) / a * a; }
@@ -35,6 +36,8 @@ static size_t take(plan *p, size_t size)
     }
     size_t off = p->top;
     p->top += size;
+    if (p->top > p->peak)
+        p->peak = p->top;
     return off;
 }
 
@@ -149,5 +152,5 @@ size_t tr_memplan(tr_graph *g, size_t align, int keep_all)
     free(last_use);
     free(head);
     free(next);
-    return p.top;
+    return p.peak;
 }

@@ -6,9 +6,11 @@
  *   - sampling is reproducible from its seed. */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <cJSON.h>
 
+#include "half.h"
 #include "model.h"
 #include "test_util.h"
 
@@ -214,6 +216,161 @@ static void test_gguf_equals_hf(void)
     tr_model_free(h);
 }
 
+/* ---- half-precision copies ----------------------------------------------------------------- */
+
+/* Hugging Face name of a canonical weight name (the loader's mapping, backwards). */
+static void hf_name(const char *canon, char *out, size_t cap)
+{
+    static const char *const map[][2] = {
+        {"attn_norm", "input_layernorm"},   {"attn_q", "self_attn.q_proj"},   {"attn_k", "self_attn.k_proj"},
+        {"attn_v", "self_attn.v_proj"},     {"attn_output", "self_attn.o_proj"}, {"ffn_norm", "post_attention_layernorm"},
+        {"ffn_gate", "mlp.gate_proj"},      {"ffn_up", "mlp.up_proj"},        {"ffn_down", "mlp.down_proj"},
+    };
+    int layer;
+    char part[64];
+    if (!strcmp(canon, "token_embd.weight"))
+        snprintf(out, cap, "model.embed_tokens.weight");
+    else if (!strcmp(canon, "output_norm.weight"))
+        snprintf(out, cap, "model.norm.weight");
+    else if (!strcmp(canon, "output.weight"))
+        snprintf(out, cap, "lm_head.weight");
+    else if (sscanf(canon, "blk.%d.%63[^.].weight", &layer, part) == 2) {
+        for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+            if (!strcmp(part, map[i][0]))
+                snprintf(out, cap, "model.layers.%d.%s.weight", layer, map[i][1]);
+    }
+}
+
+static void copy_file(const char *from, const char *to)
+{
+    size_t n;
+    char *data = tr_read_file(from, &n);
+    FILE *f = fopen(to, "wb");
+    if (data && f)
+        fwrite(data, 1, n, f);
+    if (f)
+        fclose(f);
+    free(data);
+}
+
+/* Writes dir/ as a copy of the HF model at src with every matrix stored as dt (norms stay f32). */
+static int write_half_copy(const char *src_rel, const char *dir, tr_dtype dt)
+{
+    tr_model_file mf;
+    if (tr_model_file_open(tr_shared(src_rel), &mf) != TR_OK)
+        return 0;
+    char path[1024], name[128];
+    const char *files[] = {"config.json", "tokenizer.json", "tokenizer_config.json"};
+    for (int i = 0; i < 3; i++) {
+        char from[512];
+        snprintf(from, sizeof from, "%s/%s", src_rel, files[i]);
+        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+        copy_file(tr_shared(from), path);
+    }
+    /* header: {"name": {"dtype": .., "shape": [..], "data_offsets": [b, e]}, ...} */
+    size_t hcap = 65536, hlen = 0, off = 0;
+    char *hdr = malloc(hcap);
+    hlen += (size_t)snprintf(hdr + hlen, hcap - hlen, "{");
+    for (int i = 0; i < mf.n_weights; i++) {
+        const tr_weight *w = &mf.weights[i];
+        tr_dtype wt = w->ndim == 2 ? dt : TR_F32;
+        size_t bytes = (size_t)(w->ne[0] * w->ne[1]) * tr_dtype_size(wt);
+        hf_name(w->name, name, sizeof name);
+        hlen += (size_t)snprintf(hdr + hlen, hcap - hlen, "%s\"%s\":{\"dtype\":\"%s\",\"shape\":[", i ? "," : "", name,
+                                 wt == TR_F32 ? "F32" : wt == TR_F16 ? "F16" : "BF16");
+        if (w->ndim == 2)
+            hlen += (size_t)snprintf(hdr + hlen, hcap - hlen, "%lld,%lld", (long long)w->ne[1], (long long)w->ne[0]);
+        else
+            hlen += (size_t)snprintf(hdr + hlen, hcap - hlen, "%lld", (long long)w->ne[0]);
+        hlen += (size_t)snprintf(hdr + hlen, hcap - hlen, "],\"data_offsets\":[%zu,%zu]}", off, off + bytes);
+        off += bytes;
+    }
+    hlen += (size_t)snprintf(hdr + hlen, hcap - hlen, "}");
+    while (hlen % 8)
+        hdr[hlen++] = ' ';
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    FILE *f = fopen(path, "wb");
+    uint64_t h64 = hlen;
+    fwrite(&h64, 8, 1, f);
+    fwrite(hdr, 1, hlen, f);
+    for (int i = 0; i < mf.n_weights; i++) {
+        const tr_weight *w = &mf.weights[i];
+        const float *src = w->data; /* the shared models are f32 */
+        size_t n = (size_t)(w->ne[0] * w->ne[1]);
+        for (size_t j = 0; j < n; j++) {
+            if (w->ndim != 2) {
+                fwrite(&src[j], 4, 1, f);
+            } else {
+                uint16_t h = dt == TR_F16 ? tr_f32_to_f16(src[j]) : tr_f32_to_bf16(src[j]);
+                fwrite(&h, 2, 1, f);
+            }
+        }
+    }
+    fclose(f);
+    free(hdr);
+    tr_model_file_close(&mf);
+    return 1;
+}
+
+/* f16 and bf16 copies of stories260K: logits within design §6's whole-model bound of the f32
+ * model (2e-3 NMSE for f16 weights), and the fast path equal to the reference kernels. */
+static void test_half_weights(void)
+{
+    char tmpl[] = "/tmp/transit_half_XXXXXX";
+    char *dir = mkdtemp(tmpl);
+    CHECK(dir != NULL, "mkdtemp");
+    if (!dir)
+        return;
+    int n;
+    int32_t *ids = read_ids(tr_golden("logits/stories260K.story.ids"), &n);
+    tr_model *f32 = load("models/stories260K/hf", 0);
+    float *want = f32 && ids ? eval_all(f32, ids, n, 0) : NULL;
+    const tr_dtype dts[] = {TR_F16, TR_BF16};
+    for (int d = 0; d < 2 && want; d++) {
+        char sub[256];
+        snprintf(sub, sizeof sub, "%s/%s", dir, tr_dtype_name(dts[d]));
+        CHECK(mkdir(sub, 0700) == 0 && write_half_copy("models/stories260K/hf", sub, dts[d]), "writing %s", sub);
+        tr_model *m = NULL, *ref = NULL;
+        tr_model_params p = tr_model_default_params();
+        CHECK(tr_model_load(sub, &p, &m) == TR_OK, "load %s: %s", sub, tr_last_error());
+        if (!m)
+            continue;
+        tr_model_info info;
+        tr_model_get_info(m, &info);
+        CHECK(!strcmp(info.weight_type, tr_dtype_name(dts[d])), "weight type %s", info.weight_type);
+        float *got = eval_all(m, ids, n, 0), *got_b3 = eval_all(m, ids, n, 3);
+        tr_backend *rb;
+        tr_backend_options o = {.n_threads = 1, .reference = 1};
+        tr_model_load(sub, &p, &ref);
+        if (ref && tr_backend_create("cpu", &o, &rb) == TR_OK) {
+            tr_backend_free(ref->backend);
+            ref->backend = rb;
+        }
+        float *refl = ref ? eval_all(ref, ids, n, 0) : NULL;
+        size_t cnt = (size_t)n * tr_model_n_vocab(m);
+        if (got && got_b3 && refl) {
+            double e = tr_nmse(want, got, cnt);
+            printf("stories260K %-5s weights: NMSE vs f32 %.2e, fast vs reference %.2e\n", tr_dtype_name(dts[d]), e,
+                   tr_nmse(refl, got, cnt));
+            CHECK(e <= 2e-3, "%s weights: NMSE %.3g vs f32", tr_dtype_name(dts[d]), e);
+            CHECK(tr_nmse(refl, got, cnt) <= 5e-4, "%s: fast vs reference", tr_dtype_name(dts[d]));
+            CHECK(tr_nmse(got, got_b3, cnt) <= 1e-12, "%s: chunked prefill (decode path) differs", tr_dtype_name(dts[d]));
+        }
+        free(got);
+        free(got_b3);
+        free(refl);
+        tr_model_free(m);
+        tr_model_free(ref);
+    }
+    free(want);
+    free(ids);
+    tr_model_free(f32);
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", dir);
+}
+
 static void generate(tr_model *m, const tr_sampler_params *sp, int32_t *out, int n)
 {
     tr_context *c;
@@ -256,6 +413,7 @@ int main(void)
     test_golden_logits("models/stories260K/hf", "stories260K");
     test_golden_logits("models/aidreams260K/hf", "aidreams260K");
     test_gguf_equals_hf();
+    test_half_weights();
     test_sampling_seed();
     return tr_test_finish("test_e2e");
 }

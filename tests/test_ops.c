@@ -235,6 +235,13 @@ static void test_memplan(void)
     last->is_output = 1;
     size_t reuse = tr_memplan(&g, 64, 0), keep = tr_memplan(&g, 64, 1);
     CHECK(reuse < keep / 4, "memory plan reuses nothing: %zu vs %zu bytes", reuse, keep);
+    reuse = tr_memplan(&g, 64, 0);
+    for (int i = 0; i < g.n_nodes; i++) {
+        const tr_tensor *t = g.nodes[i];
+        if (t->op != TR_OP_VIEW)
+            CHECK(t->offset + tr_nbytes(t) <= reuse, "node %d ends at %zu, past the plan's %zu bytes", i,
+                  t->offset + tr_nbytes(t), reuse);
+    }
     float *a = compute(fast_backend, &g, last);
     float *b = compute(ref_backend, &g, last);
     CHECK(tr_nmse(b, a, 64) < 1e-9, "memory reuse changed the result");
