@@ -122,6 +122,7 @@ typedef struct loader {
     size_t n, cap;
     char **paths;      /* file paths the entries point to */
     int n_paths;
+    const char *weights_file; /* the file that lists the tensors: .gguf, model.safetensors or the index */
 } loader;
 
 static const char *loader_keep_path(loader *L, const char *path)
@@ -218,14 +219,15 @@ static tr_status check_weight(const loader *L, int kind, int layer, int required
     if (!e) {
         if (!required)
             return TR_OK;
+        const char *file = L->weights_file ? L->weights_file : L->f->path;
         if (!L->hf)
-            return tr_fail(TR_ERR_FORMAT, "%s: tensor '%s' is missing", L->f->path, name);
+            return tr_fail(TR_ERR_FORMAT, "%s: tensor '%s' is missing", file, name);
         char hf_name[128];
         if (kind < K_LAYER)
             snprintf(hf_name, sizeof hf_name, "%s", hf_global_names[kind]);
         else
             snprintf(hf_name, sizeof hf_name, "model.layers.%d.%s", layer, hf_layer_names[kind - K_LAYER]);
-        return tr_fail(TR_ERR_FORMAT, "%s: tensor '%s' (%s) is missing", L->f->path, hf_name, name);
+        return tr_fail(TR_ERR_FORMAT, "%s: tensor '%s' (%s) is missing", file, hf_name, name);
     }
     int64_t want[2];
     int ndim = expected_shape(&L->f->hp, kind, want);
@@ -552,8 +554,10 @@ static tr_status load_hf(const char *dir, tr_model_file *f)
     TR_TRY(join_path(path, sizeof path, dir, "model.safetensors"));
     TR_TRY(join_path(index_path, sizeof index_path, dir, "model.safetensors.index.json"));
     if (tr_is_regular_file(path)) {
+        L.weights_file = path;
         s = load_shard(&L, path, NULL, NULL, NULL);
     } else if (tr_is_regular_file(index_path)) {
+        L.weights_file = index_path;
         s = load_sharded(&L, dir, index_path);
     } else {
         TR_TRY(join_path(path, sizeof path, dir, "pytorch_model.bin"));

@@ -19,6 +19,7 @@ int cli_parse(int argc, char **argv, int first, cli_opts *o, const char *cmd);
 int cli_fail(const char *fmt, ...);     /* prints "transit: <msg>" to stderr; returns 1 */
 int cli_fail_status(tr_status s);       /* prints tr_last_error(); returns 1 */
 double cli_now(void);                   /* seconds, monotonic */
+void cli_tune_blas(char **argv);         /* may re-exec with OPENBLAS_CORETYPE set (blas_tune.c) */
 
 /* The prompt's token ids: from --ids (no BOS added) or from -p / -f (BOS as the model says).
  * *ids is malloc'd; returns 0 or 1 after printing the error. */

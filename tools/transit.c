@@ -25,6 +25,7 @@ int main(int argc, char **argv)
         fputs(usage, stdout);
         return argc < 2 ? 1 : 0;
     }
+    cli_tune_blas(argv);
     const char *cmd = argv[1];
     if (!strcmp(cmd, "run"))
         return cmd_run(argc, argv);
