@@ -187,7 +187,7 @@ static tr_status check_unsupported_features(const cJSON *root, const char *path)
 static tr_status read_config(const cJSON *root, const char *path, tr_hparams *hp)
 {
     if (!cJSON_IsObject(root))
-        return tr_fail(TR_ERR_FORMAT, "%s: is a JSON %s, expected an object", path, tr_json_type_name(root));
+        return tr_fail(TR_ERR_FORMAT, "%s: must be a JSON object, got %s", path, tr_json_type_name(root));
     const cJSON *mt = cJSON_GetObjectItemCaseSensitive(root, "model_type");
     if (!mt)
         return tr_fail(TR_ERR_FORMAT, "%s: 'model_type' is missing", path);
@@ -246,7 +246,7 @@ tr_status tr_hf_tokenizer_config_parse(const char *text, size_t len, const char 
     TR_TRY(tr_json_parse(text, len, path, &root));
     tr_status s = TR_OK;
     if (!cJSON_IsObject(root))
-        s = tr_fail(TR_ERR_FORMAT, "%s: is a JSON %s, expected an object", path, tr_json_type_name(root));
+        s = tr_fail(TR_ERR_FORMAT, "%s: must be a JSON object, got %s", path, tr_json_type_name(root));
     else
         s = get_bool(root, path, "add_bos_token", 1, add_bos);
     cJSON_Delete(root);

@@ -246,7 +246,8 @@ static tr_status check_weight(const loader *L, int kind, int layer, int required
 static tr_status validate(loader *L)
 {
     tr_hparams *hp = &L->f->hp;
-    qsort(L->entries, L->n, sizeof *L->entries, cmp_entry_name);
+    if (L->n)
+        qsort(L->entries, L->n, sizeof *L->entries, cmp_entry_name);
     TR_TRY(check_weight(L, K_TOKEN_EMBD, -1, 1));
     TR_TRY(check_weight(L, K_OUTPUT_NORM, -1, 1));
     /* GGUF ties by leaving output.weight out; HF says tie_word_embeddings, but an lm_head present
@@ -612,7 +613,9 @@ tr_status tr_model_file_open(const char *path, tr_model_file *out)
                 s = load_gguf(bytes, m.size, out);
         } else {
             char q[40];
-            if (ends_with(path, ".safetensors"))
+            if (m.size == 0)
+                s = tr_fail(TR_ERR_FORMAT, "%s: empty file", path);
+            else if (ends_with(path, ".safetensors"))
                 s = tr_fail(TR_ERR_UNSUPPORTED, "%s: a safetensors file needs its config.json: open its directory",
                             path);
             else

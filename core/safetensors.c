@@ -73,7 +73,7 @@ static tr_status parse_tensor(const char *file, const cJSON *item, const uint8_t
     char q[80];
     const char *name = quote_name(item->string, q, sizeof q);
     if (!cJSON_IsObject(item))
-        return tr_fail(TR_ERR_FORMAT, "%s: tensor '%s' is a JSON %s, expected an object", file, name,
+        return tr_fail(TR_ERR_FORMAT, "%s: tensor '%s' must be a JSON object, got %s", file, name,
                        tr_json_type_name(item));
     const cJSON *dtype = cJSON_GetObjectItemCaseSensitive(item, "dtype");
     const cJSON *shape = cJSON_GetObjectItemCaseSensitive(item, "shape");
@@ -110,10 +110,13 @@ static tr_status parse_tensor(const char *file, const cJSON *item, const uint8_t
     cJSON_ArrayForEach(dim, shape)
     {
         uint64_t v;
-        if (!json_uint(dim, &v))
+        if (!json_uint(dim, &v)) {
+            if (cJSON_IsNumber(dim))
+                return tr_fail(TR_ERR_FORMAT, "%s: tensor '%s': shape entry %d must be a non-negative integer, got %g",
+                               file, name, d, dim->valuedouble);
             return tr_fail(TR_ERR_FORMAT, "%s: tensor '%s': shape entry %d must be a non-negative integer, got %s",
-                           file, name, d, cJSON_IsNumber(dim) ? "a non-integer number" : tr_json_type_name(dim));
-        /* v <= 2^53, so n_el * v cannot overflow while n_el stays below 2^64 / 2^53 ... checked here */
+                           file, name, d, tr_json_type_name(dim));
+        }
         if (v != 0 && n_el > UINT64_MAX / v)
             return tr_fail(TR_ERR_FORMAT, "%s: tensor '%s': element count of its shape overflows", file, name);
         n_el *= v;
@@ -134,7 +137,6 @@ static tr_status parse_tensor(const char *file, const cJSON *item, const uint8_t
                        "%s: tensor '%s' data_offsets [%llu, %llu] run past the end of the data (%zu bytes after the header)",
                        file, name, (unsigned long long)begin, (unsigned long long)end, data_size);
     uint64_t bytes = end - begin;
-    /* bytes * 8 fits: bytes <= data_size < 2^61 on any real machine, checked to be safe */
     if (bytes > UINT64_MAX / 8 || n_el > UINT64_MAX / di->bits || bytes * 8 != n_el * di->bits) {
         char sh[96];
         format_shape(shape, sh, sizeof sh);
@@ -188,7 +190,7 @@ static tr_status parse_header(const char *file, const cJSON *root, const uint8_t
                               tr_safetensors *st)
 {
     if (!cJSON_IsObject(root))
-        return tr_fail(TR_ERR_FORMAT, "%s: JSON header is a %s, expected an object", file, tr_json_type_name(root));
+        return tr_fail(TR_ERR_FORMAT, "%s: the JSON header must be an object, got %s", file, tr_json_type_name(root));
     size_t n = 0;
     const cJSON *item;
     cJSON_ArrayForEach(item, root) n++;
@@ -199,7 +201,7 @@ static tr_status parse_header(const char *file, const cJSON *root, const uint8_t
     {
         if (strcmp(item->string, "__metadata__") == 0) { /* free-form strings: not ours to judge */
             if (!cJSON_IsObject(item))
-                return tr_fail(TR_ERR_FORMAT, "%s: '__metadata__' is a %s, expected an object", file,
+                return tr_fail(TR_ERR_FORMAT, "%s: '__metadata__' must be an object, got %s", file,
                                tr_json_type_name(item));
             continue;
         }
@@ -280,7 +282,7 @@ static int cmp_entry_tensor(const void *a, const void *b)
 static tr_status parse_index(const char *file, const cJSON *root, tr_st_index *idx)
 {
     if (!cJSON_IsObject(root))
-        return tr_fail(TR_ERR_FORMAT, "%s: is a JSON %s, expected an object", file, tr_json_type_name(root));
+        return tr_fail(TR_ERR_FORMAT, "%s: must be a JSON object, got %s", file, tr_json_type_name(root));
     const cJSON *map = cJSON_GetObjectItemCaseSensitive(root, "weight_map");
     if (!map)
         return tr_fail(TR_ERR_FORMAT, "%s: 'weight_map' is missing", file);

@@ -138,11 +138,12 @@ static tr_status collect_pieces(const char *name, const cJSON *vocab, const cJSO
                                 tr_vocab_spec *spec)
 {
     const cJSON *item;
-    int n = 0, id;
+    int n = 0, id, entries = 0;
     cJSON_ArrayForEach(item, vocab)
     {
         TR_TRY(get_id(name, item, "piece", item->string, &id));
         n = id + 1 > n ? id + 1 : n;
+        entries++;
     }
     cJSON_ArrayForEach(item, added)
     {
@@ -158,9 +159,13 @@ static tr_status collect_pieces(const char *name, const cJSON *vocab, const cJSO
                            name, content->valuestring);
         TR_TRY(get_id(name, member(item, "id"), "added token", content->valuestring, &id));
         n = id + 1 > n ? id + 1 : n;
+        entries++;
     }
     if (n == 0)
         return tr_fail(TR_ERR_FORMAT, "%s: model.vocab is empty", name);
+    /* Checked before allocating, so that one large id in a small file cannot claim gigabytes. */
+    if (n > entries)
+        return tr_fail(TR_ERR_FORMAT, "%s: ids run to %d but there are only %d pieces", name, n - 1, entries);
 
     spec->n = n;
     spec->pieces = calloc((size_t)n, sizeof *spec->pieces);

@@ -260,6 +260,8 @@ static tr_status count_pieces(spm_cursor c, int *n)
 static tr_status check_model(const char *name, const spm_model *m, const tr_vocab_spec *spec)
 {
     static const char *const type_names[] = {"?", "UNIGRAM", "BPE", "WORD", "CHAR"};
+    if (spec->n == 0)
+        return tr_fail(TR_ERR_FORMAT, "%s: the model has no pieces", name);
     if (m->model_type != SPM_BPE)
         return tr_fail(TR_ERR_UNSUPPORTED, "%s: SentencePiece model type %s (%d) is not supported, only BPE", name,
                        m->model_type >= 1 && m->model_type <= 4 ? type_names[m->model_type] : "unknown",
@@ -271,8 +273,6 @@ static tr_status check_model(const char *name, const spm_model *m, const tr_voca
                        name, m->norm_name, m->charsmap_len);
     if (m->treat_ws_as_suffix)
         return tr_fail(TR_ERR_UNSUPPORTED, "%s: treat_whitespace_as_suffix is not supported", name);
-    if (spec->n == 0)
-        return tr_fail(TR_ERR_FORMAT, "%s: the model has no pieces", name);
     int unk = -1, bytes_seen[256] = {0}, n_bytes = 0;
     for (int i = 0; i < spec->n; i++) {
         if (spec->types[i] == TR_TOKEN_UNKNOWN) {

@@ -166,6 +166,47 @@ static void test_errors(void)
     expect_one_line_error(args, path);
 }
 
+/* An HF directory made from stories260K/hf with one file replaced by `content`. */
+static void damaged_hf_dir(const char *name, const char *bad_file, const char *content, char *dir, size_t cap)
+{
+    snprintf(dir, cap, "%s/%s", tmpdir, name);
+    CHECK(mkdir(dir, 0700) == 0, "mkdir %s", dir);
+    const char *files[] = {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"};
+    for (int i = 0; i < 4; i++) {
+        char from[512], to[1400];
+        snprintf(from, sizeof from, "models/stories260K/hf/%s", files[i]);
+        snprintf(to, sizeof to, "%s/%s", dir, files[i]);
+        if (!strcmp(files[i], bad_file)) {
+            write_bytes(to, content, strlen(content));
+        } else {
+            size_t n;
+            char *data = tr_read_file(tr_shared(from), &n);
+            write_bytes(to, data, data ? n : 0);
+            free(data);
+        }
+    }
+}
+
+static void test_damaged_hf(void)
+{
+    char dir[1200], args[2048], must[1400];
+    struct {
+        const char *name, *file, *content;
+    } cases[] = {
+        {"badtokjson", "tokenizer.json", "{\"model\": {\"type\": \"BPE\", \"vocab\": [1, 2]}}"},
+        {"nottokjson", "tokenizer.json", "this is not json"},
+        {"badconfig", "config.json", "{\"model_type\": \"llama\", \"hidden_size\": \"64\"}"},
+        {"noconfig", "config.json", ""},
+        {"badst", "model.safetensors", "\x08\x00\x00\x00\x00\x00\x00\x00{\"a\": 1}"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        damaged_hf_dir(cases[i].name, cases[i].file, cases[i].content, dir, sizeof dir);
+        snprintf(args, sizeof args, "run -m %s -p hi -n 2", dir);
+        snprintf(must, sizeof must, "%s/%s", dir, cases[i].file);
+        expect_one_line_error(args, must);
+    }
+}
+
 static void test_info_help(void)
 {
     char *out = NULL, args[1024];
@@ -196,6 +237,7 @@ int main(void)
     test_eval("models/aidreams260K/hf", "aidreams260K", "--batch 1");
     test_tokenize();
     test_errors();
+    test_damaged_hf();
     test_info_help();
     char cmd[1200];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);

@@ -206,7 +206,7 @@ static void kv_f32(wbuf *b, const char *key, float v) { kv_head(b, key, TR_GGUF_
 static void kv_str(wbuf *b, const char *key, const char *v) { kv_head(b, key, TR_GGUF_STRING); put_str(b, v); }
 
 enum damage {
-    D_NONE, D_F16_BF16, D_TIED, D_ALIGN_8, /* valid variants */
+    D_NONE, D_F16_BF16, D_TIED, D_ALIGN_8, D_ALIGN_1, /* valid variants */
     D_MAGIC, D_VERSION_1, D_VERSION_9, D_HUGE_TENSOR_COUNT, D_HUGE_KV_COUNT, D_HUGE_KEY_LEN, D_HUGE_STRING_LEN,
     D_HUGE_ARRAY, D_NESTED_ARRAY, D_BAD_VTYPE, D_BAD_BOOL, D_DUP_KEY, D_ALIGN_3, D_NDIMS_0, D_NDIMS_5, D_DIM_0,
     D_DIM_OVERFLOW, D_DIM_HUGE, D_TYPE_99, D_TYPE_Q4_0, D_TYPE_I32, D_OFFSET_MISALIGNED, D_OFFSET_PAST_END,
@@ -224,6 +224,7 @@ static const struct {
     [D_F16_BF16] = {"valid f16/bf16", TR_OK},
     [D_TIED] = {"valid tied", TR_OK},
     [D_ALIGN_8] = {"valid alignment 8", TR_OK},
+    [D_ALIGN_1] = {"valid alignment 1", TR_OK},
     [D_MAGIC] = {"wrong magic", TR_ERR_FORMAT},
     [D_VERSION_1] = {"version 1", TR_ERR_UNSUPPORTED},
     [D_VERSION_9] = {"version 9", TR_ERR_FORMAT},
@@ -374,14 +375,14 @@ static uint8_t *make_gguf(enum damage d, size_t *len)
 {
     wbuf kv = {0}, out = {0};
     uint64_t n_kv = 0;
-    uint32_t alignment = d == D_ALIGN_8 ? 8 : 32;
+    uint32_t alignment = d == D_ALIGN_8 ? 8 : d == D_ALIGN_1 ? 1 : 32;
     kv_str(&kv, "general.architecture", d == D_ARCH_GPT2 ? "gpt2" : d == D_NO_ARCH ? "" : "llama");
     if (d == D_NO_ARCH) { /* rename the key instead of writing an empty value */
         kv.n = 0;
         kv_str(&kv, "general.name", "synthetic");
     }
     n_kv++;
-    if (d == D_ALIGN_8 || d == D_ALIGN_3) {
+    if (d == D_ALIGN_8 || d == D_ALIGN_1 || d == D_ALIGN_3) {
         kv_u32(&kv, "general.alignment", d == D_ALIGN_3 ? 3 : alignment);
         n_kv++;
     }
@@ -459,6 +460,8 @@ static uint8_t *make_gguf(enum damage d, size_t *len)
         if (i == 0)
             first_offset = offset;
         offset += (bytes + alignment - 1) / alignment * alignment;
+        if (d == D_ALIGN_1)
+            offset += 1; /* leaves most tensors misaligned for their element size */
         if (i == nt - 1)
             offset = off + bytes; /* the file ends exactly where the last tensor ends */
     }
@@ -496,6 +499,12 @@ static void test_gguf_damage(void)
                 const tr_weight *q = tr_model_file_find(&f, "blk.0.attn_q.weight");
                 CHECK(q && q->dtype == (d == D_F16_BF16 ? TR_BF16 : TR_F32) && q->ne[0] == S_DIM && q->ne[1] == 8,
                       "%s: attn_q dtype %d", damages[d].name, q ? (int)q->dtype : -1);
+                int aligned = 1;
+                for (int i = 0; i < f.n_weights; i++)
+                    aligned &= (uintptr_t)f.weights[i].data % tr_dtype_size(f.weights[i].dtype) == 0;
+                CHECK(aligned, "%s: weight data misaligned", damages[d].name);
+                if (d == D_ALIGN_1)
+                    CHECK(f.n_heap_copies >= f.n_weights / 2, "alignment 1: %d heap copies", f.n_heap_copies);
                 if (d == D_F16_BF16) {
                     const tr_weight *k = tr_model_file_find(&f, "blk.0.attn_k.weight");
                     CHECK(k && k->dtype == TR_F16 && k->nbytes == S_DIM * S_KV * S_HD * 2, "f16 attn_k");
@@ -660,7 +669,6 @@ static void test_safetensors_damage(void)
         {"duplicate tensor", "model.layers.0.input_layernorm.weight", "model.embed_tokens.weight", TR_ERR_FORMAT},
         {"metadata not an object", "\"__metadata__\":{\"format\":\"pt\"}", "\"__metadata__\":\"pt\"", TR_ERR_FORMAT},
         {"not JSON", "{\"model.embed", "{model.embed", TR_ERR_FORMAT},
-        {"JSON array", "{\"model.embed_tokens.weight\":", "[{\"model.embed_tokens.weight\":", TR_ERR_FORMAT},
         {"trailing garbage", "\"pt\"}}", "\"pt\"}}xx", TR_ERR_FORMAT},
         {"missing tensor", "model.layers.3.mlp.up_proj.weight", "model.layers.3.mlp.up_proj.other", TR_ERR_FORMAT},
         {"layer beyond config", "model.layers.3.mlp.up_proj.weight", "model.layers.9.mlp.up_proj.weight", TR_ERR_FORMAT},
@@ -713,6 +721,16 @@ static void test_safetensors_damage(void)
         expect_fail(label, dir, st_path, TR_ERR_FORMAT);
         free(img);
     }
+    static const char *const whole_headers[] = {"[1, 2]", "\"text\"", "null", "{\"t\": {\"dtype\": \"F32\"}}", ""};
+    for (size_t i = 0; i < sizeof whole_headers / sizeof whole_headers[0]; i++) {
+        img = rebuild_st(whole_headers[i], 0, &len);
+        snprintf(label, sizeof label, "st_whole_%zu", i);
+        dir = make_hf_dir(label, NULL, img, len);
+        snprintf(st_path, sizeof st_path, "%s/model.safetensors", dir);
+        snprintf(label, sizeof label, "safetensors header: %s", whole_headers[i]);
+        expect_fail(label, dir, st_path, TR_ERR_FORMAT);
+        free(img);
+    }
     img = rebuild_st(header, 0, &len);
     img[8 + 20] = '\0';
     dir = make_hf_dir("st_nul", NULL, img, len);
@@ -756,7 +774,6 @@ static void test_config_damage(void)
         {"ffn vs tensors", "\"intermediate_size\": 172", "\"intermediate_size\": 171", TR_ERR_FORMAT},
         {"layers vs tensors", "\"num_hidden_layers\": 5", "\"num_hidden_layers\": 6", TR_ERR_FORMAT},
         {"not JSON", "{", "{{", TR_ERR_FORMAT},
-        {"not an object", "{", "[{", TR_ERR_FORMAT},
     };
     char label[128], cfg_path[1024];
     for (size_t i = 0; i < sizeof edits / sizeof edits[0]; i++) {
@@ -769,6 +786,14 @@ static void test_config_damage(void)
         snprintf(label, sizeof label, "config: %s", edits[i].label);
         expect_fail(label, dir, cfg_path, edits[i].want);
         free(cfg);
+    }
+    static const char *const whole_configs[] = {"[1, 2]", "\"llama\"", "", "{}"};
+    for (size_t i = 0; i < sizeof whole_configs / sizeof whole_configs[0]; i++) {
+        snprintf(label, sizeof label, "cfg_whole_%zu", i);
+        const char *dir = make_hf_dir(label, whole_configs[i], NULL, 0);
+        snprintf(cfg_path, sizeof cfg_path, "%s/config.json", dir);
+        snprintf(label, sizeof label, "config: %s", whole_configs[i]);
+        expect_fail(label, dir, cfg_path, TR_ERR_FORMAT);
     }
     /* tokenizer_config.json: a wrong type is an error; add_bos_token false is honoured. */
     const char *dir = make_hf_dir("tokcfg_bad", NULL, NULL, 0);

@@ -215,9 +215,16 @@ int cli_prompt_ids(const cli_opts *o, tr_model *m, int32_t **ids, int *n)
     if (o->ids_file) {
         rc = parse_ids(o->ids_file, src, len, tr_model_n_vocab(m), ids, n);
     } else {
-        int cap = (int)len + 8; /* a token covers at least one byte, plus BOS */
+        /* a first guess; the tokenizer reports the real count if it is short (byte fallback can
+         * turn one byte of text into several tokens) */
+        int cap = (int)len + 8;
         *ids = malloc((size_t)cap * sizeof **ids);
         tr_status s = *ids ? tr_tokenize(m, src, len, -1, *ids, cap, n) : TR_ERR_NOMEM;
+        if (s == TR_ERR_RANGE && *n > cap) {
+            cap = *n;
+            int32_t *bigger = realloc(*ids, (size_t)cap * sizeof **ids);
+            s = bigger ? tr_tokenize(m, src, len, -1, (*ids = bigger), cap, n) : TR_ERR_NOMEM;
+        }
         rc = s == TR_OK ? 0 : cli_fail_status(s);
         if (rc) {
             free(*ids);

@@ -1,0 +1,46 @@
+/* fuzz_hf_config.c: libFuzzer target for the Hugging Face JSON files, from memory: the same input is
+ * read as config.json, tokenizer_config.json and model.safetensors.index.json. Accepted configs
+ * must satisfy the invariants later stages rely on; rejected ones give a one-line message that
+ * starts with the file name. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hf_config.h"
+#include "safetensors.h"
+
+static void check_error(const char *name)
+{
+    const char *e = tr_last_error();
+    if (strchr(e, '\n') || strncmp(e, name, strlen(name)) != 0)
+        abort();
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    const char *text = (const char *)data;
+    tr_hparams hp;
+    if (tr_hf_config_parse(text, size, "config.json", &hp) == TR_OK) {
+        if (hp.dim < 1 || hp.n_layers < 1 || hp.n_heads < 1 || hp.n_kv_heads < 1 || hp.head_dim < 1 ||
+            hp.head_dim % 2 || hp.n_heads % hp.n_kv_heads || hp.n_vocab < 1 || hp.ffn_dim < 1 ||
+            !(hp.rms_eps > 0) || !(hp.rope_theta > 0) || hp.bos_id >= hp.n_vocab || hp.eos_id >= hp.n_vocab)
+            abort();
+    } else {
+        check_error("config.json");
+    }
+    int add_bos;
+    if (tr_hf_tokenizer_config_parse(text, size, "tokenizer_config.json", &add_bos) != TR_OK)
+        check_error("tokenizer_config.json");
+    else if (add_bos != 0 && add_bos != 1)
+        abort();
+    tr_st_index idx;
+    if (tr_st_index_parse(text, size, "index.json", &idx) == TR_OK) {
+        for (size_t i = 0; i < idx.n; i++)
+            if (!idx.entries[i].shard[0] || strchr(idx.entries[i].shard, '/') || strstr(idx.entries[i].shard, ".."))
+                abort();
+    } else {
+        check_error("index.json");
+    }
+    tr_st_index_free(&idx);
+    return 0;
+}

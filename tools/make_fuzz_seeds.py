@@ -1,0 +1,205 @@
+#!/usr/bin/env python3
+"""make_fuzz_seeds.py: writes the seed corpora of the loader fuzzers under tests/fuzz/corpus/.
+
+The seeds are tiny synthetic LLaMA checkpoints (dim 8, 1 layer, 2 heads of 4, 1 KV head, ffn 12,
+6 tokens), a few KB each, plus a few damaged variants so that the fuzzers start next to the error
+paths. They are generated, never copied from the shared models, and deterministic (fixed seeds), so
+re-running this script reproduces the same files.
+
+    python3 tools/make_fuzz_seeds.py [--out tests/fuzz/corpus]
+
+Needs numpy and gguf (pip install numpy gguf).
+"""
+import argparse
+import json
+import os
+import struct
+
+import numpy as np
+
+DIM, FFN, HEADS, KV_HEADS, HEAD_DIM, VOCAB, LAYERS = 8, 12, 2, 1, 4, 6, 1
+PIECES = ["<unk>", "<s>", "</s>", "\u2581a", "b", "<0x0A>"]
+TOKEN_TYPES = [2, 3, 3, 1, 1, 6]
+
+
+def gguf_tensors(rng):
+    """Canonical GGUF names and arrays in numpy (row-major) shape, i.e. reversed ne."""
+    t = {
+        "token_embd.weight": (VOCAB, DIM),
+        "output_norm.weight": (DIM,),
+        "output.weight": (VOCAB, DIM),
+    }
+    for layer in range(LAYERS):
+        p = f"blk.{layer}."
+        t[p + "attn_norm.weight"] = (DIM,)
+        t[p + "attn_q.weight"] = (HEADS * HEAD_DIM, DIM)
+        t[p + "attn_k.weight"] = (KV_HEADS * HEAD_DIM, DIM)
+        t[p + "attn_v.weight"] = (KV_HEADS * HEAD_DIM, DIM)
+        t[p + "attn_output.weight"] = (DIM, HEADS * HEAD_DIM)
+        t[p + "ffn_norm.weight"] = (DIM,)
+        t[p + "ffn_gate.weight"] = (FFN, DIM)
+        t[p + "ffn_up.weight"] = (FFN, DIM)
+        t[p + "ffn_down.weight"] = (DIM, FFN)
+    return {name: rng.standard_normal(shape).astype(np.float32) for name, shape in t.items()}
+
+
+def write_gguf(path, tensors, dtype=np.float32, tied=False, alignment=None):
+    import gguf
+
+    w = gguf.GGUFWriter(path, "llama")
+    w.add_context_length(64)
+    w.add_embedding_length(DIM)
+    w.add_feed_forward_length(FFN)
+    w.add_block_count(LAYERS)
+    w.add_head_count(HEADS)
+    w.add_head_count_kv(KV_HEADS)
+    w.add_rope_dimension_count(HEAD_DIM)
+    w.add_layer_norm_rms_eps(1e-5)
+    if alignment:
+        w.add_custom_alignment(alignment)
+    w.add_tokenizer_model("llama")
+    w.add_token_list(PIECES)
+    w.add_token_scores([-float(i) for i in range(VOCAB)])
+    w.add_token_types(TOKEN_TYPES)
+    w.add_bos_token_id(1)
+    w.add_eos_token_id(2)
+    w.add_unk_token_id(0)
+    for name, a in tensors.items():
+        if tied and name == "output.weight":
+            continue
+        w.add_tensor(name, a if a.ndim == 1 else a.astype(dtype))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
+HF_NAMES = {
+    "token_embd.weight": "model.embed_tokens.weight",
+    "output_norm.weight": "model.norm.weight",
+    "output.weight": "lm_head.weight",
+    "attn_norm.weight": "input_layernorm.weight",
+    "attn_q.weight": "self_attn.q_proj.weight",
+    "attn_k.weight": "self_attn.k_proj.weight",
+    "attn_v.weight": "self_attn.v_proj.weight",
+    "attn_output.weight": "self_attn.o_proj.weight",
+    "ffn_norm.weight": "post_attention_layernorm.weight",
+    "ffn_gate.weight": "mlp.gate_proj.weight",
+    "ffn_up.weight": "mlp.up_proj.weight",
+    "ffn_down.weight": "mlp.down_proj.weight",
+}
+
+
+def hf_name(name):
+    if name in HF_NAMES:
+        return HF_NAMES[name]
+    _, layer, rest = name.split(".", 2)
+    return f"model.layers.{layer}.{HF_NAMES[rest]}"
+
+
+def bf16_bytes(a):
+    """float32 -> bfloat16 by truncation (numpy has no bfloat16)."""
+    return (np.ascontiguousarray(a, dtype=np.float32).view(np.uint32) >> 16).astype("<u2").tobytes()
+
+
+def safetensors_bytes(tensors, dtype="F32", pad_to=8, extra_header=None):
+    """A safetensors image written by hand, so dtype and header padding can be chosen."""
+    header, blobs, offset = {}, [], 0
+    for name, a in tensors.items():
+        dt = "F32" if a.ndim == 1 else dtype
+        if dt == "F32":
+            raw = a.astype("<f4").tobytes()
+        elif dt == "F16":
+            raw = a.astype("<f2").tobytes()
+        else:
+            raw = bf16_bytes(a)
+        header[hf_name(name)] = {"dtype": dt, "shape": list(a.shape), "data_offsets": [offset, offset + len(raw)]}
+        blobs.append(raw)
+        offset += len(raw)
+    header["__metadata__"] = {"format": "pt"}
+    if extra_header:
+        header.update(extra_header)
+    text = json.dumps(header, separators=(",", ":")).encode()
+    if pad_to:
+        text += b" " * ((-(8 + len(text))) % pad_to)
+    else:  # leave the data misaligned for f32 on purpose
+        text += b" " * ((3 - (8 + len(text))) % 4)
+    return struct.pack("<Q", len(text)) + text + b"".join(blobs)
+
+
+CONFIG = {
+    "architectures": ["LlamaForCausalLM"],
+    "model_type": "llama",
+    "hidden_size": DIM,
+    "intermediate_size": FFN,
+    "num_hidden_layers": LAYERS,
+    "num_attention_heads": HEADS,
+    "num_key_value_heads": KV_HEADS,
+    "head_dim": HEAD_DIM,
+    "vocab_size": VOCAB,
+    "max_position_embeddings": 64,
+    "rms_norm_eps": 1e-5,
+    "rope_theta": 10000.0,
+    "hidden_act": "silu",
+    "tie_word_embeddings": False,
+    "bos_token_id": 1,
+    "eos_token_id": [2],
+    "rope_scaling": None,
+}
+
+
+def write(path, data):
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "tests", "fuzz", "corpus"))
+    args = ap.parse_args()
+    rng = np.random.default_rng(260)
+    tensors = gguf_tensors(rng)
+
+    d = os.path.join(args.out, "fuzz_gguf")
+    os.makedirs(d, exist_ok=True)
+    write_gguf(os.path.join(d, "tiny_f32.gguf"), tensors)
+    write_gguf(os.path.join(d, "tiny_f16_tied.gguf"), tensors, dtype=np.float16, tied=True)
+    write_gguf(os.path.join(d, "tiny_align8.gguf"), tensors, alignment=8)
+    good = open(os.path.join(d, "tiny_f32.gguf"), "rb").read()
+    write(os.path.join(d, "bad_truncated.gguf"), good[: len(good) // 3])
+    write(os.path.join(d, "bad_version1.gguf"), good[:4] + struct.pack("<I", 1) + good[8:])
+    write(os.path.join(d, "bad_tensor_count.gguf"), good[:8] + struct.pack("<Q", 1 << 60) + good[16:])
+    # the first tensor's type id (just after its name, n_dims and dims) set to Q4_0
+    name = b"token_embd.weight"
+    at = good.index(name) + len(name) + 4 + 2 * 8
+    write(os.path.join(d, "bad_q4_0.gguf"), good[:at] + struct.pack("<I", 2) + good[at + 4 :])
+
+    d = os.path.join(args.out, "fuzz_safetensors")
+    os.makedirs(d, exist_ok=True)
+    write(os.path.join(d, "tiny_f32.safetensors"), safetensors_bytes(tensors))
+    write(os.path.join(d, "tiny_f16_misaligned.safetensors"), safetensors_bytes(tensors, "F16", pad_to=0))
+    write(os.path.join(d, "tiny_bf16.safetensors"), safetensors_bytes(tensors, "BF16"))
+    extra = {"model.rotary_emb.inv_freq": {"dtype": "I64", "shape": [0], "data_offsets": [0, 0]}}
+    write(os.path.join(d, "tiny_extra_i64.safetensors"), safetensors_bytes(tensors, extra_header=extra))
+    good = safetensors_bytes(tensors)
+    write(os.path.join(d, "bad_truncated.safetensors"), good[:200])
+    write(os.path.join(d, "bad_header_len.safetensors"), struct.pack("<Q", 1 << 40) + good[8:])
+    bad = json.dumps({"w": {"dtype": "F32", "shape": [2, 2], "data_offsets": [8, 4]}}).encode()
+    write(os.path.join(d, "bad_offsets.safetensors"), struct.pack("<Q", len(bad)) + bad + bytes(16))
+
+    d = os.path.join(args.out, "fuzz_hf_config")
+    os.makedirs(d, exist_ok=True)
+    write(os.path.join(d, "config.json"), json.dumps(CONFIG, indent=2).encode())
+    write(os.path.join(d, "config_minimal.json"),
+          json.dumps({k: CONFIG[k] for k in ("model_type", "hidden_size", "intermediate_size",
+                                             "num_hidden_layers", "num_attention_heads", "vocab_size")}).encode())
+    write(os.path.join(d, "config_bad_type.json"), json.dumps(dict(CONFIG, hidden_size="8")).encode())
+    write(os.path.join(d, "tokenizer_config.json"), b'{"add_bos_token": true, "bos_token": "<s>"}')
+    index = {"metadata": {"total_size": 1234},
+             "weight_map": {hf_name(n): f"model-0000{1 + i % 2}-of-00002.safetensors" for i, n in enumerate(tensors)}}
+    write(os.path.join(d, "index.json"), json.dumps(index, indent=2).encode())
+    write(os.path.join(d, "index_dotdot.json"), b'{"weight_map": {"a": "../x.safetensors"}}')
+
+
+if __name__ == "__main__":
+    main()
