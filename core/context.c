@@ -4,6 +4,7 @@
 
 #include "error.h"
 #include "model.h"
+#include "transition.h"
 
 tr_context_params tr_context_default_params(void)
 {
@@ -56,7 +57,12 @@ tr_status tr_context_create(tr_model *m, const tr_context_params *params, tr_con
     c->n_ctx = p.n_ctx ? p.n_ctx : (m->hp.n_ctx_train > 0 && m->hp.n_ctx_train < 4096 ? m->hp.n_ctx_train : 4096);
     c->n_batch = p.n_batch && p.n_batch < c->n_ctx ? p.n_batch : c->n_ctx;
     c->transition = p.transition;
-    tr_status s = tr_graph_init(&c->graph);
+    tr_status s = tr_transition_check(&c->transition);
+    if (s != TR_OK) {
+        free(c);
+        return s;
+    }
+    s = tr_graph_init(&c->graph);
     if (s == TR_OK)
         s = alloc_cache(c);
     c->ids = malloc((size_t)c->n_batch * sizeof *c->ids);
@@ -92,6 +98,7 @@ void tr_context_free(tr_context *c)
 void tr_context_reset(tr_context *c)
 {
     c->n_past = 0;
+    c->schedule_len = 0;
     c->n_logit_rows = 0;
     c->n_last_eval = 0;
 }
@@ -148,6 +155,10 @@ tr_status tr_eval(tr_context *c, const int32_t *ids, int n, int all_logits)
             return tr_fail(TR_ERR_INVALID_ARG, "eval: token id %d at position %d is outside the vocabulary (0..%d)",
                            ids[i], i, V - 1);
     TR_TRY(reserve_logits(c, all_logits ? n : 1));
+    /* The evaluation that starts an empty cache is the prompt: the transition schedule follows its
+     * whole length (or the announced one), however it is chunked, and later decoding steps keep it. */
+    if (c->n_past == 0)
+        c->schedule_len = c->n_prompt > 0 ? c->n_prompt : n;
     int n_past0 = c->n_past;
     for (int done = 0; done < n;) {
         int chunk = n - done < c->n_batch ? n - done : c->n_batch;

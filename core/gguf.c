@@ -109,7 +109,8 @@ static const char *const ggml_type_names[] = {
 
 const char *tr_ggml_type_name(uint32_t type) { return type < N_GGML_TYPES ? ggml_type_names[type] : NULL; }
 
-static int ggml_type_is_plain(uint32_t type) { return type == 24 || type == 25 || type == 26 || type == 27 || type == 28; }
+/* I8, I16, I32, I64, F64: element types that are not quantized, only not supported. */
+static int ggml_type_is_plain(uint32_t type) { return type >= 24 && type <= 28; }
 
 /* ---- metadata ------------------------------------------------------------------------------- */
 

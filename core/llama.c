@@ -12,6 +12,7 @@
 
 #include "error.h"
 #include "model.h"
+#include "transition.h"
 
 tr_tensor *tr_llama_build(tr_context *ctx, tr_graph *g, int n_tokens, int all_logits)
 {
@@ -49,6 +50,16 @@ tr_tensor *tr_llama_build(tr_context *ctx, tr_graph *g, int n_tokens, int all_lo
             .n_kv = n_past + T,
             .variant = TR_ATTN_PLAIN,
         };
+        /* Attention Transition (design §3): this layer's scheduled row blocks, absolute rows. */
+        int n_blocks = tr_transition_blocks(&ctx->transition, hp->n_layers, ctx->schedule_len, l, ap.transition.start);
+        if (n_blocks > 0) {
+            ap.variant = TR_ATTN_TRANSITION;
+            ap.transition.n_blocks = n_blocks;
+            ap.transition.iv = tr_transition_iv(&ctx->transition, hp->n_layers, ctx->schedule_len);
+            ap.transition.alpha = ctx->transition.alpha;
+            ap.transition.beta = ctx->transition.beta;
+            ap.transition.strategy = ctx->transition.strategy;
+        }
         tr_tensor *a = tr_attention(g, q, kc, vc, &ap); /* {H*hd, T} */
         x = tr_add(g, x, tr_matmul(g, a, w->wo));
         tr_set_name(q, "q.%d", l);

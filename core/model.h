@@ -52,7 +52,8 @@ struct tr_context {
     int n_last_eval;
     int logits_cap_rows;
     tr_transition_params transition;
-    int n_prompt;
+    int n_prompt;     /* announced by tr_set_prompt_length (0: not announced) */
+    int schedule_len; /* the prompt length the transition schedule follows (fixed at the first eval) */
 };
 
 /* Builds the forward graph for n_tokens tokens at positions n_past.. (core/llama.c). The ids and

@@ -311,7 +311,8 @@ static tr_status gguf_int(const tr_gguf *g, const char *file, const char *key, i
         return TR_OK;
     }
     if (!tr_gguf_kv_int(kv, &v))
-        return tr_fail(TR_ERR_FORMAT, "%s: %s has type %s, expected an integer", file, key, tr_gguf_vtype_name(kv->type));
+        return tr_fail(TR_ERR_FORMAT, "%s: %s has type %s, expected an integer", file, key,
+                       tr_gguf_vtype_name(kv->type));
     if (v < 1 || v > MAX_HPARAM)
         return tr_fail(TR_ERR_FORMAT, "%s: %s is %lld, expected 1 to %d", file, key, (long long)v, MAX_HPARAM);
     *out = (int)v;

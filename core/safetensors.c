@@ -134,15 +134,17 @@ static tr_status parse_tensor(const char *file, const cJSON *item, const uint8_t
                        (unsigned long long)begin, (unsigned long long)end);
     if (end > data_size)
         return tr_fail(TR_ERR_FORMAT,
-                       "%s: tensor '%s' data_offsets [%llu, %llu] run past the end of the data (%zu bytes after the header)",
+                       "%s: tensor '%s' data_offsets [%llu, %llu] run past the end of the data "
+                       "(%zu bytes after the header)",
                        file, name, (unsigned long long)begin, (unsigned long long)end, data_size);
     uint64_t bytes = end - begin;
     if (bytes > UINT64_MAX / 8 || n_el > UINT64_MAX / di->bits || bytes * 8 != n_el * di->bits) {
         char sh[96];
         format_shape(shape, sh, sizeof sh);
-        return tr_fail(TR_ERR_FORMAT, "%s: tensor '%s' data_offsets [%llu, %llu] hold %llu bytes, but shape %s of %s needs %.0f",
-                       file, name, (unsigned long long)begin, (unsigned long long)end, (unsigned long long)bytes, sh,
-                       di->name, (double)n_el * di->bits / 8);
+        return tr_fail(TR_ERR_FORMAT,
+                       "%s: tensor '%s' data_offsets [%llu, %llu] hold %llu bytes, but shape %s of %s needs %.0f", file,
+                       name, (unsigned long long)begin, (unsigned long long)end, (unsigned long long)bytes, sh, di->name,
+                       (double)n_el * di->bits / 8);
     }
     t->data = data + begin;
     t->nbytes = (size_t)bytes;

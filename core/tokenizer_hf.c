@@ -2,10 +2,12 @@
  *
  * Supported: model.type "BPE" with `vocab` {piece: id}, `merges` as "a b" strings or [a, b] pairs
  * (ranked by position), byte_fallback, fuse_unk, unk_token, ignore_merges; added_tokens that are
- * special (<unk>, <s>, </s>); a normalizer made of Prepend("▁") and Replace(" " -> "▁") (or none);
- * no pre_tokenizer. Anything else (Metaspace or ByteLevel pre-tokenizers, NFKC, non-special added
- * tokens, subword prefixes, dropout) is rejected with TR_ERR_UNSUPPORTED naming what was found, rather
- * than encoded differently from the library that wrote the file.
+ * special (<unk>, <s>, </s>); and the text rules of both LLaMA conversions: the legacy normalizer
+ * (Prepend("▁") then Replace(" " -> "▁")) with no pre_tokenizer, or no normalizer and a Metaspace
+ * pre_tokenizer that does not split (transformers' legacy=false). Anything else (ByteLevel or splitting
+ * pre-tokenizers, NFKC, non-special added tokens, subword prefixes, dropout) is rejected with
+ * TR_ERR_UNSUPPORTED naming what was found, rather than encoded differently from the library that
+ * wrote the file.
  *
  * Special tokens are never matched inside text: "<s>" in a prompt is the three characters, as in
  * SentencePiece and as in `tokenizers` with encode_special_tokens=True. The decoder and post_processor
@@ -91,7 +93,7 @@ static tr_status parse_one_normalizer(const char *name, const cJSON *n, tr_text_
 
 static tr_status parse_normalizer(const char *name, const cJSON *n, tr_text_rules *rules)
 {
-    *rules = (tr_text_rules){0, 0, 0};
+    *rules = (tr_text_rules){0, 0, 0, 0};
     if (absent(n))
         return TR_OK; /* the text is used as it is */
     const cJSON *type = member(n, "type");
@@ -103,6 +105,41 @@ static tr_status parse_normalizer(const char *name, const cJSON *n, tr_text_rule
     if (!cJSON_IsArray(list))
         return tr_fail(TR_ERR_FORMAT, "%s: normalizer Sequence has no \"normalizers\" array", name);
     cJSON_ArrayForEach(item, list) TR_TRY(parse_one_normalizer(name, item, rules));
+    return TR_OK;
+}
+
+/* The non-legacy LLaMA conversion: no normalizer, and a Metaspace pre-tokenizer that escapes spaces and
+ * prepends U+2581 unless the text starts with one, without splitting. Splitting at U+2581 would keep
+ * pieces like "▁▁" from forming, so split must be false. */
+static tr_status parse_pre_tokenizer(const char *name, const cJSON *pre, const cJSON *normalizer, tr_text_rules *rules)
+{
+    const cJSON *type = member(pre, "type");
+    if (!cJSON_IsObject(pre) || !cJSON_IsString(type))
+        return tr_fail(TR_ERR_FORMAT, "%s: \"pre_tokenizer\" is not an object with a \"type\" string", name);
+    if (strcmp(type->valuestring, "Metaspace") != 0)
+        return tr_fail(TR_ERR_UNSUPPORTED, "%s: pre_tokenizer '%.40s' is not supported", name, type->valuestring);
+    if (!absent(normalizer))
+        return tr_fail(TR_ERR_UNSUPPORTED, "%s: pre_tokenizer Metaspace after a normalizer is not supported", name);
+    const cJSON *replacement = member(pre, "replacement"), *scheme = member(pre, "prepend_scheme");
+    int split, add_prefix_space;
+    if (!cJSON_IsString(replacement) || strcmp(replacement->valuestring, kSpaceSymbol) != 0)
+        return tr_fail(TR_ERR_UNSUPPORTED, "%s: pre_tokenizer Metaspace is supported only with replacement '\u2581'",
+                       name);
+    TR_TRY(get_bool(name, pre, "split", 1, &split));
+    if (split)
+        return tr_fail(TR_ERR_UNSUPPORTED, "%s: pre_tokenizer Metaspace with split=true is not supported", name);
+    TR_TRY(get_bool(name, pre, "add_prefix_space", 1, &add_prefix_space)); /* before prepend_scheme existed */
+    if (!absent(scheme)) {
+        if (!cJSON_IsString(scheme))
+            return tr_fail(TR_ERR_FORMAT, "%s: Metaspace prepend_scheme is not a string", name);
+        if (strcmp(scheme->valuestring, "always") == 0 || strcmp(scheme->valuestring, "first") == 0)
+            add_prefix_space = 1; /* "first" = of the whole text, which is one section here */
+        else if (strcmp(scheme->valuestring, "never") == 0)
+            add_prefix_space = 0;
+        else
+            return tr_fail(TR_ERR_FORMAT, "%s: Metaspace prepend_scheme '%.20s' is unknown", name, scheme->valuestring);
+    }
+    *rules = (tr_text_rules){.add_dummy_prefix = add_prefix_space, .escape_whitespaces = 1, .prefix_unless_space = 1};
     return TR_OK;
 }
 
@@ -298,12 +335,6 @@ static tr_status parse_root(const char *name, const cJSON *root, tr_tokenizer **
         return tr_fail(TR_ERR_FORMAT, "%s: model.vocab is %s", name, vocab ? "not an object" : "missing");
     if (!cJSON_IsArray(merges))
         return tr_fail(TR_ERR_FORMAT, "%s: model.merges is %s", name, merges ? "not an array" : "missing");
-    const cJSON *pre = member(root, "pre_tokenizer");
-    if (!absent(pre)) {
-        const cJSON *type = member(pre, "type");
-        return tr_fail(TR_ERR_UNSUPPORTED, "%s: pre_tokenizer '%.40s' is not supported", name,
-                       cJSON_IsString(type) ? type->valuestring : "?");
-    }
     const cJSON *added = member(root, "added_tokens");
     if (!absent(added) && !cJSON_IsArray(added))
         return tr_fail(TR_ERR_FORMAT, "%s: \"added_tokens\" is not an array", name);
@@ -316,7 +347,11 @@ static tr_status parse_root(const char *name, const cJSON *root, tr_tokenizer **
     TR_TRY(get_bool(name, model, "fuse_unk", 0, &fuse_unk));
     TR_TRY(get_bool(name, model, "ignore_merges", 0, &ignore_merges));
     tr_text_rules rules;
-    TR_TRY(parse_normalizer(name, member(root, "normalizer"), &rules));
+    const cJSON *pre = member(root, "pre_tokenizer"), *normalizer = member(root, "normalizer");
+    if (absent(pre))
+        TR_TRY(parse_normalizer(name, normalizer, &rules));
+    else
+        TR_TRY(parse_pre_tokenizer(name, pre, normalizer, &rules));
 
     tr_vocab_spec spec = {0};
     tr_status s = collect_pieces(name, vocab, absent(added) ? NULL : added, unk_token, &spec);

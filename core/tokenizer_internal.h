@@ -1,5 +1,5 @@
-/* tokenizer_internal.h: the tokenizer's private layout, shared by tokenizer.c (build, encode, decode),
- * tokenizer_spm.c (SentencePiece protobuf) and tokenizer_hf.c (tokenizer.json).
+/* tokenizer_internal.h: the tokenizer's private layout, shared by tokenizer.c (build, decode),
+ * tokenizer_encode.c (encode), tokenizer_spm.c (tokenizer.model) and tokenizer_hf.c (tokenizer.json).
  *
  * Not a public header: only the tokenizer files, its tests and its fuzz targets include it. The
  * from-memory entry points at the end exist so that the fuzzers need no files on disk. */
@@ -22,6 +22,7 @@ typedef struct tr_text_rules {
     int add_dummy_prefix;         /* prepend U+2581 to non-empty text */
     int remove_extra_whitespaces; /* drop leading/trailing spaces, squeeze runs */
     int escape_whitespaces;       /* ' ' becomes U+2581 */
+    int prefix_unless_space;      /* HF Metaspace: no dummy prefix on text that starts with ' ' or U+2581 */
 } tr_text_rules;
 
 /* An open-addressing hash table of token ids keyed by their piece bytes (-1 = empty slot). */
@@ -81,6 +82,8 @@ tr_status tr_tokenizer_reserve_merges(tr_tokenizer *t, size_t n_merges, const ch
 void tr_tokenizer_add_merge(tr_tokenizer *t, int32_t left, int32_t right, int32_t rank, int32_t result);
 /* "<0xAB>" -> 0xAB; -1 for any other string (upper-case hex digits only, as SentencePiece writes). */
 int tr_byte_piece_value(const char *s, size_t len);
+/* The merge rule for the pair (left, right), or NULL. */
+const tr_merge_entry *tr_tokenizer_find_merge(const tr_tokenizer *t, int32_t left, int32_t right);
 /* Id of the piece s[0..len) in map, or -1. */
 int32_t tr_piece_map_find(const tr_tokenizer *t, const tr_piece_map *map, const char *s, size_t len);
 

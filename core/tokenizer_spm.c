@@ -309,7 +309,7 @@ tr_status tr_spm_parse_vocab(const uint8_t *data, size_t size, const char *name,
     if (!data && size > 0)
         return tr_fail(TR_ERR_INVALID_ARG, "tr_spm_parse_vocab: data is NULL");
     spm_cursor top = {data, data + size, data, name};
-    spm_model m = {.model_type = SPM_UNIGRAM, .bos_id = 1, .eos_id = 2, .rules = {1, 1, 1}};
+    spm_model m = {.model_type = SPM_UNIGRAM, .bos_id = 1, .eos_id = 2, .rules = {1, 1, 1, 0}};
     int n;
     TR_TRY(count_pieces(top, &n));
     if (n > 0) {

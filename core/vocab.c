@@ -45,11 +45,13 @@ static tr_status read_token_id(const tr_gguf *g, const char *file, const char *k
         return TR_OK;
     int64_t v;
     if (!tr_gguf_kv_int(kv, &v))
-        return tr_fail(TR_ERR_FORMAT, "%s: %s has type %s, expected an integer", file, key, tr_gguf_vtype_name(kv->type));
+        return tr_fail(TR_ERR_FORMAT, "%s: %s has type %s, expected an integer", file, key,
+                       tr_gguf_vtype_name(kv->type));
     if (v == -1 || v == 0xFFFFFFFFll)
         return TR_OK;
     if (v < 0 || v >= n)
-        return tr_fail(TR_ERR_FORMAT, "%s: %s is %lld, outside the vocabulary of %d tokens", file, key, (long long)v, n);
+        return tr_fail(TR_ERR_FORMAT, "%s: %s is %lld, outside the vocabulary of %d tokens", file, key,
+                       (long long)v, n);
     *out = (int)v;
     return TR_OK;
 }

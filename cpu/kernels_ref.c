@@ -6,6 +6,7 @@
 
 #include "half.h"
 #include "kernels.h"
+#include "transition.h"
 
 void tr_row_to_f32(const void *src, tr_dtype dt, float *dst, int64_t n)
 {
@@ -141,18 +142,60 @@ void kv_write_f32_ref(tr_tensor *dst)
         memcpy(tr_at(cache, 0, dst->p.pos0 + t, 0), tr_at(src, 0, t, 0), (size_t)src->ne[0] * sizeof(float));
 }
 
+/* Attention Transition on one materialised probability row, design §3 step by step. p[0..end)
+ * holds the causal softmax row of query row r (zeros past r); start/iv describe r's block. */
+static void transition_row_ref(double *p, int64_t start, const tr_attn_params *ap)
+{
+    int64_t iv = ap->transition.iv, end = start + iv;
+    double t = (double)ap->transition.alpha / (double)end; /* 1. threshold */
+    for (int64_t c = 0; c < end; c++)                      /* 2. elimination */
+        if (p[c] < t)
+            p[c] = 0;
+    p[0] /= 2; /* 3. */
+    double kept = 0;
+    for (int64_t c = 0; c < end; c++)
+        kept += p[c];
+    double removed = 1 - kept; /* 4. */
+    if (ap->transition.strategy == TR_TRANSITION_MULTI) {
+        /* kept weights scaled so that the row sums to one again */
+        double scale = kept > 0 ? 1 + removed / kept : 0;
+        for (int64_t c = 0; c < end; c++)
+            p[c] *= scale;
+        return;
+    }
+    /* 5. marks over P = [start - 2 iv, end - iv), taken before any weight changes */
+    int64_t p0 = start - 2 * iv, p1 = end - iv;
+    double m_sum = 0, *mark = malloc((size_t)(p1 - p0) * sizeof *mark);
+    if (!mark)
+        return;
+    for (int64_t c = p0; c < p1; c++)
+        m_sum += mark[c - p0] = p[c] >= t ? 1.0 : 0.01;
+    double share = (double)ap->transition.beta * removed / m_sum;
+    for (int64_t c = start - iv; c < end - iv; c++) /* 6. the block just before */
+        p[c] += 7 * share * mark[c - p0];
+    for (int64_t c = start - 2 * iv; c < end - 2 * iv; c++) /* and the one before that */
+        p[c] += 3 * share * mark[c - p0];
+    free(mark);
+}
+
 /* Attention: for each head and query row, the probability row is materialised in full and then
- * used, the literal reading of the definition. */
+ * used, the literal reading of the definition (and of design §3 for transition rows). */
 void attention_f32_ref(tr_tensor *dst)
 {
     const tr_tensor *q = dst->src[0], *k = dst->src[1], *v = dst->src[2];
     const tr_attn_params *ap = &dst->p.attn;
     int64_t hd = q->ne[0], H = q->ne[1], T = q->ne[2], Hkv = k->ne[0] / hd;
-    double *p = malloc((size_t)ap->n_kv * sizeof *p);
+    /* a transition block may end past the last key of this chunk: its row is zero there */
+    int64_t row_len = ap->n_kv;
+    for (int j = 0; ap->variant == TR_ATTN_TRANSITION && j < ap->transition.n_blocks; j++)
+        if (ap->transition.start[j] + ap->transition.iv > row_len)
+            row_len = ap->transition.start[j] + ap->transition.iv;
+    double *p = malloc((size_t)row_len * sizeof *p);
     if (!p)
         return;
     for (int64_t t = 0; t < T; t++) {
         int64_t pos = ap->n_past + t, n_keys = pos + 1;
+        int32_t block = tr_transition_row_block(ap, pos);
         for (int64_t h = 0; h < H; h++) {
             int64_t kvh = h / (H / Hkv);
             const float *qv = tr_at(q, 0, h, t);
@@ -169,11 +212,19 @@ void attention_f32_ref(tr_tensor *dst)
             double sum = 0;
             for (int64_t c = 0; c < n_keys; c++)
                 sum += p[c] = exp(p[c] - mx);
+            for (int64_t c = 0; c < n_keys; c++)
+                p[c] /= sum;
+            if (block >= 0) {
+                /* the block's rows see keys up to end - 1 > pos only as zeros */
+                for (int64_t c = n_keys; c < block + ap->transition.iv; c++)
+                    p[c] = 0;
+                transition_row_ref(p, block, ap);
+            }
             float *out = tr_at(dst, h * hd, t, 0);
             for (int64_t i = 0; i < hd; i++) {
                 double acc = 0;
                 for (int64_t c = 0; c < n_keys; c++)
-                    acc += p[c] / sum * *(const float *)tr_at(v, kvh * hd + i, c, 0);
+                    acc += p[c] * *(const float *)tr_at(v, kvh * hd + i, c, 0);
                 out[i] = (float)acc;
             }
         }

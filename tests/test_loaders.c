@@ -122,7 +122,8 @@ static void test_real_models(void)
     CHECK(gg.is_gguf && gg.hp.rope_layout == TR_ROPE_ADJACENT && gg.hp.n_ctx_train == 2048, "gguf: layout/ctx");
     CHECK(gg.n_weights == 48, "gguf: %d weights", gg.n_weights);
     /* The GGUF stores output.weight as a copy of token_embd (so it loads untied, with equal data). */
-    const tr_weight *out = tr_model_file_find(&gg, "output.weight"), *emb = tr_model_file_find(&gg, "token_embd.weight");
+    const tr_weight *out = tr_model_file_find(&gg, "output.weight");
+    const tr_weight *emb = tr_model_file_find(&gg, "token_embd.weight");
     CHECK(out && emb && !gg.hp.tied_embeddings && memcmp(out->data, emb->data, emb->nbytes) == 0,
           "gguf: output.weight should equal token_embd.weight");
     CHECK(gg.has_vocab && gg.vocab.n == 512 && gg.vocab.bos_id == 1 && gg.vocab.eos_id == 2 && gg.vocab.unk_id == 0,
@@ -205,70 +206,64 @@ static void kv_u32(wbuf *b, const char *key, uint32_t v) { kv_head(b, key, TR_GG
 static void kv_f32(wbuf *b, const char *key, float v) { kv_head(b, key, TR_GGUF_FLOAT32); put(b, &v, 4); }
 static void kv_str(wbuf *b, const char *key, const char *v) { kv_head(b, key, TR_GGUF_STRING); put_str(b, v); }
 
-enum damage {
-    D_NONE, D_F16_BF16, D_TIED, D_ALIGN_8, D_ALIGN_1, /* valid variants */
-    D_MAGIC, D_VERSION_1, D_VERSION_9, D_HUGE_TENSOR_COUNT, D_HUGE_KV_COUNT, D_HUGE_KEY_LEN, D_HUGE_STRING_LEN,
-    D_HUGE_ARRAY, D_NESTED_ARRAY, D_BAD_VTYPE, D_BAD_BOOL, D_DUP_KEY, D_ALIGN_3, D_NDIMS_0, D_NDIMS_5, D_DIM_0,
-    D_DIM_OVERFLOW, D_DIM_HUGE, D_TYPE_99, D_TYPE_Q4_0, D_TYPE_I32, D_OFFSET_MISALIGNED, D_OFFSET_PAST_END,
-    D_OVERLAP, D_DUP_TENSOR, D_LONG_NAME, D_ARCH_GPT2, D_NO_ARCH, D_NO_BLOCK_COUNT, D_BLOCK_COUNT_STRING,
-    D_HEADS_NOT_DIVIDING, D_ROPE_DIMS, D_EPS_NEGATIVE, D_MISSING_TENSOR, D_WRONG_SHAPE, D_EXTRA_LAYER,
-    D_SCORES_COUNT, D_TOKEN_TYPE, D_BOS_RANGE, D_TOKENIZER_GPT2, D_TOKEN_NUL, D_TOKENS_NOT_STRINGS,
-    D_VOCAB_MISMATCH, D_COUNT
-};
+/* Each defect: its name and the status opening must give (TR_OK for the valid variants). */
+#define DAMAGES(X) \
+    X(D_NONE, "valid", TR_OK) \
+    X(D_F16_BF16, "valid f16/bf16", TR_OK) \
+    X(D_TIED, "valid tied", TR_OK) \
+    X(D_ALIGN_8, "valid alignment 8", TR_OK) \
+    X(D_ALIGN_1, "valid alignment 1", TR_OK) \
+    X(D_MAGIC, "wrong magic", TR_ERR_FORMAT) \
+    X(D_VERSION_1, "version 1", TR_ERR_UNSUPPORTED) \
+    X(D_VERSION_9, "version 9", TR_ERR_FORMAT) \
+    X(D_HUGE_TENSOR_COUNT, "tensor count 2^60", TR_ERR_FORMAT) \
+    X(D_HUGE_KV_COUNT, "kv count 2^60", TR_ERR_FORMAT) \
+    X(D_HUGE_KEY_LEN, "key length 2^60", TR_ERR_FORMAT) \
+    X(D_HUGE_STRING_LEN, "string length 2^60", TR_ERR_FORMAT) \
+    X(D_HUGE_ARRAY, "array of 2^60 strings", TR_ERR_FORMAT) \
+    X(D_NESTED_ARRAY, "nested array", TR_ERR_UNSUPPORTED) \
+    X(D_BAD_VTYPE, "value type 13", TR_ERR_FORMAT) \
+    X(D_BAD_BOOL, "bool value 2", TR_ERR_FORMAT) \
+    X(D_DUP_KEY, "duplicate key", TR_ERR_FORMAT) \
+    X(D_ALIGN_3, "alignment 3", TR_ERR_FORMAT) \
+    X(D_NDIMS_0, "n_dims 0", TR_ERR_FORMAT) \
+    X(D_NDIMS_5, "n_dims 5", TR_ERR_FORMAT) \
+    X(D_DIM_0, "dimension 0", TR_ERR_FORMAT) \
+    X(D_DIM_OVERFLOW, "dims overflow", TR_ERR_FORMAT) \
+    X(D_DIM_HUGE, "dimension 2^62", TR_ERR_FORMAT) \
+    X(D_TYPE_99, "type id 99", TR_ERR_FORMAT) \
+    X(D_TYPE_Q4_0, "type Q4_0", TR_ERR_UNSUPPORTED) \
+    X(D_TYPE_I32, "type I32", TR_ERR_UNSUPPORTED) \
+    X(D_OFFSET_MISALIGNED, "misaligned offset", TR_ERR_FORMAT) \
+    X(D_OFFSET_PAST_END, "offset past end", TR_ERR_FORMAT) \
+    X(D_OVERLAP, "overlapping tensors", TR_ERR_FORMAT) \
+    X(D_DUP_TENSOR, "duplicate tensor", TR_ERR_FORMAT) \
+    X(D_LONG_NAME, "300-byte tensor name", TR_ERR_FORMAT) \
+    X(D_ARCH_GPT2, "architecture gpt2", TR_ERR_UNSUPPORTED) \
+    X(D_NO_ARCH, "no architecture", TR_ERR_FORMAT) \
+    X(D_NO_BLOCK_COUNT, "no block_count", TR_ERR_FORMAT) \
+    X(D_BLOCK_COUNT_STRING, "block_count is a string", TR_ERR_FORMAT) \
+    X(D_HEADS_NOT_DIVIDING, "heads 2, kv heads 3", TR_ERR_FORMAT) \
+    X(D_ROPE_DIMS, "partial rotary", TR_ERR_UNSUPPORTED) \
+    X(D_EPS_NEGATIVE, "negative rms eps", TR_ERR_FORMAT) \
+    X(D_MISSING_TENSOR, "missing ffn_up", TR_ERR_FORMAT) \
+    X(D_WRONG_SHAPE, "attn_k of wrong shape", TR_ERR_FORMAT) \
+    X(D_EXTRA_LAYER, "tensor of layer 7", TR_ERR_FORMAT) \
+    X(D_SCORES_COUNT, "scores count", TR_ERR_FORMAT) \
+    X(D_TOKEN_TYPE, "token type 9", TR_ERR_FORMAT) \
+    X(D_BOS_RANGE, "bos id 600", TR_ERR_FORMAT) \
+    X(D_TOKENIZER_GPT2, "tokenizer gpt2", TR_ERR_UNSUPPORTED) \
+    X(D_TOKEN_NUL, "token with NUL", TR_ERR_FORMAT) \
+    X(D_TOKENS_NOT_STRINGS, "tokens of int32", TR_ERR_FORMAT) \
+    X(D_VOCAB_MISMATCH, "7 tokens, 6 embeddings", TR_ERR_FORMAT)
 
+#define AS_ENUM(id, name, want) id,
+enum damage { DAMAGES(AS_ENUM) D_COUNT };
+#define AS_ENTRY(id, name, want) {name, want},
 static const struct {
     const char *name;
-    tr_status want; /* TR_OK for the valid variants; otherwise the expected error */
-} damages[D_COUNT] = {
-    [D_NONE] = {"valid", TR_OK},
-    [D_F16_BF16] = {"valid f16/bf16", TR_OK},
-    [D_TIED] = {"valid tied", TR_OK},
-    [D_ALIGN_8] = {"valid alignment 8", TR_OK},
-    [D_ALIGN_1] = {"valid alignment 1", TR_OK},
-    [D_MAGIC] = {"wrong magic", TR_ERR_FORMAT},
-    [D_VERSION_1] = {"version 1", TR_ERR_UNSUPPORTED},
-    [D_VERSION_9] = {"version 9", TR_ERR_FORMAT},
-    [D_HUGE_TENSOR_COUNT] = {"tensor count 2^60", TR_ERR_FORMAT},
-    [D_HUGE_KV_COUNT] = {"kv count 2^60", TR_ERR_FORMAT},
-    [D_HUGE_KEY_LEN] = {"key length 2^60", TR_ERR_FORMAT},
-    [D_HUGE_STRING_LEN] = {"string length 2^60", TR_ERR_FORMAT},
-    [D_HUGE_ARRAY] = {"array of 2^60 strings", TR_ERR_FORMAT},
-    [D_NESTED_ARRAY] = {"nested array", TR_ERR_UNSUPPORTED},
-    [D_BAD_VTYPE] = {"value type 13", TR_ERR_FORMAT},
-    [D_BAD_BOOL] = {"bool value 2", TR_ERR_FORMAT},
-    [D_DUP_KEY] = {"duplicate key", TR_ERR_FORMAT},
-    [D_ALIGN_3] = {"alignment 3", TR_ERR_FORMAT},
-    [D_NDIMS_0] = {"n_dims 0", TR_ERR_FORMAT},
-    [D_NDIMS_5] = {"n_dims 5", TR_ERR_FORMAT},
-    [D_DIM_0] = {"dimension 0", TR_ERR_FORMAT},
-    [D_DIM_OVERFLOW] = {"dims overflow", TR_ERR_FORMAT},
-    [D_DIM_HUGE] = {"dimension 2^62", TR_ERR_FORMAT},
-    [D_TYPE_99] = {"type id 99", TR_ERR_FORMAT},
-    [D_TYPE_Q4_0] = {"type Q4_0", TR_ERR_UNSUPPORTED},
-    [D_TYPE_I32] = {"type I32", TR_ERR_UNSUPPORTED},
-    [D_OFFSET_MISALIGNED] = {"misaligned offset", TR_ERR_FORMAT},
-    [D_OFFSET_PAST_END] = {"offset past end", TR_ERR_FORMAT},
-    [D_OVERLAP] = {"overlapping tensors", TR_ERR_FORMAT},
-    [D_DUP_TENSOR] = {"duplicate tensor", TR_ERR_FORMAT},
-    [D_LONG_NAME] = {"300-byte tensor name", TR_ERR_FORMAT},
-    [D_ARCH_GPT2] = {"architecture gpt2", TR_ERR_UNSUPPORTED},
-    [D_NO_ARCH] = {"no architecture", TR_ERR_FORMAT},
-    [D_NO_BLOCK_COUNT] = {"no block_count", TR_ERR_FORMAT},
-    [D_BLOCK_COUNT_STRING] = {"block_count is a string", TR_ERR_FORMAT},
-    [D_HEADS_NOT_DIVIDING] = {"heads 2, kv heads 3", TR_ERR_FORMAT},
-    [D_ROPE_DIMS] = {"partial rotary", TR_ERR_UNSUPPORTED},
-    [D_EPS_NEGATIVE] = {"negative rms eps", TR_ERR_FORMAT},
-    [D_MISSING_TENSOR] = {"missing ffn_up", TR_ERR_FORMAT},
-    [D_WRONG_SHAPE] = {"attn_k of wrong shape", TR_ERR_FORMAT},
-    [D_EXTRA_LAYER] = {"tensor of layer 7", TR_ERR_FORMAT},
-    [D_SCORES_COUNT] = {"scores count", TR_ERR_FORMAT},
-    [D_TOKEN_TYPE] = {"token type 9", TR_ERR_FORMAT},
-    [D_BOS_RANGE] = {"bos id 600", TR_ERR_FORMAT},
-    [D_TOKENIZER_GPT2] = {"tokenizer gpt2", TR_ERR_UNSUPPORTED},
-    [D_TOKEN_NUL] = {"token with NUL", TR_ERR_FORMAT},
-    [D_TOKENS_NOT_STRINGS] = {"tokens of int32", TR_ERR_FORMAT},
-    [D_VOCAB_MISMATCH] = {"7 tokens, 6 embeddings", TR_ERR_FORMAT},
-};
+    tr_status want;
+} damages[D_COUNT] = {DAMAGES(AS_ENTRY)};
 
 enum { S_DIM = 8, S_FFN = 12, S_VOCAB = 6, S_HEADS = 2, S_KV = 1, S_HD = 4 };
 
@@ -363,7 +358,10 @@ static void put_vocab(wbuf *kv, enum damage d, uint64_t *n_kv)
     put_u32(kv, TR_GGUF_INT32);
     put_u64(kv, (uint64_t)n_tok);
     for (int i = 0; i < n_tok; i++)
-        put_u32(kv, d == D_TOKEN_TYPE && i == 4 ? 9 : (i < 3 ? (i ? TR_TOKEN_CONTROL : TR_TOKEN_UNKNOWN) : TR_TOKEN_NORMAL));
+        put_u32(kv, d == D_TOKEN_TYPE && i == 4 ? 9
+                    : i == 0                    ? TR_TOKEN_UNKNOWN
+                    : i < 3                     ? TR_TOKEN_CONTROL
+                                                : TR_TOKEN_NORMAL);
     kv_u32(kv, "tokenizer.ggml.bos_token_id", d == D_BOS_RANGE ? 600 : 1);
     kv_u32(kv, "tokenizer.ggml.eos_token_id", 2);
     kv_u32(kv, "tokenizer.ggml.unknown_token_id", 0);
@@ -538,41 +536,28 @@ static void test_gguf_damage(void)
 
 /* ---- truncations of the real files ---------------------------------------------------------- */
 
-/* Writes data to path, then shrinks it to each cut in turn (largest first) and opens `open_path`. */
+/* Writes data to path, then shrinks it to each cut in turn (largest first: ~300 cuts through the
+ * data, then every offset of the header) and opens open_path, which must fail cleanly naming path. */
 static void truncations(const char *label, const char *path, const char *open_path, const uint8_t *data,
                         size_t len, size_t header_end)
 {
     write_file(path, data, len);
     int bad = 0, tried = 0;
     size_t step = (len - header_end) / 300 + 1;
-    for (size_t k = 0;; k++) { /* through the data, then every header offset */
-        size_t cut = len - 1 - k * step;
-        if (k * step >= len - header_end)
+    for (size_t cut = len - 1;; cut = cut > header_end + step ? cut - step : cut - 1) {
+        if (truncate(path, (off_t)cut) != 0)
+            return;
+        tr_model_file f;
+        tr_status s = tr_model_file_open(open_path, &f);
+        const char *e = tr_last_error();
+        int wrong = s == TR_OK || strchr(e, '\n') || !strstr(e, path) || !weights_empty(&f);
+        if (wrong && bad < 3)
+            fprintf(stderr, "%s cut at %zu: status %d: %s\n", label, cut, s, e);
+        bad += wrong;
+        tried++;
+        tr_model_file_close(&f);
+        if (cut == 0)
             break;
-        if (truncate(path, (off_t)cut) != 0)
-            return;
-        tr_model_file f;
-        tr_status s = tr_model_file_open(open_path, &f);
-        const char *e = tr_last_error();
-        int wrong = s == TR_OK || strchr(e, '\n') || !strstr(e, path) || !weights_empty(&f);
-        if (wrong && bad < 3)
-            fprintf(stderr, "%s cut at %zu: status %d: %s\n", label, cut, s, e);
-        bad += wrong;
-        tried++;
-        tr_model_file_close(&f);
-    }
-    for (size_t cut = header_end + 1; cut-- > 0;) {
-        if (truncate(path, (off_t)cut) != 0)
-            return;
-        tr_model_file f;
-        tr_status s = tr_model_file_open(open_path, &f);
-        const char *e = tr_last_error();
-        int wrong = s == TR_OK || strchr(e, '\n') || !strstr(e, path) || !weights_empty(&f);
-        if (wrong && bad < 3)
-            fprintf(stderr, "%s cut at %zu: status %d: %s\n", label, cut, s, e);
-        bad += wrong;
-        tried++;
-        tr_model_file_close(&f);
     }
     CHECK(bad == 0, "%s: %d of %d truncations misbehaved", label, bad, tried);
 }
@@ -617,19 +602,28 @@ static char *replace(const char *s, const char *from, const char *to)
     return r;
 }
 
-/* The real safetensors file with its JSON header replaced; hlen_override != 0 writes that length. */
-static uint8_t *rebuild_st(const char *header, uint64_t hlen_override, size_t *len)
+/* The real safetensors file with its JSON header replaced and `extra` bytes appended to the data;
+ * hlen_override != 0 writes that header length instead of the true one. */
+static uint8_t *rebuild_st_extra(const char *header, uint64_t hlen_override, const void *extra, size_t extra_len,
+                                 size_t *len)
 {
     uint64_t old_hlen;
     memcpy(&old_hlen, stories_st, 8);
     size_t data_len = stories_st_len - 8 - (size_t)old_hlen, hlen = strlen(header);
-    uint8_t *out = malloc(8 + hlen + data_len);
+    uint8_t *out = malloc(8 + hlen + data_len + extra_len);
     uint64_t h = hlen_override ? hlen_override : hlen;
     memcpy(out, &h, 8);
     memcpy(out + 8, header, hlen);
     memcpy(out + 8 + hlen, stories_st + 8 + old_hlen, data_len);
-    *len = 8 + hlen + data_len;
+    if (extra_len)
+        memcpy(out + 8 + hlen + data_len, extra, extra_len);
+    *len = 8 + hlen + data_len + extra_len;
     return out;
+}
+
+static uint8_t *rebuild_st(const char *header, uint64_t hlen_override, size_t *len)
+{
+    return rebuild_st_extra(header, hlen_override, NULL, 0, len);
 }
 
 static void test_safetensors_damage(void)
@@ -671,7 +665,8 @@ static void test_safetensors_damage(void)
         {"not JSON", "{\"model.embed", "{model.embed", TR_ERR_FORMAT},
         {"trailing garbage", "\"pt\"}}", "\"pt\"}}xx", TR_ERR_FORMAT},
         {"missing tensor", "model.layers.3.mlp.up_proj.weight", "model.layers.3.mlp.up_proj.other", TR_ERR_FORMAT},
-        {"layer beyond config", "model.layers.3.mlp.up_proj.weight", "model.layers.9.mlp.up_proj.weight", TR_ERR_FORMAT},
+        {"layer beyond config", "model.layers.3.mlp.up_proj.weight", "model.layers.9.mlp.up_proj.weight",
+         TR_ERR_FORMAT},
         {"wrong shape for model", "\"shape\":[32,64],", "\"shape\":[64,32],", TR_ERR_FORMAT},
     };
     char label[128];
@@ -689,13 +684,31 @@ static void test_safetensors_damage(void)
     }
 
     /* An extra tensor of a dtype transit does not use is ignored; a NUL in the header is not. */
-    char *h = replace(header, "\"__metadata__\"", "\"position_ids\":{\"dtype\":\"I64\",\"shape\":[0],\"data_offsets\":[0,0]},\"__metadata__\"");
+    char *h = replace(header, "\"__metadata__\"",
+                      "\"position_ids\":{\"dtype\":\"I64\",\"shape\":[0],\"data_offsets\":[0,0]},\"__metadata__\"");
     size_t len;
     uint8_t *img = rebuild_st(h, 0, &len);
     dir = make_hf_dir("st_extra", NULL, img, len);
     tr_model_file f;
     if (open_ok("safetensors with an extra I64 tensor", dir, &f))
         tr_model_file_close(&f);
+    free(img);
+    free(h);
+
+    /* tie_word_embeddings is true, but an lm_head present anyway is what the model uses. */
+    size_t data_len = stories_st_len - 8 - (size_t)hlen;
+    h = replace(header, "\"__metadata__\"",
+                "\"lm_head.weight\":{\"dtype\":\"F32\",\"shape\":[512,64],\"data_offsets\":[1040128,1171200]},"
+                "\"__metadata__\"");
+    CHECK(data_len == 1040128, "stories260K data size %zu", data_len);
+    img = rebuild_st_extra(h, 0, stories_st + 8 + hlen, 131072, &len); /* a copy of embed_tokens */
+    dir = make_hf_dir("st_lm_head", NULL, img, len);
+    if (open_ok("tied config with an lm_head", dir, &f)) {
+        const tr_weight *o = tr_model_file_find(&f, "output.weight"), *e = tr_model_file_find(&f, "token_embd.weight");
+        CHECK(!f.hp.tied_embeddings && o && e && o->data != e->data && memcmp(o->data, e->data, e->nbytes) == 0,
+              "lm_head should be used (tied %d)", f.hp.tied_embeddings);
+        tr_model_file_close(&f);
+    }
     free(img);
     free(h);
 
@@ -820,6 +833,8 @@ static void test_config_damage(void)
     expect_fail("missing file", tmp_path("nonexistent.gguf"), tmp_path("nonexistent.gguf"), TR_ERR_IO);
     write_file(tmp_path("empty.gguf"), "", 0);
     expect_fail("empty file", tmp_path("empty.gguf"), tmp_path("empty.gguf"), TR_ERR_FORMAT);
+    if (mkfifo(tmp_path("fifo.gguf"), 0600) == 0)
+        expect_fail("fifo", tmp_path("fifo.gguf"), tmp_path("fifo.gguf"), TR_ERR_IO);
     write_file(tmp_path("text.gguf"), "hello\n", 6);
     expect_fail("text file", tmp_path("text.gguf"), tmp_path("text.gguf"), TR_ERR_FORMAT);
 }
@@ -855,7 +870,8 @@ static void write_shards(const char *dir, const char *index_text)
         cJSON_AddItemToObject(shard[s], t->string, entry);
         memcpy(blob[s] + used[s], data + b, e - b);
         used[s] += e - b;
-        cJSON_AddStringToObject(map, t->string, s ? "model-00002-of-00002.safetensors" : "model-00001-of-00002.safetensors");
+        cJSON_AddStringToObject(map, t->string,
+                                s ? "model-00002-of-00002.safetensors" : "model-00001-of-00002.safetensors");
     }
     for (int s = 0; s < 2; s++) {
         char *h = cJSON_PrintUnformatted(shard[s]);

@@ -134,6 +134,105 @@ static void test_attention(void)
             }
 }
 
+/* Smallest |p - t| / t over the probabilities of the transition rows of an attention node,
+ * computed in double from its inputs: the tie margin of design §6. */
+static double transition_margin(const tr_tensor *q, const tr_tensor *k, const tr_attn_params *ap)
+{
+    int64_t hd = q->ne[0], H = q->ne[1], T = q->ne[2], Hkv = k->ne[0] / hd;
+    double worst = INFINITY, *p = malloc((size_t)ap->n_kv * sizeof *p);
+    for (int64_t t = 0; t < T; t++) {
+        int64_t pos = ap->n_past + t, start = -1;
+        for (int j = 0; j < ap->transition.n_blocks; j++)
+            if (pos >= ap->transition.start[j] && pos < ap->transition.start[j] + ap->transition.iv)
+                start = ap->transition.start[j];
+        if (start < 0)
+            continue;
+        double thr = ap->transition.alpha / (double)(start + ap->transition.iv);
+        for (int64_t h = 0; h < H; h++) {
+            const float *qv = (const float *)q->data + (t * H + h) * hd;
+            double mx = -INFINITY, sum = 0;
+            for (int64_t c = 0; c <= pos; c++) {
+                const float *kv = (const float *)k->data + c * k->ne[0] + (h / (H / Hkv)) * hd;
+                double d = 0;
+                for (int64_t i = 0; i < hd; i++)
+                    d += (double)qv[i] * kv[i];
+                p[c] = d * ap->scale;
+                mx = p[c] > mx ? p[c] : mx;
+            }
+            for (int64_t c = 0; c <= pos; c++)
+                sum += p[c] = exp(p[c] - mx);
+            for (int64_t c = 0; c <= pos; c++) {
+                double m = fabs(p[c] / sum - thr) / thr;
+                worst = m < worst ? m : worst;
+                if (c == 0) { /* the halved first weight is compared again in step 5 */
+                    m = fabs(p[c] / sum / 2 - thr) / thr;
+                    worst = m < worst ? m : worst;
+                }
+            }
+        }
+    }
+    free(p);
+    return worst;
+}
+
+/* The transition variant: the literal reference (materialised rows, design §3 step by step) and
+ * the fused two-pass kernel agree, for both strategies, non-default parameters, GQA, and chunks
+ * that start or end inside a block. Inputs are redrawn until every weight of a touched row is at
+ * least 1e-5 relative away from the threshold, so rounding cannot flip an elimination. */
+static void test_attention_transition(void)
+{
+    struct {
+        int hd, H, Hkv, n_past, T, iv, n_blocks, first;
+        float alpha, beta;
+        int strategy;
+    } cases[] = {
+        {8, 4, 2, 0, 60, 10, 2, 20, 0.5f, 0.1f, TR_TRANSITION_ADDING},
+        {64, 8, 2, 0, 75, 10, 3, 20, 0.5f, 0.1f, TR_TRANSITION_ADDING},
+        {16, 4, 4, 25, 20, 10, 2, 20, 0.9f, 0.3f, TR_TRANSITION_ADDING}, /* chunk cuts both blocks */
+        {8, 8, 1, 33, 1, 10, 2, 20, 0.5f, 0.1f, TR_TRANSITION_ADDING},   /* one row inside a block */
+        {8, 4, 2, 0, 60, 10, 2, 20, 0.5f, 0.1f, TR_TRANSITION_MULTI},
+        {128, 4, 1, 12, 40, 5, 2, 15, 0.25f, 0.1f, TR_TRANSITION_MULTI},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int hd = cases[i].hd, H = cases[i].H, Hkv = cases[i].Hkv, n_past = cases[i].n_past, T = cases[i].T;
+        int C = n_past + T + 2;
+        tr_attn_params ap = {.scale = 1.0f / sqrtf((float)hd), .n_past = n_past, .n_kv = n_past + T,
+                             .variant = TR_ATTN_TRANSITION};
+        ap.transition.n_blocks = cases[i].n_blocks;
+        ap.transition.iv = cases[i].iv;
+        for (int j = 0; j < cases[i].n_blocks; j++)
+            ap.transition.start[j] = cases[i].first + j * cases[i].iv;
+        ap.transition.alpha = cases[i].alpha;
+        ap.transition.beta = cases[i].beta;
+        ap.transition.strategy = cases[i].strategy;
+        for (int attempt = 0; attempt < 50; attempt++) {
+            tr_graph g;
+            tr_graph_init(&g);
+            tr_tensor *q = rand_leaf(&g, TR_F32, 3, (int64_t[]){hd, H, T}, 2);
+            tr_tensor *k = rand_leaf(&g, TR_F32, 2, (int64_t[]){hd * Hkv, C}, 2);
+            tr_tensor *v = rand_leaf(&g, TR_F32, 2, (int64_t[]){hd * Hkv, C}, 1);
+            double margin = transition_margin(q, k, &ap);
+            if (margin >= 1e-5) {
+                char what[128];
+                snprintf(what, sizeof what, "transition %s hd=%d H=%d Hkv=%d n_past=%d T=%d (margin %.1e)",
+                         cases[i].strategy ? "multi" : "adding", hd, H, Hkv, n_past, T, margin);
+                tr_tensor *plain_q = q;
+                tr_attn_params plain = ap;
+                plain.variant = TR_ATTN_PLAIN;
+                tr_tensor *a = tr_attention(&g, q, k, v, &ap), *b = tr_attention(&g, plain_q, k, v, &plain);
+                compare(&g, a, BOUND_ATTENTION, what);
+                /* and the variant really changes the touched rows */
+                a->is_output = b->is_output = 1;
+                fast_backend->iface->graph_compute(fast_backend, &g);
+                CHECK(tr_nmse(b->data, a->data, (size_t)tr_nelements(a)) > 1e-8, "%s: no effect", what);
+                attempt = 50;
+            }
+            tr_graph_free(&g);
+            free_allocs();
+        }
+    }
+}
+
 /* Elementwise, norm, rope, swiglu, get_rows, kv_write: fast path = reference today, but each runs
  * through both backends so that a future fast kernel is held to the bound automatically. */
 static void test_small_ops(void)
@@ -261,6 +360,7 @@ int main(void)
     test_half();
     test_matmul();
     test_attention();
+    test_attention_transition();
     test_small_ops();
     test_rope_layouts();
     test_memplan();

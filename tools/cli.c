@@ -1,6 +1,8 @@
 /* cli.c: option parsing and the helpers every subcommand shares. */
 #include "cli.h"
 
+#define TR_CLI_MAX_BLOCKS 8 /* TR_MAX_TRANSITION_BLOCKS in core/ir.h */
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -70,6 +72,10 @@ int cli_parse(int argc, char **argv, int first, cli_opts *o, const char *cmd)
             o->verbose = 1;
             continue;
         }
+        if (!strcmp(a, "--transition")) {
+            o->transition.enabled = 1;
+            continue;
+        }
         if (a[0] != '-')
             return cli_fail("%s: unexpected argument '%s' (see transit %s --help)", cmd, a, cmd);
         if (i + 1 >= argc)
@@ -88,8 +94,10 @@ int cli_parse(int argc, char **argv, int first, cli_opts *o, const char *cmd)
             o->logits_out = v;
         else if (!strcmp(a, "--backend"))
             o->backend = v;
-        else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict"))
+        else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) {
             bad = parse_int(a, v, 0, 1 << 24, &o->n_predict);
+            o->n_given = 1;
+        }
         else if (!strcmp(a, "-t") || !strcmp(a, "--threads"))
             bad = parse_int(a, v, 1, 1024, &o->n_threads);
         else if (!strcmp(a, "--batch") || !strcmp(a, "-b"))
@@ -108,7 +116,22 @@ int cli_parse(int argc, char **argv, int first, cli_opts *o, const char *cmd)
             bad = parse_float(a, v, 1e-3f, 100, &o->sampling.repeat_penalty);
         else if (!strcmp(a, "--repeat-last-n"))
             bad = parse_int(a, v, 0, 1 << 20, &o->sampling.repeat_last_n);
-        else if (!strcmp(a, "--seed")) {
+        else if (!strcmp(a, "--transition-alpha"))
+            bad = parse_float(a, v, 1e-9f, 1e9f, &o->transition.alpha);
+        else if (!strcmp(a, "--transition-beta"))
+            bad = parse_float(a, v, 0, 1e9f, &o->transition.beta);
+        else if (!strcmp(a, "--transition-blocks"))
+            bad = parse_int(a, v, 1, TR_CLI_MAX_BLOCKS, &o->transition.blocks);
+        else if (!strcmp(a, "--transition-min-len"))
+            bad = parse_int(a, v, 0, 1 << 30, &o->transition.min_len);
+        else if (!strcmp(a, "--transition-strategy")) {
+            if (!strcmp(v, "adding"))
+                o->transition.strategy = TR_TRANSITION_ADDING;
+            else if (!strcmp(v, "multi"))
+                o->transition.strategy = TR_TRANSITION_MULTI;
+            else
+                return cli_fail("--transition-strategy: expected adding or multi, got '%s'", v);
+        } else if (!strcmp(a, "--seed")) {
             char *end;
             errno = 0;
             unsigned long long s = strtoull(v, &end, 10);

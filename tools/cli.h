@@ -10,6 +10,7 @@
 typedef struct cli_opts {
     const char *model, *prompt, *prompt_file, *ids_file, *logits_out, *backend;
     int n_predict, n_threads, n_batch, n_ctx, verbose, show_help;
+    int n_given; /* -n appeared on the command line */
     tr_sampler_params sampling;
     tr_transition_params transition;
 } cli_opts;

@@ -19,6 +19,12 @@ static const char help[] =
     "  -b, --batch N       prefill in chunks of N tokens (default: the whole prompt at once)\n"
     "      --backend NAME  cpu (default), vulkan or cuda\n"
     "  -t, --threads N     CPU threads (all cores)\n"
+    "      --transition       Attention Transition during prefill (docs/attention-transition.md)\n"
+    "      --transition-alpha A        elimination threshold numerator (0.5)\n"
+    "      --transition-beta B         share of the removed weight that is moved (0.1)\n"
+    "      --transition-blocks K       row blocks per touched layer (2, at most 8)\n"
+    "      --transition-min-len N      shorter prompts are untouched (400)\n"
+    "      --transition-strategy S     adding (default) or multi\n"
     "  -v, --verbose       log what the engine does to stderr\n";
 
 /* Writes a C-order float32 .npy of shape [rows, cols]. */

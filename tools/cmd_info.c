@@ -5,12 +5,45 @@
 
 #include "backend.h"
 #include "cli.h"
+#include "transition.h"
 
 static const char info_help[] =
-    "usage: transit info [-m MODEL]\n"
+    "usage: transit info [-m MODEL [--transition -n N [--transition-* ...]]]\n"
     "\n"
     "Lists the backends compiled in and whether each is usable here; with -m, the model's\n"
-    "hyperparameters, weight type and tokenizer.\n";
+    "hyperparameters, weight type and tokenizer; with --transition -n N, the Attention Transition\n"
+    "schedule (layer -> row blocks) that a prompt of N tokens gets. The --transition-alpha, -beta,\n"
+    "-blocks, -min-len and -strategy options of `transit run` apply.\n";
+
+/* The schedule a prompt of n tokens gets: one line per touched layer. */
+static int print_schedule(const tr_model_info *i, const tr_transition_params *tp, int n)
+{
+    tr_status s = tr_transition_check(tp);
+    if (s != TR_OK)
+        return cli_fail_status(s);
+    int iv = tr_transition_iv(tp, i->n_layers, n);
+    printf("transition schedule for a %d-token prompt (%d layers; min_len %d, blocks %d, alpha %g, beta %g, %s):\n",
+           n, i->n_layers, tp->min_len, tp->blocks, (double)tp->alpha, (double)tp->beta,
+           tp->strategy == TR_TRANSITION_MULTI ? "multi" : "adding");
+    if (iv == 0) {
+        printf("  none: %s\n", i->n_layers < 4 ? "the model has fewer than 4 layers"
+                               : n < tp->min_len ? "the prompt is shorter than min_len"
+                                                 : "the block length rounds down to 0");
+        return 0;
+    }
+    printf("  block length iv = %d rows\n", iv);
+    for (int l = 0; l < i->n_layers; l++) {
+        int32_t starts[TR_MAX_TRANSITION_BLOCKS];
+        int nb = tr_transition_blocks(tp, i->n_layers, n, l, starts);
+        if (nb == 0)
+            continue;
+        printf("  layer %2d:", l);
+        for (int j = 0; j < nb; j++)
+            printf(" [%d, %d)", starts[j], starts[j] + iv);
+        printf("\n");
+    }
+    return 0;
+}
 
 static const char tokenize_help[] =
     "usage: transit tokenize -m MODEL -p TEXT\n"
@@ -61,8 +94,12 @@ int cmd_info(int argc, char **argv)
     printf("  rope             theta %g, %s layout\n", (double)i.rope_theta,
            i.rope_layout ? "rotate-half (Hugging Face)" : "adjacent-pair (GGUF)");
     printf("  embeddings       %s\n", i.tied_embeddings ? "tied" : "separate output matrix");
+    int rc = 0;
+    if (o.transition.enabled)
+        rc = o.n_given ? print_schedule(&i, &o.transition, o.n_predict)
+                       : cli_fail("info: --transition needs the prompt length, -n N");
     tr_model_free(m);
-    return 0;
+    return rc;
 }
 
 int cmd_tokenize(int argc, char **argv)

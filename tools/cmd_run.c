@@ -25,6 +25,12 @@ static const char help[] =
     "  -t, --threads N        CPU threads (all cores)\n"
     "  -b, --batch N          prefill the prompt in chunks of N tokens (whole prompt)\n"
     "  -c, --ctx N            context length (prompt + n-predict)\n"
+    "      --transition       Attention Transition during prefill (docs/attention-transition.md)\n"
+    "      --transition-alpha A        elimination threshold numerator (0.5)\n"
+    "      --transition-beta B         share of the removed weight that is moved (0.1)\n"
+    "      --transition-blocks K       row blocks per touched layer (2, at most 8)\n"
+    "      --transition-min-len N      shorter prompts are untouched (400)\n"
+    "      --transition-strategy S     adding (default) or multi\n"
     "  -v, --verbose          log what the engine does to stderr\n";
 
 int cmd_run(int argc, char **argv)

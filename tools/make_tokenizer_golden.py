@@ -12,6 +12,8 @@ What it writes (all text; tests/test_tokenizer.c reads it):
   stories260K_hf.txt,        the same format, from the `tokenizers` package on the two tokenizer.json
   aidreams260K_hf.txt        files (encode_special_tokens=True, no BOS): valid-UTF-8 hard cases plus a
                              sample of corpus lines.
+  stories260K_metaspace_hf.txt  the same for stories260K's vocabulary with a Metaspace pre-tokenizer
+                             in place of its normalizer (transformers' legacy=false conversion).
   spm_<variant>.model +      small hand-built SentencePiece BPE models exercising what LLaMA's model
   spm_<variant>.txt          does not: UNUSED pieces (merged, then split again), USER_DEFINED pieces,
                              no byte fallback (runs of <unk>), other normalizer flags.
@@ -35,6 +37,9 @@ from tokenizers import Tokenizer
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CORPORA = ["tinyshakespeare", "wikitext-2-test"]
 HF_MODELS = ["stories260K", "aidreams260K"]
+# transformers' non-legacy LLaMA conversion: no normalizer, this pre-tokenizer (tests/test_tokenizer.c
+# builds the same variant of stories260K's tokenizer.json)
+METASPACE = {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "first", "split": False}
 
 
 def fnv1a64(ids):
@@ -272,11 +277,20 @@ def main():
     write_cases(os.path.join(args.out, "llama2_hard.txt"), header, [(n, b, sp.encode(b)) for n, b in hard])
 
     sample = []
-    for name, step in (("tinyshakespeare", 200), ("wikitext-2-test", 250)):
+    for name, step in (("tinyshakespeare", 200), ("wikitext-2-test", 500)):
         lines = corpus_lines(os.path.join(args.shared, "corpus", name + ".txt"))
         sample += [("%s:%d" % (name, i + 1), lines[i]) for i in range(0, len(lines), step)]
-    for model in HF_MODELS:
-        tok = Tokenizer.from_file(os.path.join(args.shared, "models", model, "hf/tokenizer.json"))
+    variants = [(m, os.path.join(args.shared, "models", m, "hf/tokenizer.json"), None) for m in HF_MODELS]
+    variants.append(("stories260K_metaspace", variants[0][1], METASPACE))
+    for model, path, pre_tokenizer in variants:
+        if pre_tokenizer is None:
+            tok = Tokenizer.from_file(path)
+        else:  # the same vocabulary with transformers' legacy=false text rules
+            with open(path, encoding="utf-8") as f:
+                j = json.load(f)
+            j["normalizer"] = None
+            j["pre_tokenizer"] = pre_tokenizer
+            tok = Tokenizer.from_str(json.dumps(j))
         tok.encode_special_tokens = True  # "<s>" in text is text, as in SentencePiece
         rows = []
         for n, b in hard + sample:
