@@ -43,6 +43,8 @@ typedef struct tr_backend_iface {
     tr_status (*download)(tr_buffer *buf, size_t offset, void *dst, size_t n);
     tr_status (*graph_compute)(tr_backend *b, tr_graph *g);
     tr_status (*synchronize)(tr_backend *b); /* optional */
+    /* Optional: bytes the backend holds for intermediates (*activations) and kernel scratch. */
+    void (*memory)(tr_backend *b, size_t *activations, size_t *workspace);
 } tr_backend_iface;
 
 struct tr_backend {

@@ -105,6 +105,16 @@ void tr_context_reset(tr_context *c)
 
 int tr_context_n_past(const tr_context *c) { return c->n_past; }
 int tr_context_n_ctx(const tr_context *c) { return c->n_ctx; }
+void tr_context_memory(const tr_context *c, tr_memory_stats *st)
+{
+    const tr_model *m = c->model;
+    st->kv_cache = c->kv_buffer ? c->kv_buffer->size : 0;
+    st->activations = st->workspace = 0;
+    if (m->backend->iface->memory)
+        m->backend->iface->memory(m->backend, &st->activations, &st->workspace);
+    st->logits = (size_t)c->logits_cap_rows * (size_t)m->hp.n_vocab * sizeof(float);
+}
+
 void tr_set_prompt_length(tr_context *c, int n_prompt) { c->n_prompt = n_prompt > 0 ? n_prompt : 0; }
 
 static tr_status reserve_logits(tr_context *c, int rows)

@@ -116,7 +116,7 @@ static tr_status get_float(const cJSON *root, const char *path, const char *key,
     if (!cJSON_IsNumber(j))
         return tr_fail(TR_ERR_FORMAT, "%s: '%s' must be a number, got %s", path, key, tr_json_type_name(j));
     double v = j->valuedouble;
-    if (!(v > lo && v < hi))
+    if (!(v > lo && v < hi && (float)v > (float)lo)) /* the float must stay in range too: 1e-55 is 0.0f */
         return tr_fail(TR_ERR_FORMAT, "%s: '%s' is %g, expected a number between %g and %g", path, key, v, lo, hi);
     *out = (float)v;
     return TR_OK;
@@ -176,7 +176,7 @@ static tr_status check_unsupported_features(const cJSON *root, const char *path)
     }
     static const char *const bias_keys[] = {"attention_bias", "mlp_bias"};
     for (int i = 0; i < 2; i++) {
-        int on;
+        int on = 0;
         TR_TRY(get_bool(root, path, bias_keys[i], 0, &on));
         if (on)
             return tr_fail(TR_ERR_UNSUPPORTED, "%s: '%s' is true; biases are not supported", path, bias_keys[i]);

@@ -86,7 +86,8 @@ static tr_status load_tokenizer(tr_model *m)
         if (!f->has_vocab)
             return tr_fail(TR_ERR_FORMAT, "%s: the file has no tokenizer vocabulary", f->path);
         snprintf(m->tokenizer_kind, sizeof m->tokenizer_kind, "gguf");
-        return tr_tokenizer_from_vocab(&f->vocab, &m->tok);
+        tr_status s = tr_tokenizer_from_vocab(&f->vocab, &m->tok);
+        return s == TR_OK ? s : tr_fail_prefix(s, f->path); /* its messages start "vocabulary: ..." */
     }
     if (!f->tokenizer_path[0])
         return tr_fail(TR_ERR_FORMAT, "%s: no tokenizer.json or tokenizer.model in the directory", f->path);

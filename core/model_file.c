@@ -332,7 +332,7 @@ static tr_status gguf_float(const tr_gguf *g, const char *file, const char *key,
     }
     if (!tr_gguf_kv_number(kv, &v))
         return tr_fail(TR_ERR_FORMAT, "%s: %s has type %s, expected a number", file, key, tr_gguf_vtype_name(kv->type));
-    if (!(v > 0 && v < hi))
+    if (!(v > 0 && v < hi && (float)v > 0)) /* 1e-50 in a float64 would become 0.0f */
         return tr_fail(TR_ERR_FORMAT, "%s: %s is %g, expected a number between 0 and %g", file, key, v, hi);
     *out = (float)v;
     return TR_OK;
@@ -363,7 +363,7 @@ static tr_status gguf_hparams(const tr_gguf *g, const char *file, tr_hparams *hp
         return tr_fail(TR_ERR_FORMAT, "%s: llama.embedding_length (%d) is not divisible by the head count (%d)", file,
                        hp->dim, hp->n_heads);
     TR_TRY(gguf_int(g, file, KEY("attention.key_length"), 0, hp->dim / hp->n_heads, &hp->head_dim));
-    int value_len, rope_dims;
+    int value_len = 0, rope_dims = 0;
     TR_TRY(gguf_int(g, file, KEY("attention.value_length"), 0, hp->head_dim, &value_len));
     if (value_len != hp->head_dim)
         return tr_fail(TR_ERR_UNSUPPORTED, "%s: value heads of %d differ from key heads of %d; not supported", file,

@@ -311,17 +311,15 @@ tr_status tr_tokenizer_build(const tr_vocab_spec *spec, const tr_text_rules *rul
         int type = t->types[i];
         if (t->piece_len[i] == 0)
             continue; /* an empty piece can never match text */
-        if (is_mergeable_type(type)) {
-            t->flags[i] |= TR_TOKFLAG_MERGEABLE;
-            if (t->piece_len[i] >= 3 && memcmp(t->text + t->piece_off[i], kSpaceSymbol, 3) == 0)
-                t->flags[i] |= TR_TOKFLAG_LEADING_WS;
-        }
+        const char *piece = t->text + t->piece_off[i];
+        if (is_mergeable_type(type) && t->piece_len[i] >= 3 && memcmp(piece, kSpaceSymbol, 3) == 0)
+            t->flags[i] |= TR_TOKFLAG_LEADING_WS;
         /* Hugging Face looks every piece up in one vocabulary; SentencePiece keeps two maps. */
         if (rule == TR_MERGE_BY_RANK || is_mergeable_type(type))
             piece_map_insert(t, &t->normal, i);
         else
             piece_map_insert(t, &t->reserved, i);
-        if (type == TR_TOKEN_UNUSED)
+        if (type == TR_TOKEN_UNUSED && rule == TR_MERGE_BY_SCORE)
             t->n_unused++;
     }
     if (rule == TR_MERGE_BY_SCORE && collect_user_defined_lengths(t) != TR_OK)

@@ -175,7 +175,7 @@ static tr_status collect_pieces(const char *name, const cJSON *vocab, const cJSO
                                 tr_vocab_spec *spec)
 {
     const cJSON *item;
-    int n = 0, id, entries = 0;
+    int n = 0, id = 0, entries = 0;
     cJSON_ArrayForEach(item, vocab)
     {
         TR_TRY(get_id(name, item, "piece", item->string, &id));
@@ -342,7 +342,7 @@ static tr_status parse_root(const char *name, const cJSON *root, tr_tokenizer **
     if (!absent(unk) && !cJSON_IsString(unk))
         return tr_fail(TR_ERR_FORMAT, "%s: model.unk_token is not a string", name);
     const char *unk_token = absent(unk) ? NULL : unk->valuestring;
-    int byte_fallback, fuse_unk, ignore_merges;
+    int byte_fallback = 0, fuse_unk = 0, ignore_merges = 0;
     TR_TRY(get_bool(name, model, "byte_fallback", 0, &byte_fallback));
     TR_TRY(get_bool(name, model, "fuse_unk", 0, &fuse_unk));
     TR_TRY(get_bool(name, model, "ignore_merges", 0, &ignore_merges));

@@ -39,8 +39,8 @@ typedef struct tr_merge_entry {
 
 /* Per-token flags, precomputed at build time. */
 enum {
-    TR_TOKFLAG_MERGEABLE = 1, /* NORMAL, USER_DEFINED or UNUSED: SentencePiece may merge into it */
-    TR_TOKFLAG_LEADING_WS = 2, /* a mergeable piece starting with U+2581 (decode may strip it) */
+    TR_TOKFLAG_LEADING_WS = 1, /* a NORMAL / USER_DEFINED / UNUSED piece starting with U+2581: decoding
+                                * drops its space at the start of a text */
 };
 
 struct tr_tokenizer {
@@ -62,7 +62,7 @@ struct tr_tokenizer {
     tr_merge_entry *merges; /* TR_MERGE_BY_RANK: open-addressing table of (left, right) pairs */
     uint32_t merge_mask;
     int ignore_merges; /* HF: a text that is itself a piece becomes that piece */
-    int fuse_unk;      /* HF: a run of unknown characters becomes one <unk> (SentencePiece always) */
+    int fuse_unk;      /* HF: a run of unknown characters becomes one <unk> (SentencePiece: always) */
 
     tr_text_rules rules;
     int byte_fallback;

@@ -57,7 +57,7 @@ static tr_status read_varint(spm_cursor *c, uint64_t *v)
 
 static tr_status read_key(spm_cursor *c, uint32_t *field, int *wire)
 {
-    uint64_t key;
+    uint64_t key = 0;
     TR_TRY(read_varint(c, &key));
     *field = (uint32_t)(key >> 3);
     *wire = (int)(key & 7);
@@ -73,7 +73,7 @@ static tr_status read_key(spm_cursor *c, uint32_t *field, int *wire)
 /* Reads a length prefix and splits off the sub-message or string it announces. */
 static tr_status read_len(spm_cursor *c, spm_cursor *sub)
 {
-    uint64_t len;
+    uint64_t len = 0;
     TR_TRY(read_varint(c, &len));
     if (len > (uint64_t)(c->end - c->p))
         return tr_fail(TR_ERR_FORMAT, "%s: a field of %llu bytes at byte %zu runs past the end of its message",
@@ -86,7 +86,7 @@ static tr_status read_len(spm_cursor *c, spm_cursor *sub)
 
 static tr_status skip_field(spm_cursor *c, int wire)
 {
-    uint64_t v;
+    uint64_t v = 0;
     spm_cursor sub;
     size_t need = wire == WIRE_FIXED64 ? 8 : 4;
     switch (wire) {
@@ -114,7 +114,7 @@ static tr_status expect_wire(const spm_cursor *c, const char *what, int wire, in
 /* An int32 field: protobuf writes negative values as 10-byte varints of their 64-bit form. */
 static tr_status read_int32(spm_cursor *c, const char *what, int wire, int *out)
 {
-    uint64_t v;
+    uint64_t v = 0;
     TR_TRY(expect_wire(c, what, wire, WIRE_VARINT));
     TR_TRY(read_varint(c, &v));
     int64_t s = (int64_t)v;
@@ -126,7 +126,7 @@ static tr_status read_int32(spm_cursor *c, const char *what, int wire, int *out)
 
 static tr_status read_bool(spm_cursor *c, const char *what, int wire, int *out)
 {
-    uint64_t v;
+    uint64_t v = 0;
     TR_TRY(expect_wire(c, what, wire, WIRE_VARINT));
     TR_TRY(read_varint(c, &v));
     *out = v != 0;

@@ -134,6 +134,15 @@ int tr_context_n_past(const tr_context *ctx); /* tokens in the KV cache */
 int tr_context_n_ctx(const tr_context *ctx);
 void tr_context_reset(tr_context *ctx); /* empties the KV cache */
 
+/* Memory a context uses, in bytes: what the last evaluation needed, not a guess. */
+typedef struct tr_memory_stats {
+    size_t kv_cache;    /* keys and values of every layer */
+    size_t activations; /* the memory plan of the largest graph computed so far (all intermediates) */
+    size_t workspace;   /* kernel scratch: attention score rows and value accumulators, weight panels */
+    size_t logits;      /* logits kept for the caller */
+} tr_memory_stats;
+void tr_context_memory(const tr_context *ctx, tr_memory_stats *stats);
+
 /* ---- sampling ------------------------------------------------------------------------------- */
 
 typedef struct tr_sampler_params {

@@ -34,6 +34,7 @@ static const ref_kernel ref_kernels[TR_OP_COUNT] = {
 static const fast_kernel fast_kernels[TR_OP_COUNT] = {
     [TR_OP_MATMUL] = matmul_fast,
     [TR_OP_ATTENTION] = attention_f32_fast,
+    [TR_OP_ROPE] = rope_f32_fast,
 };
 _Static_assert(TR_OP_COUNT == 11, "a new op needs a CPU reference kernel in ref_kernels");
 
@@ -181,6 +182,13 @@ static tr_status cpu_graph_compute(tr_backend *b, tr_graph *g)
     return TR_OK;
 }
 
+static void cpu_memory(tr_backend *b, size_t *activations, size_t *workspace)
+{
+    cpu_backend *c = (cpu_backend *)b;
+    *activations = c->arena_size;
+    *workspace = ((size_t)c->st.n_threads * c->st.scratch_per_thread + c->st.panel_floats) * sizeof(float);
+}
+
 static const tr_backend_iface cpu_iface = {
     .name = "cpu",
     .free = cpu_free,
@@ -193,6 +201,7 @@ static const tr_backend_iface cpu_iface = {
     .download = cpu_download,
     .graph_compute = cpu_graph_compute,
     .synchronize = NULL,
+    .memory = cpu_memory,
 };
 
 tr_status tr_cpu_backend_create(const tr_backend_options *opt, tr_backend **out)

@@ -145,3 +145,35 @@ size_t tr_matmul_panel_floats(const tr_tensor *dst)
     const tr_tensor *w = dst->src[1];
     return w->dtype == TR_F32 ? 0 : (size_t)PANEL_ROWS * (size_t)w->ne[0];
 }
+
+/* RoPE: the angles of a token are the same for every head, so cos and sin are computed once per
+ * (token, pair) in double and applied to all heads, instead of once per element. */
+void rope_f32_fast(tr_cpu_state *st, tr_tensor *dst)
+{
+    const tr_tensor *x = dst->src[0], *pos = dst->src[1];
+    int64_t hd = x->ne[0], half = hd / 2, H = x->ne[1];
+    int adjacent = dst->p.rope.layout == TR_ROPE_ADJACENT;
+    if (!tr_cpu_scratch_reserve(st, (size_t)hd)) {
+        rope_f32_ref(dst);
+        return;
+    }
+    float *cs = st->scratch; /* thread 0's: cos[half], sin[half] */
+    for (int64_t t = 0; t < x->ne[2]; t++) {
+        double p = *(int32_t *)tr_at(pos, t, 0, 0);
+        for (int64_t i = 0; i < half; i++) {
+            double angle = p * pow((double)dst->p.rope.theta, -2.0 * (double)i / (double)hd);
+            cs[i] = (float)cos(angle);
+            cs[half + i] = (float)sin(angle);
+        }
+        for (int64_t h = 0; h < H; h++) {
+            const float *in = tr_at(x, 0, h, t);
+            float *out = tr_at(dst, 0, h, t);
+            for (int64_t i = 0; i < half; i++) {
+                int64_t ia = adjacent ? 2 * i : i, ib = adjacent ? 2 * i + 1 : i + half;
+                float a = in[ia], b = in[ib];
+                out[ia] = a * cs[i] - b * cs[half + i];
+                out[ib] = a * cs[half + i] + b * cs[i];
+            }
+        }
+    }
+}

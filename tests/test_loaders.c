@@ -775,6 +775,7 @@ static void test_config_damage(void)
         {"odd head_dim", "\"head_dim\": 8", "\"head_dim\": 7", TR_ERR_FORMAT},
         {"eps string", "\"rms_norm_eps\": 1e-05", "\"rms_norm_eps\": \"small\"", TR_ERR_FORMAT},
         {"eps zero", "\"rms_norm_eps\": 1e-05", "\"rms_norm_eps\": 0", TR_ERR_FORMAT},
+        {"eps 0 as a float", "\"rms_norm_eps\": 1e-05", "\"rms_norm_eps\": 1e-55", TR_ERR_FORMAT},
         {"theta array", "\"rope_theta\": 10000.0", "\"rope_theta\": [10000]", TR_ERR_FORMAT},
         {"tie string", "\"tie_word_embeddings\": true", "\"tie_word_embeddings\": \"yes\"", TR_ERR_FORMAT},
         {"untied, no lm_head", "\"tie_word_embeddings\": true", "\"tie_word_embeddings\": false", TR_ERR_FORMAT},

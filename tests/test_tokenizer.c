@@ -84,7 +84,8 @@ static int same_ids(const char *where, const uint8_t *text, size_t len, const in
 static int valid_utf8_without_u2581(const uint8_t *s, size_t len)
 {
     for (size_t i = 0; i < len;) {
-        size_t n = s[i] < 0x80 ? 1 : (s[i] & 0xE0) == 0xC0 ? 2 : (s[i] & 0xF0) == 0xE0 ? 3 : (s[i] & 0xF8) == 0xF0 ? 4 : 0;
+        size_t n = s[i] < 0x80 ? 1 : (s[i] & 0xE0) == 0xC0 ? 2 : (s[i] & 0xF0) == 0xE0 ? 3
+                 : (s[i] & 0xF8) == 0xF0 ? 4 : 0;
         if (n == 0 || i + n > len || (n == 2 && s[i] < 0xC2))
             return 0;
         for (size_t k = 1; k < n; k++)
@@ -384,7 +385,8 @@ static void test_hf_json(void)
             int32_t ids[8], want[] = {1, 403, 407, 261, 378};
             int n = 0;
             s = tr_tokenizer_encode(t, "Once upon a time", 16, tr_tokenizer_add_bos(t), ids, 8, &n);
-            CHECK(s == TR_OK && same_ids("stories260K prompt", (const uint8_t *)"Once upon a time", 16, want, 5, ids, n),
+            const uint8_t *prompt = (const uint8_t *)"Once upon a time";
+            CHECK(s == TR_OK && same_ids("stories260K prompt", prompt, 16, want, 5, ids, n),
                   "\"Once upon a time\" with BOS is not [1, 403, 407, 261, 378]");
             tr_tokenizer_set_add_bos(t, 0);
             CHECK(tr_tokenizer_add_bos(t) == 0, "set_add_bos(0)");
@@ -455,7 +457,8 @@ static void test_gguf_vocab(void)
         int32_t ids[8], want[] = {1, 403, 407, 261, 378};
         int n = 0;
         tr_status s = tr_tokenizer_encode(t, "Once upon a time", 16, tr_tokenizer_add_bos(t), ids, 8, &n);
-        CHECK(s == TR_OK && same_ids("stories260K.gguf prompt", (const uint8_t *)"Once upon a time", 16, want, 5, ids, n),
+        const uint8_t *prompt = (const uint8_t *)"Once upon a time";
+        CHECK(s == TR_OK && same_ids("stories260K.gguf prompt", prompt, 16, want, 5, ids, n),
               "\"Once upon a time\" with BOS is not [1, 403, 407, 261, 378] through the GGUF vocabulary");
     }
     tr_tokenizer_free(t);
@@ -696,7 +699,8 @@ static void test_damaged_json(void)
     expect_json("model missing", "{\"version\": \"1.0\"}", TR_ERR_FORMAT);
     expect_json("model not an object", "{\"model\": \"BPE\"}", TR_ERR_FORMAT);
     expect_json("vocab missing", "{\"model\": {\"type\": \"BPE\", \"merges\": []}}", TR_ERR_FORMAT);
-    expect_json("vocab an array", "{\"model\": {\"type\": \"BPE\", \"vocab\": [\"a\"], \"merges\": []}}", TR_ERR_FORMAT);
+    expect_json("vocab an array", "{\"model\": {\"type\": \"BPE\", \"vocab\": [\"a\"], \"merges\": []}}",
+                TR_ERR_FORMAT);
     expect_json("vocab empty", "{\"model\": {\"type\": \"BPE\", \"vocab\": {}, \"merges\": []}}", TR_ERR_FORMAT);
     expect_json("merges missing", "{\"model\": {\"type\": \"BPE\", " VOCAB "}}", TR_ERR_FORMAT);
     expect_json("merges an object", "{\"model\": {" VOCAB ", \"merges\": {}}}", TR_ERR_FORMAT);
@@ -714,7 +718,8 @@ static void test_damaged_json(void)
     expect_json("type not a string", "{\"model\": {\"type\": 3, " VOCAB ", \"merges\": []}}", TR_ERR_FORMAT);
     expect_json("a WordPiece model", "{\"model\": {\"type\": \"WordPiece\", " VOCAB ", \"merges\": []}}",
                 TR_ERR_UNSUPPORTED);
-    expect_json("a Unigram model", "{\"model\": {\"type\": \"Unigram\", \"vocab\": [[\"a\", 0.0]]}}", TR_ERR_UNSUPPORTED);
+    expect_json("a Unigram model", "{\"model\": {\"type\": \"Unigram\", \"vocab\": [[\"a\", 0.0]]}}",
+                TR_ERR_UNSUPPORTED);
     expect_json("byte_fallback a string", MODEL(", \"byte_fallback\": \"yes\""), TR_ERR_FORMAT);
     expect_json("unk_token a number", MODEL(", \"unk_token\": 0"), TR_ERR_FORMAT);
     expect_json("unk_token unknown", MODEL(", \"unk_token\": \"<pad>\""), TR_ERR_FORMAT);

@@ -194,6 +194,8 @@ def main():
           json.dumps({k: CONFIG[k] for k in ("model_type", "hidden_size", "intermediate_size",
                                              "num_hidden_layers", "num_attention_heads", "vocab_size")}).encode())
     write(os.path.join(d, "config_bad_type.json"), json.dumps(dict(CONFIG, hidden_size="8")).encode())
+    # found by fuzzing: a positive double that is 0.0 as a float
+    write(os.path.join(d, "config_eps_underflow.json"), json.dumps(dict(CONFIG, rms_norm_eps=1e-55)).encode())
     write(os.path.join(d, "tokenizer_config.json"), b'{"add_bos_token": true, "bos_token": "<s>"}')
     index = {"metadata": {"total_size": 1234},
              "weight_map": {hf_name(n): f"model-0000{1 + i % 2}-of-00002.safetensors" for i, n in enumerate(tensors)}}

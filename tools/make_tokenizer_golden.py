@@ -196,7 +196,7 @@ def trained_model(text_lines, **kw):
     return buf.getvalue()
 
 
-def tiny_hf_json(byte_fallback=True, merges_as_pairs=False):
+def tiny_hf_json(byte_fallback=True, merges_as_pairs=False, metaspace=False):
     vocab = {"<unk>": 0, "<s>": 1, "</s>": 2}
     if byte_fallback:
         for b in range(256):
@@ -208,10 +208,10 @@ def tiny_hf_json(byte_fallback=True, merges_as_pairs=False):
         "version": "1.0",
         "added_tokens": [{"id": i, "content": c, "special": True, "normalized": False}
                          for i, c in enumerate(["<unk>", "<s>", "</s>"])],
-        "normalizer": {"type": "Sequence", "normalizers": [
+        "normalizer": None if metaspace else {"type": "Sequence", "normalizers": [
             {"type": "Prepend", "prepend": "\u2581"},
             {"type": "Replace", "pattern": {"String": " "}, "content": "\u2581"}]},
-        "pre_tokenizer": None,
+        "pre_tokenizer": METASPACE if metaspace else None,
         "model": {"type": "BPE", "dropout": None, "unk_token": "<unk>", "fuse_unk": True,
                   "byte_fallback": byte_fallback, "vocab": vocab,
                   "merges": [list(m) for m in merges] if merges_as_pairs else [" ".join(m) for m in merges]},
@@ -238,6 +238,7 @@ def write_fuzz_seeds(shared):
     jseeds = {
         "tiny_bytes.json": tiny_hf_json(True),
         "tiny_pairs_no_bytes.json": tiny_hf_json(False, merges_as_pairs=True),
+        "tiny_metaspace.json": tiny_hf_json(False, metaspace=True),
         "not_bpe.json": b'{"model": {"type": "WordPiece", "vocab": {"a": 0}}}',
         "broken.json": b'{"model": {"type": "BPE", "vocab": {"a": 0, "b": 0}, "merges": ["a b"]',
     }
@@ -304,7 +305,8 @@ def main():
         write_cases(os.path.join(args.out, "%s_hf.txt" % model), header, rows)
 
     rng = random.Random(1234)
-    texts = [(n, b) for n, b in hard if len(b) < 200] + [("random%d" % i, t) for i, t in enumerate(random_texts(rng, 150))]
+    texts = [(n, b) for n, b in hard if len(b) < 200]
+    texts += [("random%d" % i, t) for i, t in enumerate(random_texts(rng, 150))]
     for variant, proto in handmade_models().items():
         with open(os.path.join(args.out, "spm_%s.model" % variant), "wb") as f:
             f.write(proto)

@@ -14,6 +14,7 @@ static const char usage[] =
     "  eval       prefill a prompt and write the logits of every position to a .npy file\n"
     "  tokenize   print the token ids of a text\n"
     "  info       list the backends usable here and, with -m, a model's hyperparameters\n"
+    "  bench      prompt-processing and generation speed (pp512 / tg128), and memory\n"
     "  help       this text; `transit <command> --help` explains one command\n"
     "\n"
     "MODEL is a .gguf file or a Hugging Face model directory (config.json, *.safetensors,\n"
@@ -35,5 +36,7 @@ int main(int argc, char **argv)
         return cmd_tokenize(argc, argv);
     if (!strcmp(cmd, "info"))
         return cmd_info(argc, argv);
+    if (!strcmp(cmd, "bench"))
+        return cmd_bench(argc, argv);
     return cli_fail("unknown command '%s' (see transit help)", cmd);
 }

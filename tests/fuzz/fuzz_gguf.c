@@ -70,6 +70,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     tr_model_file f;
     if (tr_model_file_from_gguf(data, size, NAME, &f) == TR_OK) {
+        /* what the graph builder relies on */
+        const tr_hparams *hp = &f.hp;
+        if (hp->dim < 1 || hp->n_layers < 1 || hp->n_heads < 1 || hp->n_kv_heads < 1 || hp->head_dim < 2 ||
+            hp->head_dim % 2 || hp->n_heads % hp->n_kv_heads || hp->n_vocab < 1 || hp->ffn_dim < 1 ||
+            !(hp->rms_eps > 0) || !(hp->rope_theta > 0) || hp->bos_id >= hp->n_vocab || hp->eos_id >= hp->n_vocab ||
+            f.n_weights < 2 + 9 * hp->n_layers || (f.has_vocab && f.vocab.n != hp->n_vocab))
+            abort();
         for (int i = 0; i < f.n_weights; i++) {
             const tr_weight *w = &f.weights[i];
             if ((uintptr_t)w->data % tr_dtype_size(w->dtype) != 0 || tr_model_file_find(&f, w->name) != w)

@@ -1,0 +1,163 @@
+/* cmd_bench.c: `transit bench`: prompt processing (pp) and generation (tg) speed, mean +- sd over
+ * repetitions, in the shape of llama-bench's pp512 / tg128 so both can run on one GGUF file; plus
+ * the memory the engine planned (activations, kernel workspace, KV cache) and the peak RSS. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "cli.h"
+
+static const char help[] =
+    "usage: transit bench -m MODEL [-p 512[,2048,...]] [-n 128] [-r 5] [options]\n"
+    "\n"
+    "Measures prompt processing (ppN: one prefill of N random tokens) and generation (tgN: N\n"
+    "tokens decoded one at a time from an empty context), each repeated -r times after one warm-up\n"
+    "run, and prints tokens/s as mean +- standard deviation. Each pp row also shows the memory the\n"
+    "engine planned for that prompt: activations (all intermediates of the graph), workspace (kernel\n"
+    "scratch: attention rows, weight panels) and the KV cache, and the process's peak RSS.\n"
+    "\n"
+    "  -m, --model MODEL   .gguf file or Hugging Face directory\n"
+    "  -p LIST             prompt lengths, comma separated (512); 0 = none\n"
+    "  -n N                generated tokens (128); 0 = none\n"
+    "  -r N                repetitions (5)\n"
+    "      --backend NAME  cpu (default), vulkan or cuda\n"
+    "  -t, --threads N     CPU threads (all cores)\n"
+    "  -b, --batch N       prefill in chunks of N tokens (whole prompt)\n"
+    "      --transition    Attention Transition during prefill, with the --transition-* options\n"
+    "                      of `transit run`\n";
+
+typedef struct {
+    double mean, sd;
+} stat;
+
+static stat summarise(const double *x, int n)
+{
+    stat s = {0, 0};
+    for (int i = 0; i < n; i++)
+        s.mean += x[i] / n;
+    for (int i = 0; n > 1 && i < n; i++)
+        s.sd += (x[i] - s.mean) * (x[i] - s.mean) / (n - 1);
+    s.sd = sqrt(s.sd);
+    return s;
+}
+
+/* One timed run: pp of n_prompt tokens (n_gen == 0) or tg of n_gen tokens. Returns tokens/s or -1. */
+static double run_once(tr_model *m, const cli_opts *o, int n_prompt, int n_gen, tr_memory_stats *mem)
+{
+    int n = n_prompt + n_gen, V = tr_model_n_vocab(m);
+    int32_t *ids = malloc((size_t)n * sizeof *ids);
+    uint64_t r = 12345;
+    for (int i = 0; i < n; i++) {
+        r = r * 6364136223846793005ULL + 1442695040888963407ULL;
+        ids[i] = (int32_t)((r >> 33) % (uint64_t)V);
+    }
+    tr_context_params cp = tr_context_default_params();
+    cp.n_ctx = n;
+    cp.n_batch = o->n_batch;
+    cp.transition = o->transition;
+    tr_context *c;
+    tr_status s = tr_context_create(m, &cp, &c);
+    double rate = -1;
+    if (s == TR_OK) {
+        double t0 = cli_now();
+        if (n_prompt > 0) {
+            s = tr_eval(c, ids, n_prompt, 0);
+        } else {
+            for (int i = 0; i < n_gen && s == TR_OK; i++)
+                s = tr_eval(c, ids + i, 1, 0);
+        }
+        double dt = cli_now() - t0;
+        if (s == TR_OK)
+            rate = (n_prompt + n_gen) / dt;
+        if (mem)
+            tr_context_memory(c, mem);
+    }
+    if (s != TR_OK)
+        cli_fail_status(s);
+    tr_context_free(c);
+    free(ids);
+    return rate;
+}
+
+int cmd_bench(int argc, char **argv)
+{
+    int pp[16] = {512}, n_pp = 1, tg = 128, reps = 5;
+    /* bench's own options first (-p here is a length, not a prompt); the rest are the common ones */
+    char **rest = malloc((size_t)argc * sizeof *rest);
+    int n_rest = 2;
+    rest[0] = argv[0];
+    rest[1] = argv[1];
+    for (int i = 2; i < argc; i++) {
+        if (i + 1 < argc && !strcmp(argv[i], "-p")) {
+            n_pp = 0;
+            for (char *tok = strtok(argv[++i], ","); tok && n_pp < 16; tok = strtok(NULL, ","))
+                pp[n_pp++] = atoi(tok);
+        } else if (i + 1 < argc && (!strcmp(argv[i], "-n") || !strcmp(argv[i], "--n-gen"))) {
+            tg = atoi(argv[++i]);
+        } else if (i + 1 < argc && !strcmp(argv[i], "-r")) {
+            reps = atoi(argv[++i]);
+        } else {
+            rest[n_rest++] = argv[i];
+        }
+    }
+    cli_opts o;
+    int bad = cli_parse(n_rest, rest, 2, &o, "bench");
+    free(rest);
+    if (bad)
+        return 1;
+    if (o.show_help) {
+        fputs(help, stdout);
+        return 0;
+    }
+    if (!o.model)
+        return cli_fail("bench: no model given (-m MODEL)");
+    if (reps < 1 || reps > 1000 || tg < 0)
+        return cli_fail("bench: need 1 <= -r <= 1000 and -n >= 0");
+    for (int i = 0; i < n_pp; i++)
+        if (pp[i] < 0)
+            return cli_fail("bench: prompt lengths must be >= 0");
+    tr_model *m;
+    tr_model_params mp = tr_model_default_params();
+    mp.backend = o.backend;
+    mp.n_threads = o.n_threads;
+    tr_status s = tr_model_load(o.model, &mp, &m);
+    if (s != TR_OK)
+        return cli_fail_status(s);
+    tr_model_info info;
+    tr_model_get_info(m, &info);
+    printf("model: %s (%s, %.2f GB, %.2f B params), backend %s, transition %s\n", o.model, info.weight_type,
+           (double)info.weight_bytes / 1e9, (double)info.n_params / 1e9, o.backend ? o.backend : "cpu",
+           o.transition.enabled ? "on" : "off");
+    printf("| test    |          t/s | activations MB | workspace MB | kv MB | peak RSS MB |\n");
+    printf("| ------- | ------------ | -------------- | ------------ | ----- | ----------- |\n");
+    double *rates = malloc((size_t)reps * sizeof *rates);
+    int rc = 0;
+    for (int t = 0; t <= n_pp && !rc; t++) {
+        int np = t < n_pp ? pp[t] : 0, ng = t < n_pp ? 0 : tg;
+        if (np + ng == 0)
+            continue;
+        tr_memory_stats mem = {0};
+        if (run_once(m, &o, np, ng, &mem) < 0) { /* warm-up */
+            rc = 1;
+            break;
+        }
+        for (int r = 0; r < reps && !rc; r++)
+            rc = (rates[r] = run_once(m, &o, np, ng, NULL)) < 0;
+        if (rc)
+            break;
+        stat st = summarise(rates, reps);
+        struct rusage ru;
+        getrusage(RUSAGE_SELF, &ru);
+        char name[16];
+        snprintf(name, sizeof name, "%s%d", np ? "pp" : "tg", np ? np : ng);
+        printf("| %-7s | %6.2f ± %4.2f | %14.1f | %12.2f | %5.1f | %11.1f |\n", name, st.mean, st.sd,
+               (double)mem.activations / 1e6, (double)mem.workspace / 1e6, (double)mem.kv_cache / 1e6,
+               (double)ru.ru_maxrss / 1e3);
+        fflush(stdout);
+    }
+    free(rates);
+    tr_model_free(m);
+    return rc;
+}
