@@ -6,6 +6,22 @@
 #include "error.h"
 
 tr_status tr_cpu_backend_create(const tr_backend_options *opt, tr_backend **out);
+#ifdef TR_HAVE_VULKAN
+tr_status tr_vulkan_backend_create(const tr_backend_options *opt, tr_backend **out);
+#define TR_VULKAN_CREATE tr_vulkan_backend_create
+#define TR_VULKAN_MISSING NULL
+#else
+#define TR_VULKAN_CREATE NULL
+#define TR_VULKAN_MISSING "not compiled in (build with Vulkan headers, loader and glslc)"
+#endif
+#ifdef TR_HAVE_CUDA
+tr_status tr_cuda_backend_create(const tr_backend_options *opt, tr_backend **out);
+#define TR_CUDA_CREATE tr_cuda_backend_create
+#define TR_CUDA_MISSING NULL
+#else
+#define TR_CUDA_CREATE NULL
+#define TR_CUDA_MISSING "not compiled in (build with the CUDA toolkit's nvcc)"
+#endif
 
 typedef struct backend_entry {
     const char *name;
@@ -13,10 +29,20 @@ typedef struct backend_entry {
     const char *missing; /* why it is not available */
 } backend_entry;
 
+/* The CPU backend running only its plain reference kernels: the definition others are held to. */
+static tr_status cpu_ref_create(const tr_backend_options *opt, tr_backend **out)
+{
+    tr_backend_options o = opt ? *opt : (tr_backend_options){0};
+    o.reference = 1;
+    o.n_threads = 1;
+    return tr_cpu_backend_create(&o, out);
+}
+
 static const backend_entry backends[] = {
     {"cpu", tr_cpu_backend_create, NULL},
-    {"vulkan", NULL, "not compiled in yet"},
-    {"cuda", NULL, "not compiled in yet"},
+    {"cpu-ref", cpu_ref_create, NULL},
+    {"vulkan", TR_VULKAN_CREATE, TR_VULKAN_MISSING},
+    {"cuda", TR_CUDA_CREATE, TR_CUDA_MISSING},
 };
 
 tr_status tr_backend_create(const char *name, const tr_backend_options *opt, tr_backend **out)
@@ -30,7 +56,7 @@ tr_status tr_backend_create(const char *name, const tr_backend_options *opt, tr_
             return tr_fail(TR_ERR_UNSUPPORTED, "backend '%s': %s", name, backends[i].missing);
         return backends[i].create(opt, out);
     }
-    return tr_fail(TR_ERR_INVALID_ARG, "unknown backend '%s' (expected cpu, vulkan or cuda)", name);
+    return tr_fail(TR_ERR_INVALID_ARG, "unknown backend '%s' (expected cpu, cpu-ref, vulkan or cuda)", name);
 }
 
 void tr_backend_free(tr_backend *b)
@@ -52,7 +78,8 @@ void tr_backend_list(char *buf, size_t cap)
                 b->iface->describe(b, line, sizeof line);
                 tr_backend_free(b);
             } else {
-                snprintf(line, sizeof line, "%s: compiled, unusable here (%s)", backends[i].name, tr_last_error());
+                /* the backend's own reason, e.g. "cuda: compiled, no device" */
+                snprintf(line, sizeof line, "%s: compiled, %s", backends[i].name, tr_last_error());
             }
         } else {
             snprintf(line, sizeof line, "%s: %s", backends[i].name, backends[i].missing);

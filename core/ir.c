@@ -62,6 +62,7 @@ void tr_graph_reset(tr_graph *g)
     g->arena->used = 0;
     g->n_nodes = g->n_leaves = 0;
     g->failed = 0;
+    g->keep_all = 0;
 }
 
 tr_status tr_graph_status(const tr_graph *g)

@@ -140,7 +140,8 @@ typedef struct tr_graph {
     tr_tensor **leaves; /* tensors with op NONE */
     int n_leaves, cap_leaves;
     struct tr_arena *arena;
-    int failed; /* an allocation failed while building: tr_graph_status reports it */
+    int failed;   /* an allocation failed while building: tr_graph_status reports it */
+    int keep_all; /* backends keep every intermediate (no memory reuse): for per-node parity */
 } tr_graph;
 
 tr_status tr_graph_init(tr_graph *g);

@@ -40,8 +40,14 @@ tr_tensor *tr_llama_build(tr_context *ctx, tr_graph *g, int n_tokens, int all_lo
         tr_tensor *q = tr_matmul(g, h, w->wq); /* {H*hd, T} */
         tr_tensor *k = tr_matmul(g, h, w->wk); /* {Hkv*hd, T} */
         tr_tensor *v = tr_matmul(g, h, w->wv);
+        tr_set_name(h, "attn_norm.%d", l);
+        tr_set_name(q, "q.%d", l);
+        tr_set_name(k, "k.%d", l);
+        tr_set_name(v, "v.%d", l);
         q = tr_rope(g, tr_reshape_3d(g, q, hd, hp->n_heads, T), pos, rope);
         k = tr_rope(g, tr_reshape_3d(g, k, hd, hp->n_kv_heads, T), pos, rope);
+        tr_set_name(q, "q_rope.%d", l);
+        tr_set_name(k, "k_rope.%d", l);
         tr_tensor *kc = tr_kv_write(g, ctx->k_cache[l], tr_reshape_3d(g, k, hd * hp->n_kv_heads, T, 1), n_past);
         tr_tensor *vc = tr_kv_write(g, ctx->v_cache[l], v, n_past);
         tr_attn_params ap = {
@@ -61,21 +67,30 @@ tr_tensor *tr_llama_build(tr_context *ctx, tr_graph *g, int n_tokens, int all_lo
             ap.transition.strategy = ctx->transition.strategy;
         }
         tr_tensor *a = tr_attention(g, q, kc, vc, &ap); /* {H*hd, T} */
-        x = tr_add(g, x, tr_matmul(g, a, w->wo));
-        tr_set_name(q, "q.%d", l);
+        tr_tensor *o = tr_matmul(g, a, w->wo);
+        x = tr_add(g, x, o);
         tr_set_name(a, "attn.%d", l);
+        tr_set_name(o, "attn_out.%d", l);
         tr_set_name(x, "resid_attn.%d", l);
 
         /* feed-forward block */
         h = tr_rms_norm(g, x, w->ffn_norm, hp->rms_eps);
-        tr_tensor *ff = tr_swiglu(g, tr_matmul(g, h, w->w_gate), tr_matmul(g, h, w->w_up));
-        x = tr_add(g, x, tr_matmul(g, ff, w->w_down));
+        tr_tensor *gate = tr_matmul(g, h, w->w_gate), *up = tr_matmul(g, h, w->w_up);
+        tr_tensor *ff = tr_swiglu(g, gate, up);
+        tr_tensor *down = tr_matmul(g, ff, w->w_down);
+        x = tr_add(g, x, down);
+        tr_set_name(h, "ffn_norm.%d", l);
+        tr_set_name(gate, "gate.%d", l);
+        tr_set_name(up, "up.%d", l);
+        tr_set_name(ff, "swiglu.%d", l);
+        tr_set_name(down, "ffn_out.%d", l);
         tr_set_name(x, "resid_ffn.%d", l);
     }
     /* Only the rows whose logits are wanted go through the (large) output projection. */
     if (!all_logits && T > 1)
         x = tr_view_rows(g, x, T - 1, 1);
     x = tr_rms_norm(g, x, m->output_norm, hp->rms_eps);
+    tr_set_name(x, "output_norm");
     tr_tensor *logits = tr_matmul(g, x, m->output);
     tr_set_name(logits, "logits");
     if (tr_graph_status(g) != TR_OK)

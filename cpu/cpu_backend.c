@@ -12,6 +12,7 @@
 #include "backend.h"
 #include "error.h"
 #include "kernels.h"
+#include "parity.h"
 
 #define SCRATCH_ALIGN 64
 
@@ -19,6 +20,7 @@ typedef struct cpu_backend {
     tr_backend base;
     tr_cpu_state st;
     int reference;
+    tr_op fault; /* TRANSIT_FAULT (parity.h): this op's fast kernel perturbs its output */
     void *arena; /* intermediates of the current graph */
     size_t arena_size;
 } cpu_backend;
@@ -169,7 +171,8 @@ static tr_status place(cpu_backend *c, tr_graph *g, int keep_all)
 static tr_status cpu_graph_compute(tr_backend *b, tr_graph *g)
 {
     cpu_backend *c = (cpu_backend *)b;
-    TR_TRY(place(c, g, 0));
+    TR_TRY(place(c, g, g->keep_all));
+    tr_op fault = c->reference ? TR_OP_NONE : c->fault;
     for (int i = 0; i < g->n_nodes; i++) {
         tr_tensor *t = g->nodes[i];
         if (t->op == TR_OP_VIEW)
@@ -178,6 +181,8 @@ static tr_status cpu_graph_compute(tr_backend *b, tr_graph *g)
             fast_kernels[t->op](&c->st, t);
         else
             ref_kernels[t->op](t);
+        if (t->op == fault) /* TRANSIT_FAULT: a deliberately broken kernel, for testing parity */
+            ((float *)t->data)[0] += 1.0f;
     }
     return TR_OK;
 }
@@ -218,6 +223,9 @@ tr_status tr_cpu_backend_create(const tr_backend_options *opt, tr_backend **out)
     }
     c->st.n_threads = tr_pool_size(c->st.pool);
     c->reference = opt && opt->reference;
+    c->fault = tr_fault_op();
+    if (c->fault != TR_OP_NONE)
+        tr_log("cpu: TRANSIT_FAULT=%s: its fast kernel is deliberately broken", tr_op_name(c->fault));
     /* OpenBLAS runs the prefill sgemm with as many threads as we would; our pool sleeps meanwhile. */
     openblas_set_num_threads(c->st.n_threads);
     c->base.iface = &cpu_iface;

@@ -125,7 +125,7 @@ static void test_goldens(void)
                 continue;
             tr_transition_params tp = params_of(cJSON_GetObjectItem(c, "params"));
             char rel[256];
-            int n, n_rows, nd;
+            int n = 0, n_rows = 0, nd = 0;
             int64_t shape[4];
             char kind;
             snprintf(rel, sizeof rel, "transition/%s.ids", c->string);

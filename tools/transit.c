@@ -15,6 +15,8 @@ static const char usage[] =
     "  tokenize   print the token ids of a text\n"
     "  info       list the backends usable here and, with -m, a model's hyperparameters\n"
     "  bench      prompt-processing and generation speed (pp512 / tg128), and memory\n"
+    "  parity     the same prompt on every backend against the CPU reference; non-zero exit on a\n"
+    "             broken bound (for CI)\n"
     "  help       this text; `transit <command> --help` explains one command\n"
     "\n"
     "MODEL is a .gguf file or a Hugging Face model directory (config.json, *.safetensors,\n"
@@ -38,5 +40,7 @@ int main(int argc, char **argv)
         return cmd_info(argc, argv);
     if (!strcmp(cmd, "bench"))
         return cmd_bench(argc, argv);
+    if (!strcmp(cmd, "parity"))
+        return cmd_parity(argc, argv);
     return cli_fail("unknown command '%s' (see transit help)", cmd);
 }

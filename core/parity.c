@@ -1,0 +1,73 @@
+/* parity.c: per-node capture for `transit parity`, and the fault-injection switch. */
+#include "parity.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "model.h"
+
+tr_op tr_fault_op(void)
+{
+    const char *want = getenv("TRANSIT_FAULT");
+    if (!want || !*want)
+        return TR_OP_NONE;
+    for (int op = 1; op < TR_OP_COUNT; op++)
+        if (strcmp(tr_op_name((tr_op)op), want) == 0)
+            return (tr_op)op;
+    return TR_OP_NONE;
+}
+
+void tr_node_values_free(tr_node_values *v)
+{
+    for (int i = 0; v->nodes && i < v->n; i++)
+        free(v->nodes[i].data);
+    free(v->nodes);
+    memset(v, 0, sizeof *v);
+}
+
+tr_status tr_eval_capture(tr_context *c, const int32_t *ids, int n, tr_node_values *out)
+{
+    memset(out, 0, sizeof *out);
+    tr_model *m = c->model;
+    if (n < 1 || n > c->n_batch || n > c->n_ctx)
+        return tr_fail(TR_ERR_RANGE, "parity: %d tokens do not fit one batch of %d", n, c->n_batch);
+    for (int i = 0; i < n; i++) {
+        if (ids[i] < 0 || ids[i] >= m->hp.n_vocab)
+            return tr_fail(TR_ERR_INVALID_ARG, "parity: token id %d is outside the vocabulary", ids[i]);
+        c->ids[i] = ids[i];
+        c->pos[i] = i;
+    }
+    tr_context_reset(c);
+    c->schedule_len = c->n_prompt > 0 ? c->n_prompt : n;
+    tr_graph_reset(&c->graph);
+    c->graph.keep_all = 1;
+    if (!tr_llama_build(c, &c->graph, n, 1))
+        return tr_fail(TR_ERR_INVALID_ARG, "parity: %s", tr_last_error());
+    TR_TRY(m->backend->iface->graph_compute(m->backend, &c->graph));
+    out->nodes = calloc((size_t)c->graph.n_nodes, sizeof *out->nodes);
+    if (!out->nodes)
+        return tr_fail(TR_ERR_NOMEM, "parity: out of memory");
+    for (int i = 0; i < c->graph.n_nodes; i++) {
+        const tr_tensor *t = c->graph.nodes[i];
+        if (t->op == TR_OP_VIEW || t->op == TR_OP_KV_WRITE || t->dtype != TR_F32)
+            continue;
+        tr_node_value *v = &out->nodes[out->n];
+        if (t->name[0])
+            snprintf(v->name, sizeof v->name, "%s", t->name);
+        else
+            snprintf(v->name, sizeof v->name, "%s#%d", tr_op_name(t->op), i);
+        v->op = t->op;
+        v->count = tr_nelements(t);
+        v->data = malloc((size_t)v->count * sizeof(float));
+        out->n++;
+        tr_status s = v->data ? tr_tensor_get(m->backend, t, v->data) : TR_ERR_NOMEM;
+        if (s != TR_OK) {
+            tr_node_values_free(out);
+            return s == TR_ERR_NOMEM ? tr_fail(s, "parity: out of memory") : s;
+        }
+    }
+    c->n_past = n;
+    return TR_OK;
+}
