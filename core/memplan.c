@@ -85,8 +85,8 @@ static int owns_memory(const tr_tensor *n)
 
 size_t tr_memplan(tr_graph *g, size_t align, int keep_all)
 {
-    /* last_use[i]: index of the last node reading node i (through views too). The node index is
-     * kept in the offset field temporarily... instead, a side array keeps it simple. */
+    /* last_use[i]: index of the last node reading node i (through views too). While it is
+     * computed, each node's offset field holds its own index, so a source's index is one load. */
     int n = g->n_nodes;
     int *last_use = malloc((size_t)(n > 0 ? n : 1) * sizeof *last_use);
     if (!last_use)

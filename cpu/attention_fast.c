@@ -5,10 +5,12 @@
  * with two single-threaded sgemm calls, so the inner loops run at BLAS speed; its scratch is one
  * tile of score rows, 32 x n_kv floats per thread: O(n) memory, never the n x n matrix.
  *
- * Attention Transition rows (design §3) take a second pass over the stored scores and the values:
- * the weights are only known once the row's max and normaliser are, so pass 1 finds them and
- * pass 2 applies elimination and halving while accumulating sum(kept), sum_P(m), sum(kept v) and
- * the marked value sums of the two blocks before the row's block. Nothing n x n is ever held. */
+ * Attention Transition rows (design §3) take a second pass over their stored row: the weights are
+ * only known once the row's max and normaliser are, so pass 1 finds them and pass 2 turns the row
+ * into its final weights (elimination, halving, the moved shares) before the tile's P V product.
+ * On the CPU a tile's rows are held anyway, so this is the cheapest exact form; GPU kernels, which
+ * stream keys without holding rows, use the five-sum form of docs/attention-transition.md. Nothing
+ * n x n is ever held. */
 #include <cblas.h>
 #include <math.h>
 #include <string.h>
@@ -24,58 +26,41 @@ typedef struct {
     int64_t row_blocks;
 } attn_job;
 
-/* axpy: y += a x */
-static void axpy(float *y, float a, const float *x, int64_t n)
+/* Pass 2 of a transition row (design §3): e[0..n_keys) holds exp(s - max) and sum their total;
+ * the row becomes its final weights in place (zeros past n_keys are already there), so the tile's
+ * P V product then applies them like any other row. The marks m are read from each weight before
+ * step 6 changes it; blocks -1 and -2 are disjoint, so each key is visited once. */
+static void transition_weights(const tr_attn_params *ap, int64_t start, float *e, float sum, int64_t n_keys)
 {
-    for (int64_t i = 0; i < n; i++)
-        y[i] += a * x[i];
-}
-
-/* Pass 2 of a transition row (design §3), from e[c] = exp(s[c] - max) and their sum: weights,
- * elimination and halving, while accumulating sum(kept), sum_P(m), sum(kept v) and the marked value
- * sums of blocks -1 and -2. acc needs 3 * hd floats. */
-static void row_transition(const tr_attn_params *ap, int64_t start, const tr_tensor *v, int64_t col, int64_t hd,
-                           int64_t n_keys, const float *e, float sum, float *acc, float *out)
-{
-    int64_t iv = ap->transition.iv, end = start + iv;
-    int64_t b1 = start - iv, b2 = start - 2 * iv; /* P = [b2, start) = block -2 then block -1 */
-    float t = ap->transition.alpha / (float)end, inv = 1.0f / sum, kept = 0, m_sum = 0;
-    float *acc_kept = acc, *acc_b1 = acc + hd, *acc_b2 = acc + 2 * hd;
-    memset(acc, 0, (size_t)(3 * hd) * sizeof *acc);
-    for (int64_t c = 0; c < n_keys; c++) {
+    int64_t iv = ap->transition.iv, end = start + iv, b1 = start - iv, b2 = start - 2 * iv;
+    float t = ap->transition.alpha / (float)end, inv = 1.0f / sum, kept = 0;
+    for (int64_t c = 0; c < n_keys; c++) { /* 1-2: threshold and elimination */
         float p = e[c] * inv;
-        if (p < t)
-            p = 0;
-        if (c == 0)
-            p *= 0.5f;
-        const float *vr = tr_at(v, col, c, 0);
-        if (p != 0) {
-            kept += p;
-            axpy(acc_kept, p, vr, hd);
-        }
-        if (c >= b2 && c < start) {
-            float m = p >= t ? 1.0f : 0.01f;
-            m_sum += m;
-            axpy(c >= b1 ? acc_b1 : acc_b2, m, vr, hd);
-        }
+        e[c] = p < t ? 0.0f : p;
     }
-    float removed = 1.0f - kept;
+    e[0] *= 0.5f; /* 3 */
+    for (int64_t c = 0; c < n_keys; c++)
+        kept += e[c];
+    float removed = 1.0f - kept; /* 4 */
     if (ap->transition.strategy == TR_TRANSITION_MULTI) {
         float scale = kept > 0 ? 1.0f + removed / kept : 0.0f;
-        for (int64_t i = 0; i < hd; i++)
-            out[i] = acc_kept[i] * scale;
+        for (int64_t c = 0; c < n_keys; c++)
+            e[c] *= scale;
         return;
     }
+    float m_sum = 0; /* 5: marks over P = [b2, start) */
+    for (int64_t c = b2; c < start; c++)
+        m_sum += e[c] >= t ? 1.0f : 0.01f;
     float share = ap->transition.beta * removed / m_sum;
-    for (int64_t i = 0; i < hd; i++)
-        out[i] = acc_kept[i] + share * (7.0f * acc_b1[i] + 3.0f * acc_b2[i]);
+    for (int64_t c = b2; c < start; c++) /* 6: 3 shares on block -2, 7 on block -1 */
+        e[c] += (c >= b1 ? 7.0f : 3.0f) * share * (e[c] >= t ? 1.0f : 0.01f);
 }
 
 /* One task: query head h, query rows [t0, t1). Keys 0 .. kmax-1 are the ones the last row sees.
  *   S = scale * Q K^T            (rows x kmax, one sgemm; the causal corner is masked after)
- *   E = exp(S - rowmax), sums    (in place)
- *   O = (E / sum) V              (one sgemm, written straight into the output rows)
- * then transition rows are recomputed from their E row by the two-pass epilogue. */
+ *   E = exp(S - rowmax), sums    (in place: pass 1)
+ *   P = E / sum, or for a transition row its re-weighted row (pass 2, in place)
+ *   O = P V                      (one sgemm, written straight into the output rows) */
 static void attn_task(void *arg, int task, int thread)
 {
     attn_job *j = arg;
@@ -87,11 +72,9 @@ static void attn_task(void *arg, int task, int thread)
     int64_t t1 = t0 + ROWS_PER_TASK < T ? t0 + ROWS_PER_TASK : T, rows = t1 - t0;
     int64_t col = (h / (H / Hkv)) * hd, kmax = ap->n_past + t1;
     float *e = j->st->scratch + (size_t)thread * j->st->scratch_per_thread; /* rows x kmax */
-    float *acc = e + (size_t)ROWS_PER_TASK * (size_t)ap->n_kv;
     int lq = (int)(q->nb[2] / sizeof(float)), lk = (int)(k->nb[1] / sizeof(float)), lo = (int)(dst->nb[1] / sizeof(float));
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)kmax, (int)hd, ap->scale,
                 tr_at(q, 0, h, t0), lq, tr_at(k, col, 0, 0), lk, 0.0f, e, (int)kmax);
-    float sums[ROWS_PER_TASK];
     for (int64_t r = 0; r < rows; r++) {
         float *er = e + r * kmax, mx = -INFINITY, sum = 0;
         int64_t n_keys = ap->n_past + t0 + r + 1;
@@ -101,26 +84,21 @@ static void attn_task(void *arg, int task, int thread)
             sum += er[c] = expf(er[c] - mx);
         for (int64_t c = n_keys; c < kmax; c++) /* causal mask */
             er[c] = 0;
-        sums[r] = sum;
-        if (tr_transition_row_block(ap, ap->n_past + t0 + r) < 0)
+        int32_t block = tr_transition_row_block(ap, ap->n_past + t0 + r);
+        if (block >= 0) {
+            transition_weights(ap, block, er, sum, n_keys);
+        } else {
+            float inv = 1.0f / sum;
             for (int64_t c = 0; c < n_keys; c++)
-                er[c] /= sum;
+                er[c] *= inv;
+        }
     }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)hd, (int)kmax, 1.0f, e, (int)kmax,
                 tr_at(v, col, 0, 0), lk, 0.0f, tr_at(dst, h * hd, t0, 0), lo);
-    for (int64_t r = 0; ap->variant == TR_ATTN_TRANSITION && r < rows; r++) {
-        int64_t pos = ap->n_past + t0 + r;
-        int32_t block = tr_transition_row_block(ap, pos);
-        if (block >= 0)
-            row_transition(ap, block, v, col, hd, pos + 1, e + r * kmax, sums[r], acc, tr_at(dst, h * hd, t0 + r, 0));
-    }
 }
 
-/* Rows of scores per thread, plus three value accumulators for transition rows. */
-size_t tr_attention_scratch_floats(const tr_tensor *dst)
-{
-    return (size_t)ROWS_PER_TASK * (size_t)dst->p.attn.n_kv + 3 * (size_t)dst->src[0]->ne[0];
-}
+/* One tile of score rows per thread. */
+size_t tr_attention_scratch_floats(const tr_tensor *dst) { return (size_t)ROWS_PER_TASK * (size_t)dst->p.attn.n_kv; }
 
 void attention_f32_fast(tr_cpu_state *st, tr_tensor *dst)
 {

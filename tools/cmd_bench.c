@@ -26,7 +26,9 @@ static const char help[] =
     "  -t, --threads N     CPU threads (all cores)\n"
     "  -b, --batch N       prefill in chunks of N tokens (whole prompt)\n"
     "      --transition    Attention Transition during prefill, with the --transition-* options\n"
-    "                      of `transit run`\n";
+    "                      of `transit run`\n"
+    "      --ab            with --transition: run plain and transition prefills alternately and\n"
+    "                      report the median time ratio of the pairs (robust to a busy machine)\n";
 
 typedef struct {
     double mean, sd;
@@ -81,9 +83,53 @@ static double run_once(tr_model *m, const cli_opts *o, int n_prompt, int n_gen, 
     return rate;
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* A/B: plain and transition prefills alternate, so both see the same machine load; the cost of
+ * the transition is the median over pairs of time(transition) / time(plain). */
+static int ab_transition(tr_model *m, const cli_opts *o, const int *pp, int n_pp, int reps)
+{
+    if (!o->transition.enabled)
+        return cli_fail("bench: --ab compares against --transition; add it");
+    cli_opts plain = *o;
+    plain.transition.enabled = 0;
+    printf("| test    | plain t/s      | transition t/s | time ratio (median of %d pairs) | workspace MB | activations MB |\n",
+           reps);
+    printf("| ------- | -------------- | -------------- | ------------------------------- | ------------ | -------------- |\n");
+    double *ratio = malloc((size_t)reps * sizeof *ratio), *a = malloc((size_t)reps * sizeof *a),
+           *b = malloc((size_t)reps * sizeof *b);
+    int rc = 0;
+    for (int t = 0; t < n_pp && !rc; t++) {
+        tr_memory_stats mem = {0};
+        rc = run_once(m, &plain, pp[t], 0, NULL) < 0 || run_once(m, o, pp[t], 0, &mem) < 0; /* warm-up */
+        for (int r = 0; r < reps && !rc; r++) {
+            a[r] = run_once(m, &plain, pp[t], 0, NULL);
+            b[r] = run_once(m, o, pp[t], 0, NULL);
+            rc = a[r] < 0 || b[r] < 0;
+            ratio[r] = a[r] / b[r]; /* rates: time ratio = rate(plain) / rate(transition) */
+        }
+        if (rc)
+            break;
+        stat sa = summarise(a, reps), sb = summarise(b, reps);
+        qsort(ratio, (size_t)reps, sizeof *ratio, cmp_double);
+        double med = reps % 2 ? ratio[reps / 2] : (ratio[reps / 2 - 1] + ratio[reps / 2]) / 2;
+        printf("| pp%-5d | %7.2f ± %5.2f | %7.2f ± %5.2f | %31.3f | %12.2f | %14.1f |\n", pp[t], sa.mean, sa.sd,
+               sb.mean, sb.sd, med, (double)mem.workspace / 1e6, (double)mem.activations / 1e6);
+        fflush(stdout);
+    }
+    free(ratio);
+    free(a);
+    free(b);
+    return rc;
+}
+
 int cmd_bench(int argc, char **argv)
 {
-    int pp[16] = {512}, n_pp = 1, tg = 128, reps = 5;
+    int pp[16] = {512}, n_pp = 1, tg = 128, reps = 5, ab = 0;
     /* bench's own options first (-p here is a length, not a prompt); the rest are the common ones */
     char **rest = malloc((size_t)argc * sizeof *rest);
     int n_rest = 2;
@@ -98,6 +144,8 @@ int cmd_bench(int argc, char **argv)
             tg = atoi(argv[++i]);
         } else if (i + 1 < argc && !strcmp(argv[i], "-r")) {
             reps = atoi(argv[++i]);
+        } else if (!strcmp(argv[i], "--ab")) {
+            ab = 1;
         } else {
             rest[n_rest++] = argv[i];
         }
@@ -130,10 +178,17 @@ int cmd_bench(int argc, char **argv)
     printf("model: %s (%s, %.2f GB, %.2f B params), backend %s, transition %s\n", o.model, info.weight_type,
            (double)info.weight_bytes / 1e9, (double)info.n_params / 1e9, o.backend ? o.backend : "cpu",
            o.transition.enabled ? "on" : "off");
-    printf("| test    |          t/s | activations MB | workspace MB | kv MB | peak RSS MB |\n");
-    printf("| ------- | ------------ | -------------- | ------------ | ----- | ----------- |\n");
     double *rates = malloc((size_t)reps * sizeof *rates);
     int rc = 0;
+    if (ab) {
+        rc = ab_transition(m, &o, pp, n_pp, reps);
+        free(rates);
+        tr_model_free(m);
+        return rc;
+    }
+    printf("| test    |          t/s | activations MB | workspace MB | kv MB | peak RSS MB |\n");
+    printf("| ------- | ------------ | -------------- | ------------ | ----- | ----------- |\n");
+
     for (int t = 0; t <= n_pp && !rc; t++) {
         int np = t < n_pp ? pp[t] : 0, ng = t < n_pp ? 0 : tg;
         if (np + ng == 0)
