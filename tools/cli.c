@@ -1,5 +1,6 @@
 /* cli.c: option parsing and the helpers every subcommand shares. */
 #include "cli.h"
+#include "error.h"
 
 #define TR_CLI_MAX_BLOCKS 8 /* TR_MAX_TRANSITION_BLOCKS in core/ir.h */
 
@@ -146,6 +147,23 @@ int cli_parse(int argc, char **argv, int first, cli_opts *o, const char *cmd)
     if (o->verbose)
         tr_set_verbose(1);
     return 0;
+}
+
+#ifndef TR_DEFAULT_MODEL
+#define TR_DEFAULT_MODEL "models/default/transit-default.gguf"
+#endif
+
+const char *cli_model_path(const cli_opts *o) { return o->model ? o->model : TR_DEFAULT_MODEL; }
+
+tr_status cli_load_model(const cli_opts *o, const char *backend, tr_model **m)
+{
+    tr_model_params mp = tr_model_default_params();
+    mp.backend = backend ? backend : o->backend;
+    mp.n_threads = o->n_threads;
+    tr_status s = tr_model_load(cli_model_path(o), &mp, m);
+    if (s != TR_OK && !o->model)
+        tr_fail_prefix(s, "no -m MODEL given, and the default model could not be loaded");
+    return s;
 }
 
 static char *read_text(const char *path, size_t *len)

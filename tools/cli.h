@@ -22,6 +22,11 @@ int cli_fail_status(tr_status s);       /* prints tr_last_error(); returns 1 */
 double cli_now(void);                   /* seconds, monotonic */
 void cli_tune_blas(char **argv);         /* may re-exec with OPENBLAS_CORETYPE set (blas_tune.c) */
 
+/* Loads the model of -m, or the default model (models/default) when -m is absent, on backend (NULL:
+ * --backend, else cpu) with -t threads. Prints nothing; returns the status. */
+tr_status cli_load_model(const cli_opts *o, const char *backend, tr_model **m);
+const char *cli_model_path(const cli_opts *o); /* -m, or the default model's path */
+
 /* The prompt's token ids: from --ids (no BOS added) or from -p / -f (BOS as the model says).
  * *ids is malloc'd; returns 0 or 1 after printing the error. */
 int cli_prompt_ids(const cli_opts *o, tr_model *m, int32_t **ids, int *n);

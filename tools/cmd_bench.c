@@ -159,23 +159,18 @@ int cmd_bench(int argc, char **argv)
         fputs(help, stdout);
         return 0;
     }
-    if (!o.model)
-        return cli_fail("bench: no model given (-m MODEL)");
     if (reps < 1 || reps > 1000 || tg < 0)
         return cli_fail("bench: need 1 <= -r <= 1000 and -n >= 0");
     for (int i = 0; i < n_pp; i++)
         if (pp[i] < 0)
             return cli_fail("bench: prompt lengths must be >= 0");
     tr_model *m;
-    tr_model_params mp = tr_model_default_params();
-    mp.backend = o.backend;
-    mp.n_threads = o.n_threads;
-    tr_status s = tr_model_load(o.model, &mp, &m);
+    tr_status s = cli_load_model(&o, NULL, &m);
     if (s != TR_OK)
         return cli_fail_status(s);
     tr_model_info info;
     tr_model_get_info(m, &info);
-    printf("model: %s (%s, %.2f GB, %.2f B params), backend %s, transition %s\n", o.model, info.weight_type,
+    printf("model: %s (%s, %.2f GB, %.2f B params), backend %s, transition %s\n", cli_model_path(&o), info.weight_type,
            (double)info.weight_bytes / 1e9, (double)info.n_params / 1e9, o.backend ? o.backend : "cpu",
            o.transition.enabled ? "on" : "off");
     double *rates = malloc((size_t)reps * sizeof *rates);

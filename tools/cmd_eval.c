@@ -61,8 +61,6 @@ int cmd_eval(int argc, char **argv)
         fputs(help, stdout);
         return 0;
     }
-    if (!o.model)
-        return cli_fail("eval: no model given (-m MODEL)");
     if (!o.logits_out)
         return cli_fail("eval: no output given (--logits OUT.npy)");
     tr_model *m = NULL;
@@ -70,10 +68,7 @@ int cmd_eval(int argc, char **argv)
     int32_t *ids = NULL;
     float *all = NULL;
     int n = 0, rc = 1;
-    tr_model_params mp = tr_model_default_params();
-    mp.backend = o.backend;
-    mp.n_threads = o.n_threads;
-    tr_status s = tr_model_load(o.model, &mp, &m);
+    tr_status s = cli_load_model(&o, NULL, &m);
     if (s != TR_OK)
         return cli_fail_status(s);
     if (cli_prompt_ids(&o, m, &ids, &n))

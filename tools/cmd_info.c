@@ -71,9 +71,7 @@ int cmd_info(int argc, char **argv)
     if (!o.model)
         return 0;
     tr_model *m;
-    tr_model_params mp = tr_model_default_params();
-    mp.backend = o.backend;
-    tr_status s = tr_model_load(o.model, &mp, &m);
+    tr_status s = cli_load_model(&o, NULL, &m);
     if (s != TR_OK)
         return cli_fail_status(s);
     tr_model_info i;
@@ -111,10 +109,8 @@ int cmd_tokenize(int argc, char **argv)
         fputs(tokenize_help, stdout);
         return 0;
     }
-    if (!o.model)
-        return cli_fail("tokenize: no model given (-m MODEL)");
     tr_model *m;
-    tr_status s = tr_model_load(o.model, NULL, &m);
+    tr_status s = cli_load_model(&o, NULL, &m);
     if (s != TR_OK)
         return cli_fail_status(s);
     int32_t *ids = NULL;

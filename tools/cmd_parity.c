@@ -72,13 +72,6 @@ static tr_status run_backend(tr_model *m, const cli_opts *o, const int32_t *ids,
     return s;
 }
 
-static tr_status load_on(const char *backend, const cli_opts *o, tr_model **m)
-{
-    tr_model_params mp = tr_model_default_params();
-    mp.backend = backend;
-    mp.n_threads = o->n_threads;
-    return tr_model_load(o->model, &mp, m);
-}
 
 static double nmse(const float *a, const float *b, size_t n, double *max_abs)
 {
@@ -104,7 +97,7 @@ static int print_ops(const cli_opts *o, char **names, int n_names, const int32_t
     tr_context_params cp = tr_context_default_params();
     cp.n_ctx = cp.n_batch = n;
     cp.transition = o->transition;
-    tr_status s = load_on("cpu-ref", o, &rm);
+    tr_status s = cli_load_model(o, "cpu-ref", &rm);
     if (s == TR_OK)
         s = tr_context_create(rm, &cp, &c);
     if (s == TR_OK) {
@@ -119,7 +112,7 @@ static int print_ops(const cli_opts *o, char **names, int n_names, const int32_t
     for (int b = 0; b < n_names; b++) {
         tr_model *m = NULL;
         c = NULL;
-        if (!names[b] || load_on(names[b], o, &m) != TR_OK)
+        if (!names[b] || cli_load_model(o, names[b], &m) != TR_OK)
             continue;
         if (tr_context_create(m, &cp, &c) == TR_OK) {
             tr_set_prompt_length(c, n);
@@ -183,8 +176,6 @@ int cmd_parity(int argc, char **argv)
         fputs(help, stdout);
         return 0;
     }
-    if (!o.model)
-        return cli_fail("parity: no model given (-m MODEL)");
     int n_gen = o.n_given ? o.n_predict : 64;
 
     /* which backends */
@@ -196,7 +187,7 @@ int cmd_parity(int argc, char **argv)
         names[n_names++] = tok;
 
     tr_model *ref = NULL;
-    tr_status s = load_on("cpu-ref", &o, &ref);
+    tr_status s = cli_load_model(&o, "cpu-ref", &ref);
     if (s != TR_OK)
         return cli_fail_status(s);
     int32_t *ids = NULL;
@@ -218,13 +209,13 @@ int cmd_parity(int argc, char **argv)
         return cli_fail_status(s);
     }
     printf("parity: %s, %d prompt tokens, %d greedy tokens, %s weights, transition %s; reference cpu-ref "
-           "(%.0f ms)\n", o.model, n, n_gen, info.weight_type, o.transition.enabled ? "on" : "off", rr.seconds * 1e3);
+           "(%.0f ms)\n", cli_model_path(&o), n, n_gen, info.weight_type, o.transition.enabled ? "on" : "off", rr.seconds * 1e3);
     printf("| backend  | logits NMSE | max abs diff | greedy agree | time ms | result |\n");
     printf("| -------- | ----------- | ------------ | ------------ | ------- | ------ |\n");
     int failed = 0;
     for (int b = 0; b < n_names; b++) {
         tr_model *m = NULL;
-        s = load_on(names[b], &o, &m);
+        s = cli_load_model(&o, names[b], &m);
         if (s != TR_OK) {
             printf("| %-8s | %-11s | %-12s | %-12s | %-7s | %s |\n", names[b], "-", "-", "-", "-",
                    explicit_list ? "FAIL: unavailable" : "skipped");

@@ -42,18 +42,13 @@ int cmd_run(int argc, char **argv)
         fputs(help, stdout);
         return 0;
     }
-    if (!o.model)
-        return cli_fail("run: no model given (-m MODEL)");
     double t0 = cli_now();
     tr_model *m = NULL;
     tr_context *c = NULL;
     tr_sampler *smp = NULL;
     int32_t *ids = NULL;
     int n_prompt = 0, rc = 1;
-    tr_model_params mp = tr_model_default_params();
-    mp.backend = o.backend;
-    mp.n_threads = o.n_threads;
-    tr_status s = tr_model_load(o.model, &mp, &m);
+    tr_status s = cli_load_model(&o, NULL, &m);
     if (s != TR_OK)
         return cli_fail_status(s);
     double t_load = cli_now() - t0;
