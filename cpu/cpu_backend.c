@@ -54,8 +54,10 @@ static void cpu_describe(tr_backend *b, char *buf, size_t cap)
 {
     cpu_backend *c = (cpu_backend *)b;
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    snprintf(buf, cap, "cpu: %d threads of %ld cores, OpenBLAS %s%s", c->st.n_threads, cores,
-             openblas_get_config(), c->reference ? ", reference kernels" : "");
+    if (c->reference)
+        snprintf(buf, cap, "cpu-ref: the plain reference kernels, 1 thread (the definition others are held to)");
+    else
+        snprintf(buf, cap, "cpu: %d threads of %ld cores, %s", c->st.n_threads, cores, openblas_get_config());
 }
 
 static bool cpu_supports_op(tr_backend *b, const tr_tensor *n)
