@@ -1,5 +1,9 @@
 /* transit.h: the public C API of transit, a LLaMA-family inference engine.
  *
+ * Threads: a model and its contexts belong to one thread at a time (the model's backend keeps one
+ * activation arena and one worker pool); use one model per thread to evaluate in parallel. The
+ * library starts its own worker threads for the CPU kernels.
+ *
  * Every function that can fail returns a tr_status (TR_OK == 0, errors negative). On failure the
  * text of the problem, naming the file or object at fault, is available from tr_last_error() on the
  * same thread until the next failure. The library never prints (except verbose logs when asked) and
