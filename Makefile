@@ -7,7 +7,8 @@
 MODEL ?= ../shared/models/stories260K/stories260K.gguf
 PROMPT ?= Once upon a time
 JOBS ?= $(shell nproc)
-DEBIAN_PACKAGES = cmake make gcc libc6-dev pkg-config libopenblas-dev libcjson-dev python3
+DEBIAN_PACKAGES = cmake make gcc libc6-dev pkg-config libopenblas-dev libcjson-dev python3 \
+                  libvulkan-dev glslc mesa-vulkan-drivers vulkan-validationlayers
 FUZZ_PACKAGES = clang libclang-rt-14-dev
 
 .PHONY: all build run test asan fuzz deps clean

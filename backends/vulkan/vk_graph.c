@@ -1,0 +1,281 @@
+/* vk_graph.c: computing a graph on the device: place every node, bring host inputs in, record one
+ * dispatch (or a few, see vk_ops.c) per node into one command buffer, submit, wait.
+ *
+ * Placement (backends/backend.h): intermediates live in one device buffer, the arena, at the
+ * offsets of tr_memplan (memory is reused after a node's last reader; g->keep_all keeps all);
+ * a VIEW aliases its root plus view_offset; a KV_WRITE node's value is its cache. Every placed node
+ * gets buffer/offset and data = NULL (the graph may have run on the CPU backend before).
+ *
+ * Host inputs: leaves with no buffer of this backend (token ids, positions; in tests any leaf) are
+ * copied into a staging buffer and, at the start of the command buffer, into the device input
+ * buffer; so are the (cos, sin) tables of the ROPE nodes, computed here in double precision from
+ * the positions (rope.comp says why).
+ *
+ * Guard mode (tr_vulkan_debug.guard_nodes): every node gets its own memory with VK_GUARD bytes on
+ * each side, the whole arena is filled with a pattern before the graph runs, and afterwards every
+ * byte outside the nodes must still hold it: a kernel that writes past its output is caught even
+ * when nothing reads the damaged bytes. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "vk_internal.h"
+
+#define GUARD_WORD 0xA5A5A5A5u
+
+static size_t plan_align(const vk_ctx *c) { return c->lim.bind_align > 256 ? c->lim.bind_align : 256; }
+
+static int owns_memory(const tr_tensor *t)
+{
+    return t->op != TR_OP_NONE && t->op != TR_OP_VIEW && t->op != TR_OP_KV_WRITE;
+}
+
+/* Lays the nodes out one after another with guards between them; returns the bytes needed. */
+static size_t guard_plan(vk_ctx *c, tr_graph *g)
+{
+    size_t off = VK_GUARD, align = plan_align(c);
+    for (int i = 0; i < g->n_nodes; i++) {
+        tr_tensor *t = g->nodes[i];
+        if (!owns_memory(t))
+            continue;
+        off = vk_align_up(off, align);
+        t->offset = off;
+        off += tr_nbytes(t) + VK_GUARD;
+    }
+    return vk_align_up(off, align);
+}
+
+static tr_status ensure_buffer(vk_ctx *c, tr_buffer **buf, size_t need)
+{
+    if (*buf && (*buf)->size >= need)
+        return TR_OK;
+    if (*buf)
+        vk_tr_buffer_free(*buf);
+    *buf = NULL;
+    return vk_tr_buffer_alloc(&c->base, vk_align_up(need + need / 8, 4096), buf);
+}
+
+/* ---- host inputs ---------------------------------------------------------------------------- */
+
+static const tr_tensor *root_of(const tr_tensor *t, size_t *extra)
+{
+    *extra = 0;
+    while (t->op == TR_OP_VIEW) {
+        *extra += t->p.view_offset;
+        t = t->src[0];
+    }
+    return t;
+}
+
+static int is_ours(vk_ctx *c, const tr_tensor *leaf) { return leaf->buffer && leaf->buffer->backend == &c->base; }
+
+static vk_input *find_input(vk_ctx *c, const void *key, float theta, int64_t hd)
+{
+    for (int i = 0; i < c->n_in; i++)
+        if (c->in[i].key == key && c->in[i].theta == theta && c->in[i].hd == hd)
+            return &c->in[i];
+    return NULL;
+}
+
+static tr_status add_input(vk_ctx *c, const void *key, float theta, int64_t hd, size_t size)
+{
+    if (find_input(c, key, theta, hd))
+        return TR_OK;
+    if (c->n_in == c->cap_in) {
+        int nc = c->cap_in ? 2 * c->cap_in : 16;
+        vk_input *ni = realloc(c->in, (size_t)nc * sizeof *ni);
+        if (!ni)
+            return tr_fail(TR_ERR_NOMEM, "vulkan: out of memory");
+        c->in = ni;
+        c->cap_in = nc;
+    }
+    size_t off = c->n_in ? vk_align_up(c->in[c->n_in - 1].off + c->in[c->n_in - 1].size, plan_align(c)) : 0;
+    c->in[c->n_in++] = (vk_input){.key = key, .theta = theta, .hd = hd, .off = off, .size = size};
+    return TR_OK;
+}
+
+static const void *host_data(const tr_tensor *leaf)
+{
+    if (leaf->buffer && leaf->buffer->host)
+        return (const char *)leaf->buffer->host + leaf->offset;
+    return leaf->data;
+}
+
+/* Reads the positions of a ROPE node's pos leaf (host memory, or this backend's buffer). */
+static tr_status read_positions(vk_ctx *c, const tr_tensor *pos, int32_t *out)
+{
+    size_t extra;
+    const tr_tensor *r = root_of(pos, &extra);
+    if (is_ours(c, r))
+        return vk_read(c, vk_buf(r->buffer), r->offset + extra, out, tr_nbytes(pos));
+    const void *src = host_data(r);
+    if (!src)
+        return tr_fail(TR_ERR_INVALID_ARG, "vulkan: rope positions '%s' have no memory", pos->name);
+    memcpy(out, (const char *)src + extra, tr_nbytes(pos));
+    return TR_OK;
+}
+
+/* (cos, sin) of pos[t] * theta^(-2i/hd) for i < hd/2, as rope_f32_ref computes the angle. */
+static tr_status fill_rope_table(vk_ctx *c, const vk_input *in, float *dst)
+{
+    const tr_tensor *pos = in->key;
+    int64_t T = pos->ne[0], half = in->hd / 2;
+    int32_t *p = malloc((size_t)T * sizeof *p);
+    if (!p)
+        return tr_fail(TR_ERR_NOMEM, "vulkan: out of memory");
+    tr_status s = read_positions(c, pos, p);
+    for (int64_t t = 0; s == TR_OK && t < T; t++)
+        for (int64_t i = 0; i < half; i++) {
+            double angle = (double)p[t] * pow((double)in->theta, -2.0 * (double)i / (double)in->hd);
+            dst[2 * (t * half + i)] = (float)cos(angle);
+            dst[2 * (t * half + i) + 1] = (float)sin(angle);
+        }
+    free(p);
+    return s;
+}
+
+/* Finds every host leaf the nodes read and every RoPE table they need, and stages them. */
+static tr_status gather_inputs(vk_ctx *c, tr_graph *g)
+{
+    c->n_in = 0;
+    for (int i = 0; i < g->n_nodes; i++) {
+        tr_tensor *t = g->nodes[i];
+        for (int s = 0; s < TR_MAX_SRC && t->src[s]; s++) {
+            size_t extra;
+            const tr_tensor *r = root_of(t->src[s], &extra);
+            if (r->op != TR_OP_NONE || is_ours(c, r))
+                continue;
+            if (!host_data(r))
+                return tr_fail(TR_ERR_INVALID_ARG, "vulkan: source '%s' of node '%s' has no memory", r->name, t->name);
+            TR_TRY(add_input(c, r, 0, 0, tr_nbytes(r)));
+        }
+        if (t->op == TR_OP_ROPE)
+            TR_TRY(add_input(c, t->src[1], t->p.rope.theta, t->ne[0],
+                             (size_t)t->src[1]->ne[0] * (size_t)(t->ne[0] / 2) * 2 * sizeof(float)));
+    }
+    if (c->n_in == 0)
+        return TR_OK;
+    size_t total = vk_align_up(c->in[c->n_in - 1].off + c->in[c->n_in - 1].size, 16);
+    TR_TRY(ensure_buffer(c, &c->inputs, total));
+    if (c->input_staging.size < total) {
+        vk_buffer_destroy(c, &c->input_staging);
+        TR_TRY(vk_buffer_create(c, c->inputs->size, 1, &c->input_staging));
+    }
+    for (int i = 0; i < c->n_in; i++) {
+        vk_input *in = &c->in[i];
+        char *dst = (char *)c->input_staging.mapped + in->off;
+        if (in->hd)
+            TR_TRY(fill_rope_table(c, in, (float *)dst));
+        else
+            memcpy(dst, host_data(in->key), in->size);
+    }
+    return TR_OK;
+}
+
+size_t vk_rope_table(vk_ctx *c, const tr_tensor *pos, float theta, int64_t hd)
+{
+    const vk_input *in = find_input(c, pos, theta, hd);
+    return in ? in->off : 0; /* gather_inputs made it */
+}
+
+vk_loc vk_loc_of(vk_ctx *c, const tr_tensor *t)
+{
+    size_t extra;
+    const tr_tensor *r = root_of(t, &extra);
+    if (r->op == TR_OP_KV_WRITE) {
+        vk_loc l = vk_loc_of(c, r->src[1]);
+        l.off += extra;
+        return l;
+    }
+    if (r->op != TR_OP_NONE || is_ours(c, r))
+        return (vk_loc){r->buffer, r->offset + extra};
+    const vk_input *in = find_input(c, r, 0, 0);
+    return (vk_loc){c->inputs, (in ? in->off : 0) + extra};
+}
+
+/* ---- the graph ------------------------------------------------------------------------------ */
+
+static tr_status check_guards(vk_ctx *c, tr_graph *g, size_t used)
+{
+    uint8_t *bytes = malloc(used);
+    if (!bytes)
+        return tr_fail(TR_ERR_NOMEM, "vulkan: out of memory");
+    tr_status s = vk_read(c, vk_buf(c->arena), 0, bytes, used);
+    size_t from = 0;
+    const char *after = "the start of the arena";
+    for (int i = 0; s == TR_OK && i <= g->n_nodes; i++) {
+        const tr_tensor *t = i < g->n_nodes ? g->nodes[i] : NULL;
+        if (t && !owns_memory(t))
+            continue;
+        size_t to = t ? t->offset : used;
+        for (size_t b = from; b < to; b++)
+            if (bytes[b] != 0xA5) {
+                s = tr_fail(TR_ERR_BACKEND, "vulkan: guard byte %zu after %s was overwritten (0x%02x)", b - from, after,
+                            bytes[b]);
+                break;
+            }
+        if (t) {
+            from = t->offset + tr_nbytes(t);
+            after = t->name[0] ? t->name : tr_op_name(t->op);
+        }
+    }
+    free(bytes);
+    return s;
+}
+
+tr_status vk_graph_compute(vk_ctx *c, tr_graph *g)
+{
+    for (int i = 0; i < g->n_nodes; i++) {
+        const char *why = NULL;
+        if (!vk_op_supported(c, g->nodes[i], &why))
+            return tr_fail(TR_ERR_UNSUPPORTED, "vulkan: op '%s' (node '%s') is not supported: %s",
+                           tr_op_name(g->nodes[i]->op), g->nodes[i]->name, why ? why : "unknown");
+    }
+    int guard = c->dbg.guard_nodes;
+    size_t need = guard ? guard_plan(c, g) : tr_memplan(g, plan_align(c), g->keep_all);
+    if (need == (size_t)-1)
+        return tr_fail(TR_ERR_NOMEM, "vulkan: out of memory planning the graph");
+    TR_TRY(ensure_buffer(c, &c->arena, need ? need : 256));
+    c->arena_size = c->arena->size;
+    for (int i = 0; i < g->n_nodes; i++) {
+        tr_tensor *t = g->nodes[i];
+        if (owns_memory(t))
+            t->buffer = c->arena;
+        t->data = NULL;
+    }
+    TR_TRY(gather_inputs(c, g));
+    for (int i = 0; i < g->n_nodes; i++) { /* views and KV writes alias their roots */
+        tr_tensor *t = g->nodes[i];
+        if (!owns_memory(t)) {
+            vk_loc l = vk_loc_of(c, t);
+            t->buffer = l.buf;
+            t->offset = l.off;
+        }
+        for (int s = 0; s < TR_MAX_SRC && t->src[s]; s++)
+            if (!vk_loc_of(c, t->src[s]).buf)
+                return tr_fail(TR_ERR_INVALID_ARG, "vulkan: source '%s' of node '%s' has no memory", t->src[s]->name,
+                               t->name);
+    }
+
+    TR_TRY(vk_cmd_begin(c));
+    if (c->n_in)
+        vk_cmd_copy(c, &c->input_staging, 0, vk_buf(c->inputs), 0,
+                    vk_align_up(c->in[c->n_in - 1].off + c->in[c->n_in - 1].size, 4));
+    if (guard)
+        vk_cmd_fill(c, vk_buf(c->arena), 0, need, GUARD_WORD);
+    for (int i = 0; i < g->n_nodes; i++) {
+        tr_tensor *t = g->nodes[i];
+        if (t->op == TR_OP_VIEW)
+            continue;
+        tr_status s = vk_op_lower(c, t);
+        if (s == TR_OK && t->op == c->fault)
+            s = vk_op_fault(c, t);
+        if (s != TR_OK) {
+            vk_cmd_abandon(c); /* nothing recorded so far runs */
+            return s;
+        }
+    }
+    TR_TRY(vk_cmd_submit(c));
+    return guard ? check_guards(c, g, need) : TR_OK;
+}

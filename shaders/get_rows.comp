@@ -1,0 +1,31 @@
+#version 450
+#extension GL_GOOGLE_include_directive : require
+/* get_rows_<dtype>: out[t] = table[ids[t]] (core/ir.h GET_ROWS), one invocation per output element.
+ * The host may bind the table in pieces of rows [v0, v0 + nv) (maxStorageBufferRange); each piece
+ * writes the rows whose ids fall inside it, and the first piece writes zeros for ids outside the
+ * table (the reference kernel's rule; the API never passes such ids). */
+#include "common.glsl"
+#define W_BINDING 0
+#include "weights.glsl"
+
+layout(std430, binding = 1) readonly buffer Ids { int ids[]; };
+layout(std430, binding = 2) writeonly buffer Out { float dst[]; };
+
+layout(push_constant) uniform Push {
+    uint D, T;          /* row width, rows to gather */
+    uint V, v0, nv;     /* table rows in all; rows in this binding: [v0, v0 + nv) */
+    uint tab_off, ids_off, dst_off; /* element offsets inside the bindings */
+} p;
+
+void main()
+{
+    uint i = group_index() * WG + gl_LocalInvocationID.x;
+    if (i >= p.D * p.T)
+        return;
+    uint t = i / p.D, d = i % p.D;
+    int id = ids[p.ids_off + t];
+    if (id >= int(p.v0) && id < int(p.v0 + p.nv))
+        dst[p.dst_off + i] = load_w(p.tab_off + uint(id - int(p.v0)) * p.D + d);
+    else if ((id < 0 || id >= int(p.V)) && p.v0 == 0u)
+        dst[p.dst_off + i] = 0.0;
+}
