@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "backend.h"
 #include "test_util.h"
 
 static int run(const char *env, const char *args, char **out)
@@ -55,6 +56,21 @@ int main(void)
            "FAIL");
     expect("TRANSIT_FAULT=rms_norm", "parity -m %s -p \"Once upon a time\" --backends cpu -n 8 %s", models[1], "", 1,
            "FAIL");
+    /* Vulkan, where this machine has a device (lavapipe in CI): parity through the CLI, with the
+     * transition cut into chunks, and a broken Vulkan kernel caught */
+    tr_backend *vk = NULL;
+    if (tr_backend_create("vulkan", NULL, &vk) == TR_OK) {
+        tr_backend_free(vk);
+        expect("", "parity -m %s -p \"Once upon a time\" --backends cpu,vulkan -n 64 %s", models[0], "", 0,
+               "| vulkan   |");
+        expect("", "parity -m %s %s --backends vulkan -n 8 --transition", models[1], chunked, 0, "| ok |");
+        expect("TRANSIT_FAULT=matmul", "parity -m %s -p \"I dreamed\" --backends vulkan -n 8 %s", models[2], "", 1,
+               "FAIL");
+        expect("", "run -m %s -p \"Once upon a time\" -n 40 --temp 0 --backend vulkan %s", models[1], "", 0,
+               ", there was a little girl named Lily. She loved to play outside in the park.");
+    } else {
+        printf("test_parity: no Vulkan device here (%s): Vulkan cases not run\n", tr_last_error());
+    }
     /* a backend named explicitly must be usable */
     expect("", "parity -m %s -p hi --backends cpu,nosuch -n 2 %s", models[0], "", 1, "unavailable");
     return tr_test_finish("test_parity");
