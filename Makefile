@@ -1,11 +1,11 @@
 # The two commands of the README, and the CI configurations. CMake does the building.
-#   make run    generate text from the default model
+#   make run    generate text from the default model (models/default, trained on Shakespeare)
 #   make test   build and run the default test suite (ctest)
 # Others: make asan (the suite under AddressSanitizer + UBSan), make fuzz (libFuzzer, briefly),
 # make deps (install the Debian packages transit needs).
 
-MODEL ?= ../shared/models/stories260K/stories260K.gguf
-PROMPT ?= Once upon a time
+MODEL ?= models/default/transit-default.gguf
+PROMPT ?= First Citizen:
 JOBS ?= $(shell nproc)
 DEBIAN_PACKAGES = cmake make gcc libc6-dev pkg-config libopenblas-dev libcjson-dev python3 \
                   libvulkan-dev glslc mesa-vulkan-drivers vulkan-validationlayers

@@ -11,7 +11,7 @@ static const char help[] =
     "Prefills the prompt and writes the logits of every prompt position as a float32 .npy array\n"
     "of shape [n_tokens, vocab].\n"
     "\n"
-    "  -m, --model MODEL   .gguf file or Hugging Face directory\n"
+    "  -m, --model MODEL   .gguf file or Hugging Face directory (default: models/default)\n"
     "  -p, --prompt TEXT   prompt text (BOS added as the tokenizer config says)\n"
     "  -f, --file FILE     prompt text from a file\n"
     "      --ids FILE      token ids, whitespace or comma separated (no BOS added)\n"

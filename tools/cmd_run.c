@@ -5,12 +5,12 @@
 #include "cli.h"
 
 static const char help[] =
-    "usage: transit run -m MODEL (-p TEXT | -f FILE | --ids FILE) [options]\n"
+    "usage: transit run [-m MODEL] (-p TEXT | -f FILE | --ids FILE) [options]\n"
     "\n"
     "Generates a continuation of the prompt. The continuation goes to stdout; load time and\n"
     "prompt-processing (pp) and generation (tg) speeds go to stderr.\n"
     "\n"
-    "  -m, --model MODEL      .gguf file or Hugging Face directory\n"
+    "  -m, --model MODEL      .gguf file or Hugging Face directory (default: models/default)\n"
     "  -p, --prompt TEXT      prompt text (BOS added as the tokenizer config says)\n"
     "  -f, --file FILE        prompt text from a file\n"
     "      --ids FILE         prompt as token ids (whitespace or comma separated; no BOS added)\n"

@@ -15,12 +15,14 @@ static const char usage[] =
     "  tokenize   print the token ids of a text\n"
     "  info       list the backends usable here and, with -m, a model's hyperparameters\n"
     "  bench      prompt-processing and generation speed (pp512 / tg128), and memory\n"
+    "  perplexity perplexity of a model on a text, in windows of -c tokens (llama-perplexity's scoring)\n"
     "  parity     the same prompt on every backend against the CPU reference; non-zero exit on a\n"
     "             broken bound (for CI)\n"
     "  help       this text; `transit <command> --help` explains one command\n"
     "\n"
     "MODEL is a .gguf file or a Hugging Face model directory (config.json, *.safetensors,\n"
-    "tokenizer.json or tokenizer.model).\n";
+    "tokenizer.json or tokenizer.model). Without -m, commands use the model shipped with transit\n"
+    "(models/default: a 3.8M-parameter LLaMA trained on Shakespeare).\n";
 
 int main(int argc, char **argv)
 {
@@ -42,5 +44,7 @@ int main(int argc, char **argv)
         return cmd_bench(argc, argv);
     if (!strcmp(cmd, "parity"))
         return cmd_parity(argc, argv);
+    if (!strcmp(cmd, "perplexity"))
+        return cmd_perplexity(argc, argv);
     return cli_fail("unknown command '%s' (see transit help)", cmd);
 }

@@ -1,0 +1,156 @@
+/* test_perplexity.c: `transit perplexity` on the shipped default model (models/default), against the
+ * PyTorch numbers tools/train-default/train.py wrote for the first windows of the held-out text
+ * (tests/golden/perplexity/heldout_head.{txt,ppl}); and the model's Hugging Face and GGUF copies giving
+ * the same tokens and logits through the C API. Both copies hold float16 weights, so their logits
+ * must agree as closely as two layouts of the same numbers can. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "test_util.h"
+#include "transit.h"
+
+#define MODEL_DIR TR_GOLDEN_DIR "/../../models/default"
+#define MODEL_GGUF MODEL_DIR "/transit-default.gguf"
+#define TEXT TR_GOLDEN_DIR "/perplexity/heldout_head.txt"
+#define GOLDEN TR_GOLDEN_DIR "/perplexity/heldout_head.ppl"
+
+/* One "key value" line of the golden file; NAN if absent. */
+static double golden_value(const char *text, const char *key)
+{
+    size_t kl = strlen(key);
+    for (const char *p = text; p; p = strchr(p, '\n')) {
+        p += *p == '\n';
+        if (!strncmp(p, key, kl) && p[kl] == ' ')
+            return strtod(p + kl + 1, NULL);
+    }
+    return NAN;
+}
+
+typedef struct ppl_result {
+    int rc, n_running; /* exit status, "[w] ppl" lines */
+    double ppl;
+    long tokens;
+} ppl_result;
+
+/* Runs `transit perplexity ARGS` and parses its stdout. */
+static ppl_result run_perplexity(const char *args)
+{
+    ppl_result r = {.rc = -1, .ppl = NAN};
+    char cmd[2048], line[512];
+    snprintf(cmd, sizeof cmd, "%s perplexity %s -t 2 2>/dev/null </dev/null", TR_TRANSIT_BIN, args);
+    FILE *p = popen(cmd, "r");
+    if (!p)
+        return r;
+    while (fgets(line, sizeof line, p)) {
+        int w;
+        double v;
+        if (sscanf(line, "[%d] %lf", &w, &v) == 2)
+            r.n_running++;
+        sscanf(line, "perplexity: %lf over %ld tokens", &r.ppl, &r.tokens);
+    }
+    int st = pclose(p);
+    r.rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return r;
+}
+
+static void test_perplexity_cli(const char *golden)
+{
+    const double windows = golden_value(golden, "windows"), ctx = golden_value(golden, "ctx");
+    const double want = golden_value(golden, "default_ppl"), want_half = golden_value(golden, "second_half_ppl");
+    const double unigram = golden_value(golden, "unigram_ppl");
+    const long n_all = (long)golden_value(golden, "default_tokens");
+    const long n_half = (long)golden_value(golden, "second_half_tokens");
+    char args[1024];
+    const char *models[] = {MODEL_DIR, MODEL_GGUF};
+    for (int i = 0; i < 2; i++) {
+        snprintf(args, sizeof args, "-m %s -f %s -c %d", models[i], TEXT, (int)ctx);
+        ppl_result r = run_perplexity(args);
+        CHECK(r.rc == 0, "%s: exit status %d", args, r.rc);
+        CHECK(r.n_running == (int)windows, "%s: %d running lines, expected one per window (%g)", args, r.n_running,
+              windows);
+        CHECK(r.tokens == n_all, "%s: scored %ld tokens, PyTorch scored %ld", args, r.tokens, n_all);
+        CHECK(fabs(r.ppl - want) <= 0.01 * want, "%s: perplexity %.4f, PyTorch %.4f (1%% allowed)", args, r.ppl, want);
+        CHECK(r.ppl < unigram / 2, "%s: perplexity %.4f is not far below the unigram model's %.4f", args, r.ppl,
+              unigram);
+        fprintf(stderr, "%s: perplexity %.4f over %ld tokens (PyTorch %.4f, unigram %.4f)\n", models[i], r.ppl,
+                r.tokens, want, unigram);
+    }
+    /* --second-half scores c - 1 - c/2 tokens per window instead of c - 1: half as many, as llama-perplexity */
+    snprintf(args, sizeof args, "-m %s -f %s -c %d --second-half", MODEL_GGUF, TEXT, (int)ctx);
+    ppl_result h = run_perplexity(args);
+    CHECK(h.rc == 0, "%s: exit status %d", args, h.rc);
+    CHECK(h.tokens == n_half && h.tokens == (long)windows * ((long)ctx - 1 - (long)ctx / 2),
+          "%s: scored %ld tokens, expected %ld", args, h.tokens, n_half);
+    CHECK(2 * h.tokens + (long)windows == n_all, "%s: %ld tokens is not half of %ld", args, h.tokens, n_all);
+    CHECK(fabs(h.ppl - want_half) <= 0.01 * want_half, "%s: perplexity %.4f, PyTorch %.4f (1%% allowed)", args, h.ppl,
+          want_half);
+    /* a text shorter than one window is an error, not a perplexity of nothing */
+    snprintf(args, sizeof args, "-m %s -p \"To be\" -c 256", MODEL_GGUF);
+    CHECK(run_perplexity(args).rc == 1, "%s: expected exit status 1", args);
+}
+
+/* The HF directory and the GGUF file: same tokens, same logits over a window of held-out text. */
+static void test_hf_gguf_parity(void)
+{
+    tr_model_params mp = tr_model_default_params();
+    mp.n_threads = 2;
+    tr_model *hf = NULL, *gg = NULL;
+    CHECK(tr_model_load(MODEL_DIR, &mp, &hf) == TR_OK, "%s: %s", MODEL_DIR, tr_last_error());
+    CHECK(tr_model_load(MODEL_GGUF, &mp, &gg) == TR_OK, "%s: %s", MODEL_GGUF, tr_last_error());
+    size_t len = 0;
+    char *text = tr_read_file(TEXT, &len);
+    CHECK(text != NULL, "%s: cannot read", TEXT);
+    if (!hf || !gg || !text)
+        goto out;
+    enum { CAP = 1024 };
+    int32_t a[CAP], b[CAP];
+    int na = 0, nb = 0;
+    size_t part = len < 500 ? len : 500; /* about 190 tokens: one window */
+    tr_status sa = tr_tokenize(hf, text, part, -1, a, CAP, &na);
+    tr_status sb = tr_tokenize(gg, text, part, -1, b, CAP, &nb);
+    CHECK(sa == TR_OK && sb == TR_OK, "tokenize: %s / %s", tr_status_str(sa), tr_status_str(sb));
+    int n = na;
+    CHECK(na == nb && n > 100 && n <= 256 && !memcmp(a, b, (size_t)n * sizeof *a),
+          "HF and GGUF tokenizers disagree (%d vs %d tokens)", na, nb);
+    if (sa != TR_OK || sb != TR_OK || n > 256)
+        goto out;
+    tr_context *ca = NULL, *cb = NULL;
+    tr_context_params cp = tr_context_default_params();
+    cp.n_ctx = 256;
+    CHECK(tr_context_create(hf, &cp, &ca) == TR_OK && tr_context_create(gg, &cp, &cb) == TR_OK, "context: %s",
+          tr_last_error());
+    if (ca && cb && tr_eval(ca, a, n, 1) == TR_OK && tr_eval(cb, a, n, 1) == TR_OK) {
+        int V = tr_model_n_vocab(hf);
+        double worst = 0;
+        for (int i = 0; i < n; i++) {
+            double e = tr_nmse(tr_get_logits(ca, i), tr_get_logits(cb, i), (size_t)V);
+            worst = e > worst ? e : worst;
+        }
+        CHECK(worst < 1e-6, "HF vs GGUF logits: worst NMSE over %d positions %.3g", n, worst);
+        fprintf(stderr, "HF vs GGUF logits: worst NMSE over %d positions %.3g\n", n, worst);
+    } else {
+        CHECK(0, "eval: %s", tr_last_error());
+    }
+    tr_context_free(ca);
+    tr_context_free(cb);
+out:
+    free(text);
+    tr_model_free(hf);
+    tr_model_free(gg);
+}
+
+int main(void)
+{
+    char *golden = tr_read_file(GOLDEN, NULL);
+    if (!golden || !tr_file_exists(MODEL_GGUF)) {
+        fprintf(stderr, "test_perplexity: %s or %s is missing; tools/train-default/train.py writes both\n", GOLDEN,
+                MODEL_GGUF);
+        return 1;
+    }
+    test_perplexity_cli(golden);
+    test_hf_gguf_parity();
+    free(golden);
+    return tr_test_finish("test_perplexity");
+}
