@@ -16,63 +16,6 @@
 
 #define GOLDEN_BOUND 1e-6
 
-static tr_model *load(const char *rel, int reference)
-{
-    tr_model *m = NULL;
-    tr_model_params p = tr_model_default_params();
-    p.n_threads = 2;
-    tr_status s = tr_model_load(tr_shared(rel), &p, &m);
-    CHECK(s == TR_OK, "load %s: %s", rel, tr_last_error());
-    if (m && reference) { /* swap in the reference-kernel CPU backend */
-        tr_backend *b;
-        tr_backend_options o = {.n_threads = 1, .reference = 1};
-        if (tr_backend_create("cpu", &o, &b) == TR_OK) {
-            tr_backend_free(m->backend);
-            m->backend = b;
-        }
-    }
-    return m;
-}
-
-/* Logits of every position of ids, computed in chunks of n_batch (0 = all at once). */
-static float *eval_all(tr_model *m, const int32_t *ids, int n, int n_batch)
-{
-    tr_context_params cp = tr_context_default_params();
-    cp.n_ctx = n;
-    cp.n_batch = n_batch;
-    tr_context *c;
-    if (tr_context_create(m, &cp, &c) != TR_OK) {
-        CHECK(0, "context: %s", tr_last_error());
-        return NULL;
-    }
-    tr_set_prompt_length(c, n);
-    tr_status s = tr_eval(c, ids, n, 1);
-    CHECK(s == TR_OK, "eval: %s", tr_last_error());
-    int V = tr_model_n_vocab(m);
-    float *out = malloc((size_t)n * V * sizeof *out);
-    for (int i = 0; i < n && s == TR_OK; i++)
-        memcpy(out + (size_t)i * V, tr_get_logits(c, i), (size_t)V * sizeof *out);
-    tr_context_free(c);
-    return s == TR_OK ? out : (free(out), NULL);
-}
-
-static int32_t *read_ids(const char *path, int *n)
-{
-    char *text = tr_read_file(path, NULL);
-    if (!text)
-        return NULL;
-    int32_t *ids = malloc(4096 * sizeof *ids);
-    *n = 0;
-    for (char *p = text, *end; *n < 4096; p = end) {
-        long v = strtol(p, &end, 10);
-        if (end == p)
-            break;
-        ids[(*n)++] = (int32_t)v;
-    }
-    free(text);
-    return ids;
-}
-
 /* "<0x0A>" in the expected text is how the file spells the newline byte token; decode it. */
 static void expand_byte_tokens(char *s)
 {
@@ -93,7 +36,7 @@ static void test_greedy(const char *model_rel, const char *expected_rel)
 {
     char *json = tr_read_file(tr_shared(expected_rel), NULL);
     CHECK(json != NULL, "missing %s", expected_rel);
-    tr_model *m = load(model_rel, 0);
+    tr_model *m = tr_test_load(model_rel, "cpu");
     if (!json || !m) {
         free(json);
         tr_model_free(m);
@@ -152,7 +95,7 @@ static void test_greedy(const char *model_rel, const char *expected_rel)
 static void test_golden_logits(const char *model_rel, const char *name)
 {
     static const char *prompts[] = {"story", "dream", "rand1", "rand7", "rand100"};
-    tr_model *m = load(model_rel, 0), *ref = load(model_rel, 1);
+    tr_model *m = tr_test_load(model_rel, "cpu"), *ref = tr_test_load(model_rel, "cpu-ref");
     if (!m || !ref)
         goto out;
     int V = tr_model_n_vocab(m);
@@ -162,7 +105,7 @@ static void test_golden_logits(const char *model_rel, const char *name)
         int64_t shape[4];
         char kind;
         snprintf(rel, sizeof rel, "logits/%s.%s.ids", name, prompts[p]);
-        int32_t *ids = read_ids(tr_golden(rel), &n);
+        int32_t *ids = tr_test_read_ints(tr_golden(rel), &n);
         snprintf(rel, sizeof rel, "logits/%s.%s.npy", name, prompts[p]);
         float *gold = tr_read_npy(tr_golden(rel), &nd, shape, &kind);
         CHECK(ids && gold && nd == 2 && shape[0] == n && shape[1] == V, "golden %s unreadable", rel);
@@ -171,10 +114,10 @@ static void test_golden_logits(const char *model_rel, const char *name)
             free(gold);
             continue;
         }
-        float *whole = eval_all(m, ids, n, 0);
-        float *b1 = eval_all(m, ids, n, 1);
-        float *b7 = eval_all(m, ids, n, 7);
-        float *refl = eval_all(ref, ids, n, 0);
+        float *whole = tr_test_eval_all(m, ids, n, 0, NULL, 1);
+        float *b1 = tr_test_eval_all(m, ids, n, 1, NULL, 1);
+        float *b7 = tr_test_eval_all(m, ids, n, 7, NULL, 1);
+        float *refl = tr_test_eval_all(ref, ids, n, 0, NULL, 1);
         size_t cnt = (size_t)n * V;
         if (whole && b1 && b7 && refl) {
             double e = tr_nmse(gold, whole, cnt);
@@ -200,11 +143,11 @@ out:
 
 static void test_gguf_equals_hf(void)
 {
-    tr_model *g = load("models/stories260K/stories260K.gguf", 0), *h = load("models/stories260K/hf", 0);
+    tr_model *g = tr_test_load("models/stories260K/stories260K.gguf", "cpu"), *h = tr_test_load("models/stories260K/hf", "cpu");
     if (g && h) {
         int n;
-        int32_t *ids = read_ids(tr_golden("logits/stories260K.rand100.ids"), &n);
-        float *a = eval_all(g, ids, n, 0), *b = eval_all(h, ids, n, 0);
+        int32_t *ids = tr_test_read_ints(tr_golden("logits/stories260K.rand100.ids"), &n);
+        float *a = tr_test_eval_all(g, ids, n, 0, NULL, 1), *b = tr_test_eval_all(h, ids, n, 0, NULL, 1);
         double e = a && b ? tr_nmse(a, b, (size_t)n * tr_model_n_vocab(g)) : 1;
         printf("stories260K GGUF vs HF logits NMSE %.2e\n", e);
         CHECK(e <= 1e-10, "GGUF and HF logits differ: NMSE %.3g", e);
@@ -322,9 +265,9 @@ static void test_half_weights(void)
     if (!dir)
         return;
     int n;
-    int32_t *ids = read_ids(tr_golden("logits/stories260K.story.ids"), &n);
-    tr_model *f32 = load("models/stories260K/hf", 0);
-    float *want = f32 && ids ? eval_all(f32, ids, n, 0) : NULL;
+    int32_t *ids = tr_test_read_ints(tr_golden("logits/stories260K.story.ids"), &n);
+    tr_model *f32 = tr_test_load("models/stories260K/hf", "cpu");
+    float *want = f32 && ids ? tr_test_eval_all(f32, ids, n, 0, NULL, 1) : NULL;
     const tr_dtype dts[] = {TR_F16, TR_BF16};
     for (int d = 0; d < 2 && want; d++) {
         char sub[256];
@@ -338,15 +281,11 @@ static void test_half_weights(void)
         tr_model_info info;
         tr_model_get_info(m, &info);
         CHECK(!strcmp(info.weight_type, tr_dtype_name(dts[d])), "weight type %s", info.weight_type);
-        float *got = eval_all(m, ids, n, 0), *got_b3 = eval_all(m, ids, n, 3);
-        tr_backend *rb;
-        tr_backend_options o = {.n_threads = 1, .reference = 1};
-        tr_model_load(sub, &p, &ref);
-        if (ref && tr_backend_create("cpu", &o, &rb) == TR_OK) {
-            tr_backend_free(ref->backend);
-            ref->backend = rb;
-        }
-        float *refl = ref ? eval_all(ref, ids, n, 0) : NULL;
+        float *got = tr_test_eval_all(m, ids, n, 0, NULL, 1), *got_b3 = tr_test_eval_all(m, ids, n, 3, NULL, 1);
+        tr_model_params rp = p;
+        rp.backend = "cpu-ref";
+        tr_model_load(sub, &rp, &ref);
+        float *refl = ref ? tr_test_eval_all(ref, ids, n, 0, NULL, 1) : NULL;
         size_t cnt = (size_t)n * tr_model_n_vocab(m);
         if (got && got_b3 && refl) {
             double e = tr_nmse(want, got, cnt);
@@ -389,7 +328,7 @@ static void generate(tr_model *m, const tr_sampler_params *sp, int32_t *out, int
 
 static void test_sampling_seed(void)
 {
-    tr_model *m = load("models/stories260K/stories260K.gguf", 0);
+    tr_model *m = tr_test_load("models/stories260K/stories260K.gguf", "cpu");
     if (!m)
         return;
     tr_sampler_params sp = tr_sampler_default_params();

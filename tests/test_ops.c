@@ -134,47 +134,6 @@ static void test_attention(void)
             }
 }
 
-/* Smallest |p - t| / t over the probabilities of the transition rows of an attention node,
- * computed in double from its inputs: the tie margin of design §6. */
-static double transition_margin(const tr_tensor *q, const tr_tensor *k, const tr_attn_params *ap)
-{
-    int64_t hd = q->ne[0], H = q->ne[1], T = q->ne[2], Hkv = k->ne[0] / hd;
-    double worst = INFINITY, *p = malloc((size_t)ap->n_kv * sizeof *p);
-    for (int64_t t = 0; t < T; t++) {
-        int64_t pos = ap->n_past + t, start = -1;
-        for (int j = 0; j < ap->transition.n_blocks; j++)
-            if (pos >= ap->transition.start[j] && pos < ap->transition.start[j] + ap->transition.iv)
-                start = ap->transition.start[j];
-        if (start < 0)
-            continue;
-        double thr = ap->transition.alpha / (double)(start + ap->transition.iv);
-        for (int64_t h = 0; h < H; h++) {
-            const float *qv = (const float *)q->data + (t * H + h) * hd;
-            double mx = -INFINITY, sum = 0;
-            for (int64_t c = 0; c <= pos; c++) {
-                const float *kv = (const float *)k->data + c * k->ne[0] + (h / (H / Hkv)) * hd;
-                double d = 0;
-                for (int64_t i = 0; i < hd; i++)
-                    d += (double)qv[i] * kv[i];
-                p[c] = d * ap->scale;
-                mx = p[c] > mx ? p[c] : mx;
-            }
-            for (int64_t c = 0; c <= pos; c++)
-                sum += p[c] = exp(p[c] - mx);
-            for (int64_t c = 0; c <= pos; c++) {
-                double m = fabs(p[c] / sum - thr) / thr;
-                worst = m < worst ? m : worst;
-                if (c == 0) { /* the halved first weight is compared again in step 5 */
-                    m = fabs(p[c] / sum / 2 - thr) / thr;
-                    worst = m < worst ? m : worst;
-                }
-            }
-        }
-    }
-    free(p);
-    return worst;
-}
-
 /* The transition variant: the literal reference (materialised rows, design §3 step by step) and
  * the fused two-pass kernel agree, for both strategies, non-default parameters, GQA, and chunks
  * that start or end inside a block. Inputs are redrawn until every weight of a touched row is at
@@ -211,7 +170,7 @@ static void test_attention_transition(void)
             tr_tensor *q = rand_leaf(&g, TR_F32, 3, (int64_t[]){hd, H, T}, 2);
             tr_tensor *k = rand_leaf(&g, TR_F32, 2, (int64_t[]){hd * Hkv, C}, 2);
             tr_tensor *v = rand_leaf(&g, TR_F32, 2, (int64_t[]){hd * Hkv, C}, 1);
-            double margin = transition_margin(q, k, &ap);
+            double margin = tr_test_transition_margin(q, k, &ap, q->data, k->data);
             if (margin >= 1e-5) {
                 char what[128];
                 snprintf(what, sizeof what, "transition %s hd=%d H=%d Hkv=%d n_past=%d T=%d (margin %.1e)",

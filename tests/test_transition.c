@@ -19,70 +19,6 @@
  * checks that the plain logits are outside it. */
 #define BOUND 1e-9
 
-static int32_t *read_ints(const char *path, int *n)
-{
-    char *text = tr_read_file(path, NULL);
-    if (!text)
-        return NULL;
-    int cap = 1024;
-    int32_t *v = malloc((size_t)cap * sizeof *v);
-    *n = 0;
-    for (char *p = text, *end;; p = end) {
-        long x = strtol(p, &end, 10);
-        if (end == p)
-            break;
-        if (*n == cap)
-            v = realloc(v, (size_t)(cap *= 2) * sizeof *v);
-        v[(*n)++] = (int32_t)x;
-    }
-    free(text);
-    return v;
-}
-
-static tr_model *load(const char *name, int reference)
-{
-    char rel[256];
-    snprintf(rel, sizeof rel, "models/%s/hf", name);
-    tr_model *m = NULL;
-    tr_model_params p = tr_model_default_params();
-    p.n_threads = 2;
-    CHECK(tr_model_load(tr_shared(rel), &p, &m) == TR_OK, "load %s: %s", rel, tr_last_error());
-    if (m && reference) {
-        tr_backend *b;
-        tr_backend_options o = {.n_threads = 1, .reference = 1};
-        if (tr_backend_create("cpu", &o, &b) == TR_OK) {
-            tr_backend_free(m->backend);
-            m->backend = b;
-        }
-    }
-    return m;
-}
-
-/* All logits of ids with the transition parameters tp, in chunks of n_batch (0 = one batch). */
-static float *eval_transition(tr_model *m, const tr_transition_params *tp, const int32_t *ids, int n, int n_batch,
-                              int announce)
-{
-    tr_context_params cp = tr_context_default_params();
-    cp.n_ctx = n + 1;
-    cp.n_batch = n_batch;
-    cp.transition = *tp;
-    tr_context *c;
-    if (tr_context_create(m, &cp, &c) != TR_OK) {
-        CHECK(0, "context: %s", tr_last_error());
-        return NULL;
-    }
-    if (announce)
-        tr_set_prompt_length(c, n);
-    tr_status s = tr_eval(c, ids, n, 1);
-    CHECK(s == TR_OK, "eval: %s", tr_last_error());
-    int V = tr_model_n_vocab(m);
-    float *out = s == TR_OK ? malloc((size_t)n * V * sizeof *out) : NULL;
-    for (int i = 0; out && i < n; i++)
-        memcpy(out + (size_t)i * V, tr_get_logits(c, i), (size_t)V * sizeof *out);
-    tr_context_free(c);
-    return out;
-}
-
 static double rows_nmse(const float *gold, const float *all, const int32_t *rows, int n_rows, int V)
 {
     float *picked = malloc((size_t)n_rows * V * sizeof *picked);
@@ -113,7 +49,9 @@ static void test_goldens(void)
     CHECK(cases != NULL, "tests/golden/transition/cases.json missing or unreadable");
     const char *models[] = {"stories260K", "aidreams260K"};
     for (int mi = 0; cases && mi < 2; mi++) {
-        tr_model *m = load(models[mi], 0), *ref = load(models[mi], 1);
+        char model_rel[128];
+        snprintf(model_rel, sizeof model_rel, "models/%s/hf", models[mi]);
+        tr_model *m = tr_test_load(model_rel, "cpu"), *ref = tr_test_load(model_rel, "cpu-ref");
         if (!m || !ref) {
             tr_model_free(m);
             tr_model_free(ref);
@@ -129,9 +67,9 @@ static void test_goldens(void)
             int64_t shape[4];
             char kind;
             snprintf(rel, sizeof rel, "transition/%s.ids", c->string);
-            int32_t *ids = read_ints(tr_golden(rel), &n);
+            int32_t *ids = tr_test_read_ints(tr_golden(rel), &n);
             snprintf(rel, sizeof rel, "transition/%s.rows", c->string);
-            int32_t *rows = read_ints(tr_golden(rel), &n_rows);
+            int32_t *rows = tr_test_read_ints(tr_golden(rel), &n_rows);
             snprintf(rel, sizeof rel, "transition/%s.npy", c->string);
             float *gold = tr_read_npy(tr_golden(rel), &nd, shape, &kind);
             CHECK(ids && rows && gold && shape[0] == n_rows && shape[1] == V, "%s: golden files", c->string);
@@ -145,7 +83,7 @@ static void test_goldens(void)
                             {37, 1, 0, "batch 37"},   {0, 0, 1, "reference kernels"},
                             {101, 1, 1, "reference, batch 101"}};
                 for (size_t r = 0; r < sizeof runs / sizeof runs[0]; r++) {
-                    float *all = eval_transition(runs[r].reference ? ref : m, &tp, ids, n, runs[r].batch, runs[r].announce);
+                    float *all = tr_test_eval_all(runs[r].reference ? ref : m, ids, n, runs[r].batch, &tp, runs[r].announce);
                     if (!all)
                         continue;
                     double e = rows_nmse(gold, all, rows, n_rows, V);
@@ -156,7 +94,7 @@ static void test_goldens(void)
                 /* the transition matters: without it the logits are far from the golden ones */
                 tr_transition_params off = tp;
                 off.enabled = 0;
-                float *plain = eval_transition(m, &off, ids, n, 0, 0);
+                float *plain = tr_test_eval_all(m, ids, n, 0, &off, 0);
                 if (plain) {
                     double e = rows_nmse(gold, plain, rows, n_rows, V);
                     CHECK(e > 100 * BOUND, "%s: transition has no effect (NMSE %.3g)", c->string, e);
@@ -180,15 +118,15 @@ static void test_goldens(void)
  * re-weighted: prefill n then decode 1 equals one batch of n + 1 whose schedule follows n. */
 static void test_untouched(void)
 {
-    tr_model *m = load("stories260K", 0);
+    tr_model *m = tr_test_load("models/stories260K/hf", "cpu");
     if (!m)
         return;
     int n;
-    int32_t *ids = read_ints(tr_golden("transition/stories260K.n517.ids"), &n);
+    int32_t *ids = tr_test_read_ints(tr_golden("transition/stories260K.n517.ids"), &n);
     tr_transition_params on = tr_context_default_params().transition, off = on;
     on.enabled = 1;
     int V = tr_model_n_vocab(m);
-    float *a = eval_transition(m, &on, ids, 399, 0, 0), *b = eval_transition(m, &off, ids, 399, 0, 0);
+    float *a = tr_test_eval_all(m, ids, 399, 0, &on, 0), *b = tr_test_eval_all(m, ids, 399, 0, &off, 0);
     CHECK(a && b && tr_nmse(b, a, (size_t)399 * V) == 0, "399 tokens: the transition changed the logits");
     free(a);
     free(b);
@@ -231,7 +169,7 @@ static void test_cli(void)
     char k;
     float *all = tr_read_npy(npy, &nd, s1, &k);
     float *gold = tr_read_npy(tr_golden("transition/aidreams260K.n517_custom.npy"), &nd, s2, &k);
-    int32_t *rows = read_ints(tr_golden("transition/aidreams260K.n517_custom.rows"), &n_rows);
+    int32_t *rows = tr_test_read_ints(tr_golden("transition/aidreams260K.n517_custom.rows"), &n_rows);
     if (all && gold && rows) {
         double e = rows_nmse(gold, all, rows, n_rows, (int)s1[1]);
         CHECK(e <= BOUND, "CLI eval --transition: NMSE %.3g", e);

@@ -130,3 +130,108 @@ void *tr_read_npy(const char *path, int *ndim, int64_t shape[4], char *kind)
     free(buf);
     return data;
 }
+
+/* ---- shared by the model-level tests --------------------------------------------------------- */
+
+int32_t *tr_test_read_ints(const char *path, int *n)
+{
+    char *text = tr_read_file(path, NULL);
+    *n = 0;
+    if (!text)
+        return NULL;
+    int cap = 1024;
+    int32_t *v = malloc((size_t)cap * sizeof *v);
+    for (char *p = text, *end; v; p = end) {
+        long x = strtol(p, &end, 10);
+        if (end == p)
+            break;
+        if (*n == cap) {
+            int32_t *bigger = realloc(v, (size_t)(cap *= 2) * sizeof *v);
+            if (!bigger) {
+                free(v);
+                v = NULL;
+                break;
+            }
+            v = bigger;
+        }
+        v[(*n)++] = (int32_t)x;
+    }
+    free(text);
+    return v;
+}
+
+tr_model *tr_test_load(const char *rel, const char *backend)
+{
+    tr_model *m = NULL;
+    tr_model_params p = tr_model_default_params();
+    p.backend = backend;
+    p.n_threads = 2;
+    tr_status s = tr_model_load(tr_shared(rel), &p, &m);
+    CHECK(s == TR_OK, "load %s on %s: %s", rel, backend, tr_last_error());
+    return m;
+}
+
+float *tr_test_eval_all(tr_model *m, const int32_t *ids, int n, int n_batch, const tr_transition_params *tp,
+                        int announce)
+{
+    tr_context_params cp = tr_context_default_params();
+    cp.n_ctx = n + 1;
+    cp.n_batch = n_batch;
+    if (tp)
+        cp.transition = *tp;
+    tr_context *c;
+    if (tr_context_create(m, &cp, &c) != TR_OK) {
+        CHECK(0, "context: %s", tr_last_error());
+        return NULL;
+    }
+    if (announce)
+        tr_set_prompt_length(c, n);
+    tr_status s = tr_eval(c, ids, n, 1);
+    CHECK(s == TR_OK, "eval: %s", tr_last_error());
+    int V = tr_model_n_vocab(m);
+    float *out = s == TR_OK ? malloc((size_t)n * V * sizeof *out) : NULL;
+    for (int i = 0; out && i < n; i++)
+        memcpy(out + (size_t)i * V, tr_get_logits(c, i), (size_t)V * sizeof *out);
+    tr_context_free(c);
+    return out;
+}
+
+double tr_test_transition_margin(const tr_tensor *q, const tr_tensor *k, const tr_attn_params *ap, const float *qd,
+                                 const float *kd)
+{
+    int64_t hd = q->ne[0], H = q->ne[1], T = q->ne[2], Hkv = k->ne[0] / hd;
+    double worst = INFINITY, *p = malloc((size_t)ap->n_kv * sizeof *p);
+    for (int64_t t = 0; p && t < T; t++) {
+        int64_t pos = ap->n_past + t, start = -1;
+        for (int j = 0; j < ap->transition.n_blocks; j++)
+            if (pos >= ap->transition.start[j] && pos < ap->transition.start[j] + ap->transition.iv)
+                start = ap->transition.start[j];
+        if (start < 0)
+            continue;
+        double thr = ap->transition.alpha / (double)(start + ap->transition.iv);
+        for (int64_t h = 0; h < H; h++) {
+            const float *qv = qd + (t * H + h) * hd;
+            double mx = -INFINITY, sum = 0;
+            for (int64_t c = 0; c <= pos; c++) {
+                const float *kv = kd + c * k->ne[0] + (h / (H / Hkv)) * hd;
+                double d = 0;
+                for (int64_t i = 0; i < hd; i++)
+                    d += (double)qv[i] * kv[i];
+                p[c] = d * ap->scale;
+                mx = p[c] > mx ? p[c] : mx;
+            }
+            for (int64_t c = 0; c <= pos; c++)
+                sum += p[c] = exp(p[c] - mx);
+            for (int64_t c = 0; c <= pos; c++) {
+                double m = fabs(p[c] / sum - thr) / thr;
+                worst = m < worst ? m : worst;
+                if (c == 0) { /* the halved first weight is compared again in step 5 */
+                    m = fabs(p[c] / sum / 2 - thr) / thr;
+                    worst = m < worst ? m : worst;
+                }
+            }
+        }
+    }
+    free(p);
+    return worst;
+}

@@ -37,4 +37,29 @@ char *tr_read_file(const char *path, size_t *len);
 /* Reads a float32 or int32 .npy (C order); returns data (caller frees) and the shape. */
 void *tr_read_npy(const char *path, int *ndim, int64_t shape[4], char *kind /* 'f' or 'i' */);
 
+
+
+/* ---- shared by the model-level tests (need the library) -------------------------------------- */
+#include "ir.h"
+#include "transit.h"
+
+/* Whitespace-separated integers from a file (token ids, row lists); NULL if unreadable. */
+int32_t *tr_test_read_ints(const char *path, int *n);
+
+/* A model under ../shared (rel) on a backend ("cpu", "cpu-ref", "vulkan", "cuda"), 2 CPU threads;
+ * a failure is a test failure. */
+tr_model *tr_test_load(const char *rel, const char *backend);
+
+/* The logits of every position of ids ([n, vocab], caller frees), prefilled in chunks of n_batch
+ * (0: one batch) with the transition parameters tp (NULL: off). announce = 1 announces the prompt
+ * length (tr_set_prompt_length); 0 leaves the schedule to follow the first tr_eval call, which is
+ * the whole prompt only when n_batch is 0. NULL (and a test failure) on error. */
+float *tr_test_eval_all(tr_model *m, const int32_t *ids, int n, int n_batch, const tr_transition_params *tp,
+                        int announce);
+
+/* Smallest |p - t| / t over the attention probabilities of the transition rows of ap (and the
+ * halved first weight), in double, from host copies of q {hd, H, T} and the key cache
+ * {hd * Hkv, C}: the tie margin of design §6. Tests redraw inputs until it is >= 1e-5. */
+double tr_test_transition_margin(const tr_tensor *q, const tr_tensor *k, const tr_attn_params *ap, const float *qd,
+                                 const float *kd);
 #endif

@@ -297,47 +297,6 @@ static void test_attention(void)
             }
 }
 
-/* Smallest |p - t| / t over the probabilities of the transition rows (test_ops.c's margin). */
-static double transition_margin(const tr_tensor *q, const tr_tensor *k, const tr_attn_params *ap, const float *qd,
-                                const float *kd)
-{
-    int64_t hd = q->ne[0], H = q->ne[1], T = q->ne[2], Hkv = k->ne[0] / hd;
-    double worst = INFINITY, *p = malloc((size_t)ap->n_kv * sizeof *p);
-    for (int64_t t = 0; t < T; t++) {
-        int64_t pos = ap->n_past + t, start = -1;
-        for (int j = 0; j < ap->transition.n_blocks; j++)
-            if (pos >= ap->transition.start[j] && pos < ap->transition.start[j] + ap->transition.iv)
-                start = ap->transition.start[j];
-        if (start < 0)
-            continue;
-        double thr = ap->transition.alpha / (double)(start + ap->transition.iv);
-        for (int64_t h = 0; h < H; h++) {
-            const float *qv = qd + (t * H + h) * hd;
-            double mx = -INFINITY, sum = 0;
-            for (int64_t c = 0; c <= pos; c++) {
-                const float *kv = kd + c * k->ne[0] + (h / (H / Hkv)) * hd;
-                double d = 0;
-                for (int64_t i = 0; i < hd; i++)
-                    d += (double)qv[i] * kv[i];
-                p[c] = d * ap->scale;
-                mx = p[c] > mx ? p[c] : mx;
-            }
-            for (int64_t c = 0; c <= pos; c++)
-                sum += p[c] = exp(p[c] - mx);
-            for (int64_t c = 0; c <= pos; c++) {
-                double m = fabs(p[c] / sum - thr) / thr;
-                worst = m < worst ? m : worst;
-                if (c == 0) {
-                    m = fabs(p[c] / sum / 2 - thr) / thr;
-                    worst = m < worst ? m : worst;
-                }
-            }
-        }
-    }
-    free(p);
-    return worst;
-}
-
 static void test_transition(void)
 {
     struct {
@@ -373,7 +332,7 @@ static void test_transition(void)
             tr_tensor *q = rand_leaf(&g, TR_F32, 3, (int64_t[]){hd, H, T}, 2);
             tr_tensor *k = rand_leaf(&g, TR_F32, 2, (int64_t[]){hd * Hkv, C}, 2);
             tr_tensor *v = rand_leaf(&g, TR_F32, 2, (int64_t[]){hd * Hkv, C}, 1);
-            double margin = transition_margin(q, k, &ap, q->data, k->data);
+            double margin = tr_test_transition_margin(q, k, &ap, q->data, k->data);
             if (margin >= 1e-5) {
                 char what[128];
                 snprintf(what, sizeof what, "transition %s hd=%d H=%d Hkv=%d n_past=%d T=%d (margin %.1e)",
@@ -528,85 +487,22 @@ static void run_ops(const char *name, const tr_vulkan_debug *dbg)
 
 /* ---- end to end ----------------------------------------------------------------------------- */
 
-static int32_t *read_ints(const char *path, int *n)
-{
-    char *text = tr_read_file(path, NULL);
-    if (!text)
-        return NULL;
-    int cap = 1024;
-    int32_t *v = malloc((size_t)cap * sizeof *v);
-    *n = 0;
-    for (char *p = text, *end;; p = end) {
-        long x = strtol(p, &end, 10);
-        if (end == p)
-            break;
-        if (*n == cap)
-            v = realloc(v, (size_t)(cap *= 2) * sizeof *v);
-        v[(*n)++] = (int32_t)x;
-    }
-    free(text);
-    return v;
-}
-
-static tr_model *load(const char *rel, const char *backend)
-{
-    tr_model *m = NULL;
-    tr_model_params p = tr_model_default_params();
-    p.backend = backend;
-    p.n_threads = 1;
-    tr_status s = tr_model_load(tr_shared(rel), &p, &m);
-    CHECK(s == TR_OK, "load %s on %s: %s", rel, backend, tr_last_error());
-    if (m && !strcmp(backend, "cpu")) { /* the reference kernels */
-        tr_backend *b;
-        tr_backend_options o = {.n_threads = 1, .reference = 1};
-        if (tr_backend_create("cpu", &o, &b) == TR_OK) {
-            tr_backend_free(m->backend);
-            m->backend = b;
-        }
-    }
-    return m;
-}
-
-/* All logits of ids, in chunks of n_batch (0 = one batch); tp may switch the transition on. */
-static float *eval_all(tr_model *m, const int32_t *ids, int n, int n_batch, const tr_transition_params *tp)
-{
-    tr_context_params cp = tr_context_default_params();
-    cp.n_ctx = n + 1;
-    cp.n_batch = n_batch;
-    if (tp)
-        cp.transition = *tp;
-    tr_context *c;
-    if (tr_context_create(m, &cp, &c) != TR_OK) {
-        CHECK(0, "context: %s", tr_last_error());
-        return NULL;
-    }
-    tr_set_prompt_length(c, n);
-    tr_status s = tr_eval(c, ids, n, 1);
-    CHECK(s == TR_OK, "eval (%s): %s", m->backend->iface->name, tr_last_error());
-    int V = tr_model_n_vocab(m);
-    float *out = s == TR_OK ? malloc((size_t)n * V * sizeof *out) : NULL;
-    for (int i = 0; out && i < n; i++)
-        memcpy(out + (size_t)i * V, tr_get_logits(c, i), (size_t)V * sizeof *out);
-    tr_context_free(c);
-    return out;
-}
-
 static double e2e_worst_plain, e2e_worst_transition;
 
 static void e2e_logits(const char *model_rel, const char *name)
 {
     static const char *prompts[] = {"story", "dream", "rand1", "rand7", "rand100"};
-    tr_model *cpu = load(model_rel, "cpu"), *gpu = load(model_rel, "vulkan");
+    tr_model *cpu = tr_test_load(model_rel, "cpu-ref"), *gpu = tr_test_load(model_rel, "vulkan");
     for (size_t p = 0; cpu && gpu && p < sizeof prompts / sizeof prompts[0]; p++) {
         char rel[256];
         int n = 0;
         snprintf(rel, sizeof rel, "logits/%s.%s.ids", name, prompts[p]);
-        int32_t *ids = read_ints(tr_golden(rel), &n);
+        int32_t *ids = tr_test_read_ints(tr_golden(rel), &n);
         CHECK(ids && n > 0, "missing %s", rel);
         if (!ids)
             continue;
         size_t cnt = (size_t)n * tr_model_n_vocab(cpu);
-        float *a = eval_all(cpu, ids, n, 0, NULL), *b = eval_all(gpu, ids, n, 0, NULL), *b7 = eval_all(gpu, ids, n, 7, NULL);
+        float *a = tr_test_eval_all(cpu, ids, n, 0, NULL, 1), *b = tr_test_eval_all(gpu, ids, n, 0, NULL, 1), *b7 = tr_test_eval_all(gpu, ids, n, 7, NULL, 1);
         if (a && b && b7) {
             double e = tr_nmse(a, b, cnt), e7 = tr_nmse(a, b7, cnt);
             printf("e2e %-28s %-8s %3d tokens: NMSE vs cpu %.2e, chunks of 7 %.2e\n", model_rel, prompts[p], n, e, e7);
@@ -633,7 +529,7 @@ static void e2e_transition(const char *name)
     CHECK(cases != NULL, "tests/golden/transition/cases.json missing or unreadable");
     char rel[256];
     snprintf(rel, sizeof rel, "models/%s/hf", name);
-    tr_model *cpu = load(rel, "cpu"), *gpu = load(rel, "vulkan");
+    tr_model *cpu = tr_test_load(rel, "cpu-ref"), *gpu = tr_test_load(rel, "vulkan");
     const cJSON *cs;
     cJSON_ArrayForEach(cs, cases)
     {
@@ -655,14 +551,14 @@ static void e2e_transition(const char *name)
                                                                                            : TR_TRANSITION_MULTI;
         snprintf(rel, sizeof rel, "transition/%s.ids", key);
         int n = 0;
-        int32_t *ids = read_ints(tr_golden(rel), &n);
+        int32_t *ids = tr_test_read_ints(tr_golden(rel), &n);
         CHECK(ids && n > 0, "missing %s", rel);
         if (!ids)
             continue;
         size_t cnt = (size_t)n * tr_model_n_vocab(cpu);
         int iv = tr_transition_iv(&tp, cpu->hp.n_layers, n), chunk = iv / 2 + 3;
-        float *a = eval_all(cpu, ids, n, 0, &tp), *plain = eval_all(cpu, ids, n, 0, NULL);
-        float *b = eval_all(gpu, ids, n, 0, &tp), *bc = eval_all(gpu, ids, n, chunk, &tp);
+        float *a = tr_test_eval_all(cpu, ids, n, 0, &tp, 1), *plain = tr_test_eval_all(cpu, ids, n, 0, NULL, 1);
+        float *b = tr_test_eval_all(gpu, ids, n, 0, &tp, 1), *bc = tr_test_eval_all(gpu, ids, n, chunk, &tp, 1);
         if (a && plain && b && bc) {
             double e = tr_nmse(a, b, cnt), ec = tr_nmse(a, bc, cnt), off = tr_nmse(a, plain, cnt);
             printf("e2e %-12s transition %-16s %3d tokens: NMSE vs cpu %.2e, chunks of %d %.2e (transition off: %.2e)\n",
@@ -693,7 +589,7 @@ static void e2e_greedy(const char *model_rel, const char *expected_rel)
     char *json = tr_read_file(tr_shared(expected_rel), NULL);
     cJSON *root = json ? cJSON_Parse(json) : NULL;
     CHECK(root != NULL, "missing %s", expected_rel);
-    tr_model *ms[2] = {load(model_rel, "cpu"), load(model_rel, "vulkan")};
+    tr_model *ms[2] = {tr_test_load(model_rel, "cpu-ref"), tr_test_load(model_rel, "vulkan")};
     if (!root || !ms[0] || !ms[1])
         goto out;
     const cJSON *pids = cJSON_GetObjectItem(root, "prompt_ids"), *gids = cJSON_GetObjectItem(root, "greedy_ids");
