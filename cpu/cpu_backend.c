@@ -147,6 +147,7 @@ static tr_status place(cpu_backend *c, tr_graph *g, int keep_all)
             if (!t->src[s]->data)
                 return tr_fail(TR_ERR_INVALID_ARG, "cpu: source '%s' of node '%s' has no memory",
                                t->src[s]->name, t->name);
+        t->buffer = NULL; /* host memory: tr_tensor_get reads data, whatever placed the graph before */
         if (t->op == TR_OP_VIEW)
             t->data = (char *)t->src[0]->data + t->p.view_offset;
         else if (t->op == TR_OP_KV_WRITE)

@@ -1,0 +1,98 @@
+/* cuda_internal.h: the CUDA backend's state, shared by its two C files: cuda_backend.c (device,
+ * buffers, transfers) and cuda_lower.c (a graph lowered to kernel launches, CUDA graph replay). */
+#ifndef TR_CUDA_INTERNAL_H
+#define TR_CUDA_INTERNAL_H
+
+#include <stdint.h>
+
+#include "backend.h"
+#include "cuda_kernels.h"
+
+/* One kernel launch (or cuBLAS call) of a lowered graph. Records are zeroed before they are
+ * filled, so that their bytes, hashed, identify a launch sequence (cuda_lower.c). */
+typedef enum trc_kind {
+    TRC_K_GET_ROWS,
+    TRC_K_RMS_NORM,
+    TRC_K_BINARY,
+    TRC_K_SWIGLU,
+    TRC_K_ROPE,
+    TRC_K_KV_WRITE,
+    TRC_K_GEMM,
+    TRC_K_GEMV,
+    TRC_K_ATTN_TILED,
+    TRC_K_ATTN_ROWS,
+    TRC_K_ATTN_REDUCE,
+} trc_kind;
+
+typedef struct trc_record {
+    trc_kind kind;
+    union {
+        trc_get_rows_args get_rows;
+        trc_rms_norm_args rms_norm;
+        trc_binary_args binary;
+        trc_rope_args rope;
+        trc_kv_write_args kv_write;
+        trc_gemm_args gemm;
+        trc_gemv_args gemv;
+        trc_attn_args attn;
+    } u;
+} trc_record;
+
+typedef struct cuda_backend {
+    tr_backend base;
+    int device;
+    char name[256];
+    size_t total_mem, smem_optin;
+    int cc_major, cc_minor, sm_count, l2_bytes, runtime_version, driver_version;
+    cudaStream_t stream;
+    cublasHandle_t cublas;
+
+    tr_buffer arena; /* intermediates of the current graph (impl: device pointer) */
+    void *workspace; /* kernel scratch: converted activations, split-K partials */
+    size_t workspace_size;
+    tr_buffer io;        /* device copies of host leaves (ids, positions) and dynamic parameters */
+    void *staging;       /* pinned host mirror of io */
+    size_t staging_size;
+    cudaEvent_t io_done; /* the last copy out of staging has finished */
+    void *up_pinned[2];  /* double-buffered pinned chunks for large uploads */
+    cudaEvent_t up_done[2];
+
+    /* per-compute scratch of the lowering */
+    trc_record *rec;
+    int n_rec, cap_rec;
+    const tr_tensor **host_leaf;
+    size_t *host_off;
+    int n_host, cap_host;
+    int *uses;
+    unsigned char *done; /* node computed by an earlier node's fused launch */
+    struct trc_fusion *fz; /* per node: the launch it leads (cuda_lower.c) */
+    tr_tensor **linked;    /* nodes given a temporary source for the memory plan */
+    int cap_nodes;
+    const tr_tensor **map_key; /* node -> index, open addressing */
+    int *map_val;
+    int map_cap;
+
+    /* CUDA graph replay of repeated launch sequences (decoding) */
+    int use_graphs;
+    cudaGraphExec_t exec;
+    uint64_t exec_sig, last_sig;
+    long n_replays, n_captures;
+} cuda_backend;
+
+tr_status trc_fail_cuda(const char *call, cudaError_t e);
+#define TRC_TRY(name, expr)                                        \
+    do {                                                           \
+        cudaError_t trc_e_ = (expr);                               \
+        if (trc_e_ != cudaSuccess)                                 \
+            return trc_fail_cuda(name, trc_e_);                    \
+    } while (0)
+
+/* Grows a device buffer (contents not kept); the stream is synchronised first. */
+tr_status trc_grow_device(cuda_backend *c, void **ptr, size_t *size, size_t need, const char *what);
+
+/* cuda_lower.c */
+bool trc_supports_op(tr_backend *b, const tr_tensor *n);
+tr_status trc_graph_compute(tr_backend *b, tr_graph *g);
+void trc_lower_free(cuda_backend *c);
+
+#endif

@@ -1,0 +1,165 @@
+/* cuda_kernels.h: the line between the CUDA backend's C host code (cuda_backend.c, cuda_lower.c)
+ * and its kernels (*.cu). Only plain structs of device pointers and sizes cross it; no IR type
+ * does. Every launcher enqueues on the given stream and returns the launch's error (or, for the
+ * cuBLAS product, its status); none synchronises.
+ *
+ * Layouts are the IR's (core/ir.h): a {D, T} activation is T rows of D floats; a weight {K, N} is N
+ * rows of K elements; caches are rows of kv_rs floats. Values that change from one decoding step to
+ * the next (n_past, a KV write's first row) are read by the kernels from device memory (`dyn`
+ * pointers), so that a captured CUDA graph can be replayed for every step (cuda_lower.c). */
+#ifndef TR_CUDA_KERNELS_H
+#define TR_CUDA_KERNELS_H
+
+#include <stdint.h>
+
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Element types, numbered as tr_dtype (core/dtype.h). */
+enum { TRC_F32 = 0, TRC_F16 = 1, TRC_BF16 = 2 };
+
+/* out[t] = table[ids[t]] (zeros for an id outside 0..V-1). */
+typedef struct trc_get_rows_args {
+    const void *table;
+    int dtype;
+    const int32_t *ids;
+    float *out;
+    int64_t D, V, T;
+} trc_get_rows_args;
+cudaError_t trc_get_rows(const trc_get_rows_args *a, cudaStream_t s);
+
+/* out[r] = x[r] / sqrt(mean(x[r]^2) + eps) * w, for each of rows rows of D floats. */
+typedef struct trc_rms_norm_args {
+    const float *x;
+    const void *w;
+    int w_dtype;
+    float *out;
+    int64_t D, rows;
+    float eps;
+} trc_rms_norm_args;
+cudaError_t trc_rms_norm(const trc_rms_norm_args *a, cudaStream_t s);
+
+/* Element-wise: ADD out = x + y, MUL out = x * y (y of y_n elements repeats when y_n < n);
+ * trc_swiglu: out = silu(x) * y (op and y_n unused). */
+enum { TRC_ADD = 0, TRC_MUL = 1 };
+typedef struct trc_binary_args {
+    int op;
+    const float *x, *y;
+    float *out;
+    int64_t n, y_n;
+} trc_binary_args;
+cudaError_t trc_binary(const trc_binary_args *a, cudaStream_t s);
+cudaError_t trc_swiglu(const trc_binary_args *a, cudaStream_t s);
+
+/* RoPE of up to two tensors {hd, H_i, T} at the same positions (q and k of one layer). */
+typedef struct trc_rope_args {
+    int n;
+    const float *x[2];
+    float *out[2];
+    int64_t H[2];
+    const int32_t *pos; /* device, [T] */
+    int64_t hd, T;
+    float theta;
+    int layout; /* tr_rope_layout: 0 adjacent pairs, 1 halves */
+} trc_rope_args;
+cudaError_t trc_rope(const trc_rope_args *a, cudaStream_t s);
+
+/* KV_WRITE of up to two caches (k and v of one layer): rows [*pos0, *pos0 + T) of cache get src. */
+typedef struct trc_kv_write_args {
+    int n;
+    const float *src[2];
+    float *cache[2];
+    const int32_t *pos0[2]; /* device */
+    int64_t width, T, cache_rs; /* floats per source row, rows, floats per cache row */
+} trc_kv_write_args;
+cudaError_t trc_kv_write(const trc_kv_write_args *a, cudaStream_t s);
+
+/* Converts n floats to f16 or bf16 (round to nearest even): the activations of a tensor-core GEMM. */
+cudaError_t trc_convert(const float *x, void *out, int dtype, int64_t n, cudaStream_t s);
+
+/* Matrix products out[t][n] = sum_k x[t][k] W[n][k] with cuBLAS (prefill). f16/bf16 weights:
+ * x is converted to the weight's type in xconv (T*K elements) and multiplied on the tensor cores
+ * with f32 accumulation; f32 weights: SGEMM (no TF32). Returns the cuBLAS status, or
+ * CUBLAS_STATUS_EXECUTION_FAILED with *launch set when the conversion kernel failed to launch. */
+typedef struct trc_gemm_args {
+    const float *x;
+    const void *w;
+    int dtype;
+    float *out;
+    void *xconv;
+    int64_t K, N, T;
+} trc_gemm_args;
+cublasStatus_t trc_gemm(const trc_gemm_args *a, cublasHandle_t h, cudaStream_t s, cudaError_t *launch);
+
+/* Matrix-vector products for a few tokens (decode), reading each weight row once, f16/bf16
+ * converted in registers. One launch computes up to three products of the same x (q, k, v), or
+ * one product plus a residual (out = res + x W^T), or the gate and up products of a SwiGLU
+ * (out = silu(x Wg^T) * x Wu^T). */
+enum { TRC_GEMV_PLAIN = 0, TRC_GEMV_ADD = 1, TRC_GEMV_SWIGLU = 2 };
+#define TRC_GEMV_MAX_T 4
+typedef struct trc_gemv_args {
+    const float *x;
+    int64_t K;
+    int T;     /* 1 .. TRC_GEMV_MAX_T */
+    int dtype; /* of every weight */
+    int mode;
+    int n_mats; /* PLAIN: 1..3; ADD: 1; SWIGLU: 2 (gate, up) */
+    const void *w[3];
+    float *out[3];
+    int64_t N[3];
+    const float *res; /* ADD: {N[0], T} */
+} trc_gemv_args;
+cudaError_t trc_gemv(const trc_gemv_args *a, cudaStream_t s);
+
+/* Fused causal attention with GQA over f32 caches (core/ir.h ATTENTION).
+ * Query row t (0..T-1) sits at position *n_past + t and sees keys 0 .. *n_past + t.
+ *
+ * trc_attention_tiled: flash-style, 64 query rows of one head per block, online softmax, for
+ *   hd 64 and 128 (trc_attention_tiled_ok). Plain rows only.
+ * trc_attention_rows: one query row of up to 8 heads sharing a kv head per block. Plain rows, split
+ *   over the keys into n_splits parts when n_splits > 1 (partials in part, combined by
+ *   trc_attention_reduce); or, with trans = 1, the Attention Transition's two-pass rows
+ *   (design §3) listed in ranges, n_splits = 1. */
+#define TRC_MAX_RANGES 8
+typedef struct trc_attn_args {
+    const float *q;
+    int64_t q_hs, q_ts; /* floats between heads, between tokens */
+    const float *k, *v;
+    int64_t kv_rs; /* floats between cache rows */
+    float *out;
+    int64_t o_ts; /* floats between output rows (hd * H) */
+    int hd, H, Hkv, T;
+    float scale;
+    const int32_t *n_past; /* device */
+    int n_splits;
+    float *part; /* [T][H][n_splits][hd + 2]: unnormalised sums, max, normaliser */
+    /* transition rows */
+    int trans;
+    int n_ranges;
+    int32_t range_t0[TRC_MAX_RANGES]; /* first chunk-local row of each range */
+    int32_t range_n[TRC_MAX_RANGES];  /* rows in it */
+    int32_t range_start[TRC_MAX_RANGES]; /* the absolute first row of its block */
+    int32_t iv;
+    float alpha, beta;
+    int strategy; /* tr_transition_strategy: 0 adding, 1 multi */
+} trc_attn_args;
+int trc_attention_tiled_ok(int hd);
+size_t trc_attention_tiled_smem(int hd);
+cudaError_t trc_attention_tiled(const trc_attn_args *a, cudaStream_t s);
+cudaError_t trc_attention_rows(const trc_attn_args *a, cudaStream_t s);
+cudaError_t trc_attention_reduce(const trc_attn_args *a, cudaStream_t s);
+int trc_attention_rows_ok(int hd);
+
+/* Raises the dynamic shared-memory limits of the kernels that need more than 48 KB; called once
+ * per device. Returns the first error. */
+cudaError_t trc_kernels_init(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,32 @@
+/* embedding.cu: GET_ROWS, the embedding lookup: out[t] = table[ids[t]] for f32, f16 and bf16
+ * tables, converted to f32. An id outside the table gives a zero row (the API checks ids first). */
+#include "common.cuh"
+
+template <typename T>
+__global__ void get_rows_kernel(const T *table, const int32_t *ids, float *out, int64_t D, int64_t V)
+{
+    int64_t t = blockIdx.x;
+    int32_t id = ids[t];
+    float *o = out + t * D;
+    if (id < 0 || id >= V) {
+        for (int64_t i = threadIdx.x; i < D; i += blockDim.x)
+            o[i] = 0.0f;
+        return;
+    }
+    const T *row = table + (int64_t)id * D;
+    for (int64_t i = threadIdx.x; i < D; i += blockDim.x)
+        o[i] = to_f32(row[i]);
+}
+
+extern "C" cudaError_t trc_get_rows(const trc_get_rows_args *a, cudaStream_t s)
+{
+    unsigned threads = a->D >= 256 ? 256 : 64;
+    if (a->dtype == TRC_F16)
+        get_rows_kernel<__half><<<(unsigned)a->T, threads, 0, s>>>((const __half *)a->table, a->ids, a->out, a->D, a->V);
+    else if (a->dtype == TRC_BF16)
+        get_rows_kernel<__nv_bfloat16><<<(unsigned)a->T, threads, 0, s>>>((const __nv_bfloat16 *)a->table, a->ids, a->out, a->D,
+                                                            a->V);
+    else
+        get_rows_kernel<float><<<(unsigned)a->T, threads, 0, s>>>((const float *)a->table, a->ids, a->out, a->D, a->V);
+    return cudaGetLastError();
+}

@@ -1,0 +1,193 @@
+/* gemv.cu: matrix products for a few tokens (T <= TRC_GEMV_MAX_T, i.e. decoding), where a GEMM
+ * library would be far from the memory bound: each warp streams one weight row (two for SwiGLU)
+ * with 16-byte loads, four of them in flight per lane, converts f16/bf16 to f32 in registers, and
+ * multiplies it with the T activation rows (read through L1, where every warp of the SM finds
+ * them). Accumulation is f32; a warp shuffle reduction finishes each dot product.
+ *
+ * Epilogues fuse what follows the product in the graph: several products of the same x in one
+ * launch (q, k, v), the residual add (out = res + x W^T), and SwiGLU (silu(x Wg^T) * x Wu^T).
+ * Above TRC_GEMV_MAX_T tokens the L1 traffic for x (T loads per weight element) would cap the rate,
+ * and the matrix products go to cuBLAS (matmul.cu). */
+#include "common.cuh"
+
+#define GEMV_WARPS 8
+#define GEMV_UNROLL 4
+
+/* 16 bytes of weights -> 16 / sizeof(W) floats. */
+template <typename W> __device__ __forceinline__ void unpack(const uint4 &u, float *f);
+template <> __device__ __forceinline__ void unpack<float>(const uint4 &u, float *f)
+{
+    f[0] = __uint_as_float(u.x);
+    f[1] = __uint_as_float(u.y);
+    f[2] = __uint_as_float(u.z);
+    f[3] = __uint_as_float(u.w);
+}
+/* Half-precision words are split with shifts, not by reading the uint4 through a __half2 pointer:
+ * that would break strict aliasing, which the compilers' type-based alias analysis may exploit. */
+template <> __device__ __forceinline__ void unpack<__half>(const uint4 &u, float *f)
+{
+    const unsigned w[4] = {u.x, u.y, u.z, u.w};
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        f[2 * i] = __half2float(__ushort_as_half((unsigned short)(w[i] & 0xffffu)));
+        f[2 * i + 1] = __half2float(__ushort_as_half((unsigned short)(w[i] >> 16)));
+    }
+}
+template <> __device__ __forceinline__ void unpack<__nv_bfloat16>(const uint4 &u, float *f)
+{
+    const unsigned w[4] = {u.x, u.y, u.z, u.w};
+#pragma unroll
+    for (int i = 0; i < 4; i++) { /* bf16 is the top half of an f32 */
+        f[2 * i] = __uint_as_float(w[i] << 16);
+        f[2 * i + 1] = __uint_as_float(w[i] & 0xffff0000u);
+    }
+}
+
+/* acc[t] += w . x[t][k .. k + VW) for the t < T token rows. */
+template <int VW, int TT>
+__device__ __forceinline__ void fma_chunk(float (&acc)[TT], const float *wf, const float *x, int64_t K, int64_t k,
+                                          int T)
+{
+#pragma unroll
+    for (int t = 0; t < TT; t++) {
+        if (t < T) {
+            const float4 *xp = (const float4 *)(x + t * K + k);
+#pragma unroll
+            for (int v = 0; v < VW / 4; v++) {
+                float4 xv = __ldg(xp + v);
+                acc[t] = fmaf(wf[4 * v], xv.x, acc[t]);
+                acc[t] = fmaf(wf[4 * v + 1], xv.y, acc[t]);
+                acc[t] = fmaf(wf[4 * v + 2], xv.z, acc[t]);
+                acc[t] = fmaf(wf[4 * v + 3], xv.w, acc[t]);
+            }
+        }
+    }
+}
+
+template <typename W, int TT>
+__global__ __launch_bounds__(GEMV_WARPS * 32) void gemv_kernel(const trc_gemv_args a, int vec)
+{
+    constexpr int VW = 16 / (int)sizeof(W); /* weights per 16-byte load */
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int swiglu = a.mode == TRC_GEMV_SWIGLU;
+    int64_t n = (int64_t)blockIdx.x * GEMV_WARPS + warp;
+    /* which matrix: explicit selects, so that the argument arrays stay in constant memory */
+    const void *wm = a.w[0];
+    float *om = a.out[0];
+    int64_t N = a.N[0];
+    if (!swiglu && n >= N && a.n_mats > 1) {
+        n -= N;
+        wm = a.w[1];
+        om = a.out[1];
+        N = a.N[1];
+        if (n >= N && a.n_mats > 2) {
+            n -= N;
+            wm = a.w[2];
+            om = a.out[2];
+            N = a.N[2];
+        }
+    }
+    if (n >= N)
+        return; /* the whole warp leaves together */
+    const int64_t K = a.K;
+    const W *w0 = (const W *)wm + n * K;
+    const W *w1 = swiglu ? (const W *)a.w[1] + n * K : w0;
+    float acc0[TT], acc1[TT];
+#pragma unroll
+    for (int t = 0; t < TT; t++)
+        acc0[t] = acc1[t] = 0.0f;
+
+    if (vec) {
+        int64_t k = (int64_t)lane * VW;
+        for (; k + (GEMV_UNROLL - 1) * 32 * VW < K; k += GEMV_UNROLL * 32 * VW) {
+            uint4 u0[GEMV_UNROLL], u1[GEMV_UNROLL];
+#pragma unroll
+            for (int u = 0; u < GEMV_UNROLL; u++) {
+                u0[u] = __ldg((const uint4 *)(w0 + k + u * 32 * VW));
+                if (swiglu)
+                    u1[u] = __ldg((const uint4 *)(w1 + k + u * 32 * VW));
+            }
+#pragma unroll
+            for (int u = 0; u < GEMV_UNROLL; u++) {
+                float wf[VW];
+                unpack<W>(u0[u], wf);
+                fma_chunk<VW, TT>(acc0, wf, a.x, K, k + u * 32 * VW, a.T);
+                if (swiglu) {
+                    unpack<W>(u1[u], wf);
+                    fma_chunk<VW, TT>(acc1, wf, a.x, K, k + u * 32 * VW, a.T);
+                }
+            }
+        }
+        for (; k < K; k += 32 * VW) {
+            float wf[VW];
+            unpack<W>(__ldg((const uint4 *)(w0 + k)), wf);
+            fma_chunk<VW, TT>(acc0, wf, a.x, K, k, a.T);
+            if (swiglu) {
+                unpack<W>(__ldg((const uint4 *)(w1 + k)), wf);
+                fma_chunk<VW, TT>(acc1, wf, a.x, K, k, a.T);
+            }
+        }
+    } else {
+        for (int64_t k = lane; k < K; k += 32) {
+            float f0 = to_f32(w0[k]), f1 = swiglu ? to_f32(w1[k]) : 0.0f;
+#pragma unroll
+            for (int t = 0; t < TT; t++) {
+                if (t < a.T) {
+                    float xv = a.x[t * K + k];
+                    acc0[t] = fmaf(f0, xv, acc0[t]);
+                    acc1[t] = fmaf(f1, xv, acc1[t]);
+                }
+            }
+        }
+    }
+
+#pragma unroll
+    for (int t = 0; t < TT; t++) {
+        if (t < a.T) {
+            float d0 = warp_sum(acc0[t]);
+            float d1 = swiglu ? warp_sum(acc1[t]) : 0.0f;
+            if (lane == 0) {
+                if (a.mode == TRC_GEMV_ADD)
+                    om[t * N + n] = a.res[t * N + n] + d0;
+                else if (swiglu)
+                    om[t * N + n] = d0 / (1.0f + expf(-d0)) * d1;
+                else
+                    om[t * N + n] = d0;
+            }
+        }
+    }
+}
+
+template <typename W> static void launch(const trc_gemv_args *a, unsigned grid, int vec, cudaStream_t s)
+{
+    if (a->T <= 1)
+        gemv_kernel<W, 1><<<grid, GEMV_WARPS * 32, 0, s>>>(*a, vec);
+    else if (a->T <= 2)
+        gemv_kernel<W, 2><<<grid, GEMV_WARPS * 32, 0, s>>>(*a, vec);
+    else
+        gemv_kernel<W, 4><<<grid, GEMV_WARPS * 32, 0, s>>>(*a, vec);
+}
+
+static int aligned16(const void *p) { return ((uintptr_t)p & 15) == 0; }
+
+extern "C" cudaError_t trc_gemv(const trc_gemv_args *a, cudaStream_t s)
+{
+    if (a->T < 1 || a->T > TRC_GEMV_MAX_T || a->n_mats < 1 || a->n_mats > 3)
+        return cudaErrorInvalidValue;
+    int64_t rows = a->N[0];
+    if (a->mode == TRC_GEMV_PLAIN)
+        for (int i = 1; i < a->n_mats; i++)
+            rows += a->N[i];
+    int vw = a->dtype == TRC_F32 ? 4 : 8;
+    int vec = a->K % vw == 0 && aligned16(a->x);
+    for (int i = 0; i < a->n_mats; i++)
+        vec = vec && aligned16(a->w[i]);
+    unsigned grid = (unsigned)((rows + GEMV_WARPS - 1) / GEMV_WARPS);
+    if (a->dtype == TRC_F16)
+        launch<__half>(a, grid, vec, s);
+    else if (a->dtype == TRC_BF16)
+        launch<__nv_bfloat16>(a, grid, vec, s);
+    else
+        launch<float>(a, grid, vec, s);
+    return cudaGetLastError();
+}

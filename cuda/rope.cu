@@ -1,0 +1,45 @@
+/* rope.cu: ROPE in both layouts, for up to two tensors (a layer's q and k) in one launch.
+ *
+ * One block per token. The token's angles pos * theta^(-2i/hd) and their cosines and sines are
+ * computed once, in double precision as the reference does: in float the angle alone would be off
+ * by ~pos * 6e-8 radians (2e-3 at 32K positions), far outside design §6's 1e-7 NMSE. The rotation
+ * is done in double too and rounded once; its cost is small next to a decode step's matrix products.
+ * ADJACENT layout rotates (x[2i], x[2i+1]); HALF rotates (x[i], x[i + hd/2]). */
+#include "common.cuh"
+
+#define ROPE_THREADS 128
+
+__global__ __launch_bounds__(ROPE_THREADS) void rope_kernel(const trc_rope_args a)
+{
+    extern __shared__ double cs[]; /* [hd/2][2]: cos, sin */
+    const int64_t t = blockIdx.x, half = a.hd / 2;
+    const double p = (double)a.pos[t];
+    for (int64_t i = threadIdx.x; i < half; i += ROPE_THREADS) {
+        double angle = p * pow((double)a.theta, -2.0 * (double)i / (double)a.hd);
+        double s, c;
+        sincos(angle, &s, &c);
+        cs[2 * i] = c;
+        cs[2 * i + 1] = s;
+    }
+    __syncthreads();
+    for (int n = 0; n < a.n; n++) {
+        const int64_t H = a.H[n], total = H * half;
+        const float *x = a.x[n] + t * H * a.hd;
+        float *out = a.out[n] + t * H * a.hd;
+        for (int64_t idx = threadIdx.x; idx < total; idx += ROPE_THREADS) {
+            int64_t h = idx / half, i = idx - h * half;
+            int64_t ia = a.layout == 0 ? 2 * i : i, ib = a.layout == 0 ? 2 * i + 1 : i + half;
+            double c = cs[2 * i], s = cs[2 * i + 1];
+            double x0 = x[h * a.hd + ia], x1 = x[h * a.hd + ib];
+            out[h * a.hd + ia] = (float)(x0 * c - x1 * s);
+            out[h * a.hd + ib] = (float)(x0 * s + x1 * c);
+        }
+    }
+}
+
+extern "C" cudaError_t trc_rope(const trc_rope_args *a, cudaStream_t s)
+{
+    size_t smem = (size_t)(a->hd / 2) * 2 * sizeof(double);
+    rope_kernel<<<(unsigned)a->T, ROPE_THREADS, smem, s>>>(*a);
+    return cudaGetLastError();
+}
