@@ -460,19 +460,6 @@ static void e2e_logits(const char *model_rel, const char *name)
     tr_model_free(r);
 }
 
-static tr_transition_params params_of(const cJSON *prm)
-{
-    tr_transition_params tp = tr_context_default_params().transition;
-    tp.enabled = 1;
-    tp.min_len = cJSON_GetObjectItem(prm, "min_len")->valueint;
-    tp.blocks = cJSON_GetObjectItem(prm, "blocks")->valueint;
-    tp.alpha = (float)cJSON_GetObjectItem(prm, "alpha")->valuedouble;
-    tp.beta = (float)cJSON_GetObjectItem(prm, "beta")->valuedouble;
-    tp.strategy = strcmp(cJSON_GetObjectItem(prm, "strategy")->valuestring, "multi") ? TR_TRANSITION_ADDING
-                                                                                       : TR_TRANSITION_MULTI;
-    return tp;
-}
-
 static void e2e_transition(void)
 {
     char *json = tr_read_file(tr_golden("transition/cases.json"), NULL);
@@ -487,7 +474,7 @@ static void e2e_transition(void)
         for (cJSON *cs = cases->child; m && r && cs; cs = cs->next) {
             if (strncmp(cs->string, models[mi], strlen(models[mi])) != 0)
                 continue;
-            tr_transition_params tp = params_of(cJSON_GetObjectItem(cs, "params"));
+            tr_transition_params tp = tr_test_transition_params(cJSON_GetObjectItem(cs, "params"));
             int iv = cJSON_GetObjectItem(cs, "iv")->valueint, n = 0;
             snprintf(rel, sizeof rel, "transition/%s.ids", cs->string);
             int32_t *ids = tr_test_read_ints(tr_golden(rel), &n);

@@ -29,19 +29,6 @@ static double rows_nmse(const float *gold, const float *all, const int32_t *rows
     return e;
 }
 
-static tr_transition_params params_of(const cJSON *prm)
-{
-    tr_transition_params tp = tr_context_default_params().transition;
-    tp.enabled = 1;
-    tp.min_len = cJSON_GetObjectItem(prm, "min_len")->valueint;
-    tp.blocks = cJSON_GetObjectItem(prm, "blocks")->valueint;
-    tp.alpha = (float)cJSON_GetObjectItem(prm, "alpha")->valuedouble;
-    tp.beta = (float)cJSON_GetObjectItem(prm, "beta")->valuedouble;
-    tp.strategy = strcmp(cJSON_GetObjectItem(prm, "strategy")->valuestring, "multi") ? TR_TRANSITION_ADDING
-                                                                                       : TR_TRANSITION_MULTI;
-    return tp;
-}
-
 static void test_goldens(void)
 {
     char *json = tr_read_file(tr_golden("transition/cases.json"), NULL);
@@ -61,7 +48,7 @@ static void test_goldens(void)
         for (cJSON *c = cases->child; c; c = c->next) {
             if (strncmp(c->string, models[mi], strlen(models[mi])) != 0)
                 continue;
-            tr_transition_params tp = params_of(cJSON_GetObjectItem(c, "params"));
+            tr_transition_params tp = tr_test_transition_params(cJSON_GetObjectItem(c, "params"));
             char rel[256];
             int n = 0, n_rows = 0, nd = 0;
             int64_t shape[4];

@@ -1,6 +1,8 @@
 /* test_util.c: shared helpers for the C tests. */
 #include "test_util.h"
 
+#include <cJSON.h>
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -234,4 +236,18 @@ double tr_test_transition_margin(const tr_tensor *q, const tr_tensor *k, const t
     }
     free(p);
     return worst;
+}
+
+tr_transition_params tr_test_transition_params(const cJSON *prm)
+{
+    tr_transition_params tp = tr_context_default_params().transition;
+    const cJSON *strategy = cJSON_GetObjectItem(prm, "strategy");
+    tp.enabled = 1;
+    tp.min_len = cJSON_GetObjectItem(prm, "min_len")->valueint;
+    tp.blocks = cJSON_GetObjectItem(prm, "blocks")->valueint;
+    tp.alpha = (float)cJSON_GetObjectItem(prm, "alpha")->valuedouble;
+    tp.beta = (float)cJSON_GetObjectItem(prm, "beta")->valuedouble;
+    tp.strategy = cJSON_IsString(strategy) && !strcmp(strategy->valuestring, "multi") ? TR_TRANSITION_MULTI
+                                                                                       : TR_TRANSITION_ADDING;
+    return tp;
 }

@@ -57,6 +57,11 @@ tr_model *tr_test_load(const char *rel, const char *backend);
 float *tr_test_eval_all(tr_model *m, const int32_t *ids, int n, int n_batch, const tr_transition_params *tp,
                         int announce);
 
+/* The transition parameters of one case of tests/golden/transition/cases.json ("params": min_len,
+ * blocks, alpha, beta, strategy), enabled. */
+struct cJSON;
+tr_transition_params tr_test_transition_params(const struct cJSON *params);
+
 /* Smallest |p - t| / t over the attention probabilities of the transition rows of ap (and the
  * halved first weight), in double, from host copies of q {hd, H, T} and the key cache
  * {hd * Hkv, C}: the tie margin of design §6. Tests redraw inputs until it is >= 1e-5. */
