@@ -45,6 +45,9 @@ typedef struct tr_backend_iface {
     tr_status (*synchronize)(tr_backend *b); /* optional */
     /* Optional: bytes the backend holds for intermediates (*activations) and kernel scratch. */
     void (*memory)(tr_backend *b, size_t *activations, size_t *workspace);
+    /* Optional: the memory bandwidth decode is bound by, measured now (bytes/s; <= 0 if unknown):
+     * the host's streaming read rate on the CPU, the device-to-device copy rate on a GPU. */
+    double (*bandwidth)(tr_backend *b);
 } tr_backend_iface;
 
 struct tr_backend {

@@ -155,6 +155,11 @@ void tr_model_free(tr_model *m)
 
 int tr_model_n_vocab(const tr_model *m) { return m->hp.n_vocab; }
 
+double tr_model_measure_bandwidth(tr_model *m)
+{
+    return m->backend->iface->bandwidth ? m->backend->iface->bandwidth(m->backend) : 0;
+}
+
 void tr_model_get_info(const tr_model *m, tr_model_info *info)
 {
     const tr_hparams *hp = &m->hp;

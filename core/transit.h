@@ -147,6 +147,12 @@ typedef struct tr_memory_stats {
 } tr_memory_stats;
 void tr_context_memory(const tr_context *ctx, tr_memory_stats *stats);
 
+/* The memory bandwidth (bytes/s) that bounds decoding on the model's backend, measured now: the
+ * host's streaming read rate for the CPU, device-to-device copy rate for GPUs. Decode reads every
+ * weight once per token, so tokens/s <= bandwidth / weight bytes. Takes about a second; 0 if the
+ * backend cannot measure it. */
+double tr_model_measure_bandwidth(tr_model *model);
+
 /* ---- sampling ------------------------------------------------------------------------------- */
 
 typedef struct tr_sampler_params {

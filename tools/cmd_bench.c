@@ -16,7 +16,9 @@ static const char help[] =
     "tokens decoded one at a time from an empty context), each repeated -r times after one warm-up\n"
     "run, and prints tokens/s as mean +- standard deviation. Each pp row also shows the memory the\n"
     "engine planned for that prompt: activations (all intermediates of the graph), workspace (kernel\n"
-    "scratch: attention rows, weight panels) and the KV cache, and the process's peak RSS.\n"
+    "scratch: attention rows, weight panels) and the KV cache, and the process's peak RSS. After tg,\n"
+    "the weight bytes read per second as a share of the memory bandwidth the backend measures in the\n"
+    "same run (decode's physical limit).\n"
     "\n"
     "  -m, --model MODEL   .gguf file or Hugging Face directory\n"
     "  -p LIST             prompt lengths, comma separated (512); 0 = none\n"
@@ -173,7 +175,7 @@ int cmd_bench(int argc, char **argv)
     printf("model: %s (%s, %.2f GB, %.2f B params), backend %s, transition %s\n", cli_model_path(&o), info.weight_type,
            (double)info.weight_bytes / 1e9, (double)info.n_params / 1e9, o.backend ? o.backend : "cpu",
            o.transition.enabled ? "on" : "off");
-    double *rates = malloc((size_t)reps * sizeof *rates);
+    double *rates = malloc((size_t)reps * sizeof *rates), tg_rate = 0;
     int rc = 0;
     if (ab) {
         rc = ab_transition(m, &o, pp, n_pp, reps);
@@ -205,7 +207,17 @@ int cmd_bench(int argc, char **argv)
         printf("| %-7s | %6.2f ± %4.2f | %14.1f | %12.2f | %5.1f | %11.1f |\n", name, st.mean, st.sd,
                (double)mem.activations / 1e6, (double)mem.workspace / 1e6, (double)mem.kv_cache / 1e6,
                (double)ru.ru_maxrss / 1e3);
+        if (ng > 0)
+            tg_rate = st.mean;
         fflush(stdout);
+    }
+    /* decode against its physical limit: every weight is read once per generated token */
+    if (!rc && tg_rate > 0) {
+        double bw = tr_model_measure_bandwidth(m), used = tg_rate * (double)info.weight_bytes;
+        if (bw > 0)
+            printf("tg%d reads %.2f GB of weights per token: %.1f GB/s, %.0f%% of the %.1f GB/s measured now "
+                   "(bound: %.2f t/s)\n", tg, (double)info.weight_bytes / 1e9, used / 1e9, 100 * used / bw, bw / 1e9,
+                   bw / (double)info.weight_bytes);
     }
     free(rates);
     tr_model_free(m);
