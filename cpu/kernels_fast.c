@@ -84,6 +84,51 @@ static float dot_row(const float *x, const void *w, tr_dtype dt, int64_t K)
     return sum;
 }
 
+#if defined(__AVX512F__)
+/* Four rows at a time with 16-wide AVX-512 loads: each 16 floats of x are loaded once for four
+ * weight rows, and four independent accumulator chains keep the FMA units fed while the weights
+ * stream. One function per weight dtype, so the conversion is not re-decided in the loop. */
+#define TR_HAVE_DOT4 1
+#define LOAD_F32(p, k) _mm512_loadu_ps((const float *)(p) + (k))
+#define LOAD_F16(p, k) _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)((const uint16_t *)(p) + (k))))
+#define LOAD_BF16(p, k)                                                                                    \
+    _mm512_castsi512_ps(_mm512_slli_epi32(                                                                \
+        _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)((const uint16_t *)(p) + (k)))), 16))
+#define DEFINE_DOT4(NAME, LOAD)                                                                            \
+    static int64_t NAME(const float *x, const void *const w[4], int64_t K, float out[4])                  \
+    {                                                                                                      \
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;                                        \
+        int64_t k = 0;                                                                                     \
+        for (; k + 16 <= K; k += 16) {                                                                     \
+            __m512 xv = _mm512_loadu_ps(x + k);                                                            \
+            a0 = _mm512_fmadd_ps(xv, LOAD(w[0], k), a0);                                                   \
+            a1 = _mm512_fmadd_ps(xv, LOAD(w[1], k), a1);                                                   \
+            a2 = _mm512_fmadd_ps(xv, LOAD(w[2], k), a2);                                                   \
+            a3 = _mm512_fmadd_ps(xv, LOAD(w[3], k), a3);                                                   \
+        }                                                                                                  \
+        out[0] = _mm512_reduce_add_ps(a0);                                                                 \
+        out[1] = _mm512_reduce_add_ps(a1);                                                                 \
+        out[2] = _mm512_reduce_add_ps(a2);                                                                 \
+        out[3] = _mm512_reduce_add_ps(a3);                                                                 \
+        return k; /* elements done; the caller finishes the tail */                                        \
+    }
+DEFINE_DOT4(dot4_f32, LOAD_F32)
+DEFINE_DOT4(dot4_f16, LOAD_F16)
+DEFINE_DOT4(dot4_bf16, LOAD_BF16)
+
+/* out[r] = x . w[r] for four rows; the K % 16 tail is converted element by element. */
+static void dot_rows4(const float *x, const void *const w[4], tr_dtype dt, int64_t K, float out[4])
+{
+    int64_t k = dt == TR_F16 ? dot4_f16(x, w, K, out) : dt == TR_BF16 ? dot4_bf16(x, w, K, out) : dot4_f32(x, w, K, out);
+    for (int r = 0; r < 4 && k < K; r++) {
+        float tail[16];
+        tr_row_to_f32((const char *)w[r] + k * (int64_t)tr_dtype_size(dt), dt, tail, K - k);
+        for (int64_t i = 0; i < K - k; i++)
+            out[r] += x[k + i] * tail[i];
+    }
+}
+#endif
+
 typedef struct {
     tr_tensor *dst;
     const tr_tensor *x, *w;
@@ -94,7 +139,16 @@ static void gemv_task(void *arg, int task, int thread)
     gemv_job *j = arg;
     int64_t K = j->x->ne[0], N = j->w->ne[1], T = j->x->ne[1];
     int64_t n0 = (int64_t)task * GEMV_ROWS_PER_TASK, n1 = n0 + GEMV_ROWS_PER_TASK < N ? n0 + GEMV_ROWS_PER_TASK : N;
-    for (int64_t n = n0; n < n1; n++) {
+    int64_t n = n0;
+#if TR_HAVE_DOT4
+    for (; n + 4 <= n1; n += 4) {
+        const void *rows[4] = {tr_at(j->w, 0, n, 0), tr_at(j->w, 0, n + 1, 0), tr_at(j->w, 0, n + 2, 0),
+                               tr_at(j->w, 0, n + 3, 0)};
+        for (int64_t t = 0; t < T; t++)
+            dot_rows4(tr_at(j->x, 0, t, 0), rows, j->w->dtype, K, (float *)tr_at(j->dst, 0, t, 0) + n);
+    }
+#endif
+    for (; n < n1; n++) {
         const void *row = tr_at(j->w, 0, n, 0);
         for (int64_t t = 0; t < T; t++)
             ((float *)tr_at(j->dst, 0, t, 0))[n] = dot_row(tr_at(j->x, 0, t, 0), row, j->w->dtype, K);
