@@ -201,21 +201,27 @@ size_t tr_matmul_panel_floats(const tr_tensor *dst)
 }
 
 /* RoPE: the angles of a token are the same for every head, so cos and sin are computed once per
- * (token, pair) in double and applied to all heads, instead of once per element. */
+ * (token, pair) in double and applied to all heads, instead of once per element; the inverse
+ * frequencies theta^(-2i/hd) depend only on the pair, so they are computed once per call. */
 void rope_f32_fast(tr_cpu_state *st, tr_tensor *dst)
 {
     const tr_tensor *x = dst->src[0], *pos = dst->src[1];
     int64_t hd = x->ne[0], half = hd / 2, H = x->ne[1];
     int adjacent = dst->p.rope.layout == TR_ROPE_ADJACENT;
-    if (!tr_cpu_scratch_reserve(st, (size_t)hd)) {
+    /* thread 0's scratch: cos[half], sin[half] as floats, then inv_freq[half] as doubles (hd floats
+     * in, so 8-byte aligned since hd is even) */
+    if (!tr_cpu_scratch_reserve(st, (size_t)(2 * hd))) {
         rope_f32_ref(dst);
         return;
     }
-    float *cs = st->scratch; /* thread 0's: cos[half], sin[half] */
+    float *cs = st->scratch;
+    double *inv_freq = (double *)(st->scratch + hd);
+    for (int64_t i = 0; i < half; i++)
+        inv_freq[i] = pow((double)dst->p.rope.theta, -2.0 * (double)i / (double)hd);
     for (int64_t t = 0; t < x->ne[2]; t++) {
         double p = *(int32_t *)tr_at(pos, t, 0, 0);
         for (int64_t i = 0; i < half; i++) {
-            double angle = p * pow((double)dst->p.rope.theta, -2.0 * (double)i / (double)hd);
+            double angle = p * inv_freq[i];
             cs[i] = (float)cos(angle);
             cs[half + i] = (float)sin(angle);
         }
