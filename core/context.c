@@ -129,8 +129,25 @@ static tr_status reserve_logits(tr_context *c, int rows)
     return TR_OK;
 }
 
-/* One chunk of at most n_batch tokens. */
-static tr_status eval_chunk(tr_context *c, const int32_t *ids, int n, int all_logits, int keep_last, int row0)
+tr_status tr_context_prepare(tr_context *c, const int32_t *ids, int n)
+{
+    if (n > c->n_ctx - c->n_past)
+        return tr_fail(TR_ERR_RANGE, "eval: %d tokens do not fit: %d of %d context positions are used", n,
+                       c->n_past, c->n_ctx);
+    int V = c->model->hp.n_vocab;
+    for (int i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= V)
+            return tr_fail(TR_ERR_INVALID_ARG, "eval: token id %d at position %d is outside the vocabulary (0..%d)",
+                           ids[i], i, V - 1);
+    /* The evaluation that starts an empty cache is the prompt: the transition schedule follows its
+     * whole length (or the announced one), however it is chunked, and later decoding steps keep it. */
+    if (c->n_past == 0)
+        c->schedule_len = c->n_prompt > 0 ? c->n_prompt : n;
+    return TR_OK;
+}
+
+tr_status tr_context_compute(tr_context *c, const int32_t *ids, int n, int all_logits, int keep_all,
+                             tr_tensor **logits)
 {
     tr_model *m = c->model;
     for (int i = 0; i < n; i++) {
@@ -138,10 +155,18 @@ static tr_status eval_chunk(tr_context *c, const int32_t *ids, int n, int all_lo
         c->pos[i] = c->n_past + i;
     }
     tr_graph_reset(&c->graph);
-    tr_tensor *logits = tr_llama_build(c, &c->graph, n, all_logits);
-    if (!logits)
+    c->graph.keep_all = keep_all;
+    if (!(*logits = tr_llama_build(c, &c->graph, n, all_logits)))
         return tr_fail(TR_ERR_INVALID_ARG, "eval: %s", tr_last_error());
-    TR_TRY(m->backend->iface->graph_compute(m->backend, &c->graph));
+    return m->backend->iface->graph_compute(m->backend, &c->graph);
+}
+
+/* One chunk of at most n_batch tokens. */
+static tr_status eval_chunk(tr_context *c, const int32_t *ids, int n, int all_logits, int keep_last, int row0)
+{
+    tr_model *m = c->model;
+    tr_tensor *logits;
+    TR_TRY(tr_context_compute(c, ids, n, all_logits, 0, &logits));
     if (all_logits)
         TR_TRY(tr_tensor_get(m->backend, logits, c->logits + (size_t)row0 * (size_t)m->hp.n_vocab));
     else if (keep_last)
@@ -156,19 +181,8 @@ tr_status tr_eval(tr_context *c, const int32_t *ids, int n, int all_logits)
         return tr_fail(TR_ERR_INVALID_ARG, "eval: bad arguments");
     if (n == 0)
         return TR_OK;
-    if (n > c->n_ctx - c->n_past)
-        return tr_fail(TR_ERR_RANGE, "eval: %d tokens do not fit: %d of %d context positions are used", n,
-                       c->n_past, c->n_ctx);
-    int V = c->model->hp.n_vocab;
-    for (int i = 0; i < n; i++)
-        if (ids[i] < 0 || ids[i] >= V)
-            return tr_fail(TR_ERR_INVALID_ARG, "eval: token id %d at position %d is outside the vocabulary (0..%d)",
-                           ids[i], i, V - 1);
+    TR_TRY(tr_context_prepare(c, ids, n));
     TR_TRY(reserve_logits(c, all_logits ? n : 1));
-    /* The evaluation that starts an empty cache is the prompt: the transition schedule follows its
-     * whole length (or the announced one), however it is chunked, and later decoding steps keep it. */
-    if (c->n_past == 0)
-        c->schedule_len = c->n_prompt > 0 ? c->n_prompt : n;
     int n_past0 = c->n_past;
     for (int done = 0; done < n;) {
         int chunk = n - done < c->n_batch ? n - done : c->n_batch;

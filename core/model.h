@@ -56,6 +56,15 @@ struct tr_context {
     int schedule_len; /* the prompt length the transition schedule follows (fixed at the first eval) */
 };
 
+/* The steps of tr_eval that other evaluators (core/parity.c) share, so they cannot drift apart:
+ * tr_context_prepare checks that n tokens fit and are in the vocabulary and, when the cache is
+ * empty, fixes the transition schedule to this prompt; tr_context_compute builds and computes the
+ * graph of one chunk (n <= n_batch) at n_past, keeping every intermediate if keep_all, and gives the
+ * logits node. Neither advances n_past. */
+tr_status tr_context_prepare(tr_context *ctx, const int32_t *ids, int n);
+tr_status tr_context_compute(tr_context *ctx, const int32_t *ids, int n, int all_logits, int keep_all,
+                             tr_tensor **logits);
+
 /* Builds the forward graph for n_tokens tokens at positions n_past.. (core/llama.c). The ids and
  * pos leaves must be filled by the caller. Returns the logits node: {n_vocab, n_tokens} if
  * all_logits, else {n_vocab, 1} for the last token; NULL with the error set on failure. */

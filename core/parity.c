@@ -31,21 +31,12 @@ tr_status tr_eval_capture(tr_context *c, const int32_t *ids, int n, tr_node_valu
 {
     memset(out, 0, sizeof *out);
     tr_model *m = c->model;
-    if (n < 1 || n > c->n_batch || n > c->n_ctx)
+    if (n < 1 || n > c->n_batch)
         return tr_fail(TR_ERR_RANGE, "parity: %d tokens do not fit one batch of %d", n, c->n_batch);
-    for (int i = 0; i < n; i++) {
-        if (ids[i] < 0 || ids[i] >= m->hp.n_vocab)
-            return tr_fail(TR_ERR_INVALID_ARG, "parity: token id %d is outside the vocabulary", ids[i]);
-        c->ids[i] = ids[i];
-        c->pos[i] = i;
-    }
     tr_context_reset(c);
-    c->schedule_len = c->n_prompt > 0 ? c->n_prompt : n;
-    tr_graph_reset(&c->graph);
-    c->graph.keep_all = 1;
-    if (!tr_llama_build(c, &c->graph, n, 1))
-        return tr_fail(TR_ERR_INVALID_ARG, "parity: %s", tr_last_error());
-    TR_TRY(m->backend->iface->graph_compute(m->backend, &c->graph));
+    tr_tensor *logits;
+    TR_TRY(tr_context_prepare(c, ids, n));
+    TR_TRY(tr_context_compute(c, ids, n, 1, 1, &logits));
     out->nodes = calloc((size_t)c->graph.n_nodes, sizeof *out->nodes);
     if (!out->nodes)
         return tr_fail(TR_ERR_NOMEM, "parity: out of memory");
