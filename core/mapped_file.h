@@ -1,7 +1,8 @@
 /* mapped_file.h: small file helpers shared by the model loaders (implemented in mapped_file.c).
  *
  * tr_map_file() / tr_unmap() themselves are declared in model_file.h, which is what other layers use;
- * this header is private to the loaders (gguf.c, safetensors.c, hf_config.c, model_file.c). */
+ * this header is internal: the loaders (gguf.c, safetensors.c, hf_config.c, model_file.c) and the
+ * command line's prompt-file reader use it. */
 #ifndef TR_MAPPED_FILE_H
 #define TR_MAPPED_FILE_H
 

@@ -1,6 +1,7 @@
 /* cli.c: option parsing and the helpers every subcommand shares. */
 #include "cli.h"
 #include "error.h"
+#include "mapped_file.h"
 
 #define TR_CLI_MAX_BLOCKS 8 /* TR_MAX_TRANSITION_BLOCKS in core/ir.h */
 
@@ -166,31 +167,6 @@ tr_status cli_load_model(const cli_opts *o, const char *backend, tr_model **m)
     return s;
 }
 
-static char *read_text(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    size_t cap = 4096, n = 0;
-    char *buf = malloc(cap);
-    size_t got;
-    while (buf && (got = fread(buf + n, 1, cap - n, f)) > 0) {
-        n += got;
-        if (n == cap) {
-            char *nb = realloc(buf, cap *= 2);
-            if (!nb) {
-                free(buf);
-                buf = NULL;
-            }
-            buf = nb;
-        }
-    }
-    fclose(f);
-    if (buf)
-        *len = n;
-    return buf;
-}
-
 static int parse_ids(const char *path, const char *text, size_t len, int n_vocab, int32_t **ids, int *n)
 {
     int cap = 256, count = 0;
@@ -248,8 +224,9 @@ int cli_prompt_ids(const cli_opts *o, tr_model *m, int32_t **ids, int *n)
         len = strlen(o->prompt);
     } else {
         const char *path = o->prompt_file ? o->prompt_file : o->ids_file;
-        if (!(text = read_text(path, &len)))
-            return cli_fail("%s: cannot read the file", path);
+        tr_status rs = tr_read_small_file(path, (size_t)1 << 30, &text, &len); /* prompts up to 1 GiB */
+        if (rs != TR_OK)
+            return cli_fail_status(rs);
         src = text;
     }
     int rc;
