@@ -32,12 +32,8 @@ const char *tmp_path(const char *rel)
 
 void write_file(const char *path, const void *data, size_t n)
 {
-    FILE *fp = fopen(path, "wb");
-    if (!fp || fwrite(data, 1, n, fp) != n) {
-        fprintf(stderr, "cannot write %s\n", path);
-        exit(1);
-    }
-    fclose(fp);
+    if (!tr_write_file(path, data, n))
+        exit(1); /* every later check would test the wrong file */
 }
 
 void make_dir(const char *path)

@@ -117,15 +117,6 @@ static void expect_one_line_error(const char *args, const char *must_contain)
     free(err);
 }
 
-static void write_bytes(const char *path, const void *data, size_t n)
-{
-    FILE *f = fopen(path, "wb");
-    if (f) {
-        fwrite(data, 1, n, f);
-        fclose(f);
-    }
-}
-
 static void test_errors(void)
 {
     char path[1200], args[2048];
@@ -135,14 +126,14 @@ static void test_errors(void)
     const size_t cuts[] = {0, 3, 7, 24, 100, 1000, 20000, 500000};
     for (size_t i = 0; gguf && i < sizeof cuts / sizeof cuts[0]; i++) {
         snprintf(path, sizeof path, "%s/cut%zu.gguf", tmpdir, cuts[i]);
-        write_bytes(path, gguf, cuts[i] < len ? cuts[i] : len - 1);
+        tr_write_file(path, gguf, cuts[i] < len ? cuts[i] : len - 1);
         snprintf(args, sizeof args, "run -m %s -p hi -n 4", path);
         expect_one_line_error(args, path);
     }
     if (gguf) {
         memcpy(gguf, "GGUX", 4);
         snprintf(path, sizeof path, "%s/magic.gguf", tmpdir);
-        write_bytes(path, gguf, len);
+        tr_write_file(path, gguf, len);
         snprintf(args, sizeof args, "info -m %s", path);
         expect_one_line_error(args, path);
     }
@@ -158,11 +149,11 @@ static void test_errors(void)
     expect_one_line_error(args, "tpu");
     expect_one_line_error("frobnicate", "frobnicate");
     snprintf(path, sizeof path, "%s/bad.ids", tmpdir);
-    write_bytes(path, "1 2 x 4", 7);
+    tr_write_file(path, "1 2 x 4", 7);
     snprintf(args, sizeof args, "eval -m %s --ids %s --logits %s/x.npy", tr_shared("models/stories260K/stories260K.gguf"),
              path, tmpdir);
     expect_one_line_error(args, path);
-    write_bytes(path, "1 2 99999", 9);
+    tr_write_file(path, "1 2 99999", 9);
     expect_one_line_error(args, path);
 }
 
@@ -177,12 +168,9 @@ static void damaged_hf_dir(const char *name, const char *bad_file, const char *c
         snprintf(from, sizeof from, "models/stories260K/hf/%s", files[i]);
         snprintf(to, sizeof to, "%s/%s", dir, files[i]);
         if (!strcmp(files[i], bad_file)) {
-            write_bytes(to, content, strlen(content));
+            tr_write_file(to, content, strlen(content));
         } else {
-            size_t n;
-            char *data = tr_read_file(tr_shared(from), &n);
-            write_bytes(to, data, data ? n : 0);
-            free(data);
+            tr_copy_file(tr_shared(from), to);
         }
     }
 }

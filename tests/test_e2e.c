@@ -184,18 +184,6 @@ static void hf_name(const char *canon, char *out, size_t cap)
     }
 }
 
-static void copy_file(const char *from, const char *to)
-{
-    size_t n;
-    char *data = tr_read_file(from, &n);
-    FILE *f = fopen(to, "wb");
-    if (data && f)
-        fwrite(data, 1, n, f);
-    if (f)
-        fclose(f);
-    free(data);
-}
-
 /* Writes dir/ as a copy of the HF model at src with every matrix stored as dt (norms stay f32). */
 static int write_half_copy(const char *src_rel, const char *dir, tr_dtype dt)
 {
@@ -208,7 +196,7 @@ static int write_half_copy(const char *src_rel, const char *dir, tr_dtype dt)
         char from[512];
         snprintf(from, sizeof from, "%s/%s", src_rel, files[i]);
         snprintf(path, sizeof path, "%s/%s", dir, files[i]);
-        copy_file(tr_shared(from), path);
+        tr_copy_file(tr_shared(from), path);
     }
     /* header: {"name": {"dtype": .., "shape": [..], "data_offsets": [b, e]}, ...} */
     size_t hcap = 65536, hlen = 0, off = 0;

@@ -63,6 +63,25 @@ int tr_file_exists(const char *path)
     return stat(path, &st) == 0;
 }
 
+int tr_write_file(const char *path, const void *data, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    int ok = f && fwrite(data, 1, n, f) == n;
+    ok &= f && fclose(f) == 0;
+    CHECK(ok, "cannot write %s", path);
+    return ok;
+}
+
+int tr_copy_file(const char *from, const char *to)
+{
+    size_t n;
+    char *data = tr_read_file(from, &n);
+    CHECK(data != NULL, "cannot read %s", from);
+    int ok = data && tr_write_file(to, data, n);
+    free(data);
+    return ok;
+}
+
 char *tr_read_file(const char *path, size_t *len)
 {
     FILE *f = fopen(path, "rb");

@@ -32,6 +32,10 @@ const char *tr_shared(const char *rel);
 const char *tr_golden(const char *rel);
 int tr_file_exists(const char *path);
 
+/* Writes data to path; a failure is a test failure. Returns 1 on success. */
+int tr_write_file(const char *path, const void *data, size_t n);
+/* Copies a file; a failure (either side) is a test failure. Returns 1 on success. */
+int tr_copy_file(const char *from, const char *to);
 /* Reads a whole file (NUL-terminated copy); returns NULL if unreadable. Caller frees. */
 char *tr_read_file(const char *path, size_t *len);
 /* Reads a float32 or int32 .npy (C order); returns data (caller frees) and the shape. */
