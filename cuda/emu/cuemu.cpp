@@ -2,6 +2,7 @@
  * backend makes, done on the host: memory is malloc, copies are memcpy, every stream is synchronous,
  * stream capture records launches for cudaGraphLaunch to replay. One emulated device ("EMU H100":
  * 132 SMs, 227 KB of shared memory per block). */
+#include <time.h>
 #include <ucontext.h>
 
 #include "cublas_v2.h"
@@ -14,6 +15,7 @@ struct emu_thread {
     ucontext_t ctx;
     int state;
     uint3 idx;
+    size_t smem_used; /* bytes of static shared memory this thread's declarations have claimed */
 };
 
 static const size_t STACK = 256 * 1024;
@@ -22,12 +24,67 @@ static std::vector<char *> stacks;
 static ucontext_t sched_ctx;
 static int cur;
 static const std::function<void()> *cur_body;
-static std::vector<unsigned char> dyn_smem;
+static std::vector<unsigned char> dyn_smem, static_smem;
 static float shfl_slots[32][32];
+
+/* The order in which the threads of a block run between two barriers, and the blocks of a grid run:
+ * CUEMU_ORDER=forward (default), reverse or random[:seed]. A race between threads of one barrier
+ * interval (one writes what another reads) gives the right answer in one order only, so running the
+ * tests in all three shows races that a single order hides; likewise for blocks that depend on each
+ * other's writes within a launch. */
+enum { ORDER_FORWARD, ORDER_REVERSE, ORDER_RANDOM };
+static int order = -1;
+static uint64_t order_rng = 0x9e3779b97f4a7c15ULL;
+static int order_mode()
+{
+    if (order < 0) {
+        const char *e = getenv("CUEMU_ORDER");
+        order = ORDER_FORWARD;
+        if (e && !strcmp(e, "reverse"))
+            order = ORDER_REVERSE;
+        else if (e && !strncmp(e, "random", 6)) {
+            order = ORDER_RANDOM;
+            if (e[6] == ':')
+                order_rng ^= strtoull(e + 7, nullptr, 10) * 0xbf58476d1ce4e5b9ULL;
+        } else if (e && strcmp(e, "forward")) {
+            fprintf(stderr, "cuemu: CUEMU_ORDER=%s: expected forward, reverse or random[:seed]\n", e);
+            abort();
+        }
+    }
+    return order;
+}
+/* A permutation of 0..n-1 in the chosen order. */
+static void permutation(std::vector<int> &p, int n)
+{
+    p.resize((size_t)n);
+    int mode = order_mode();
+    for (int i = 0; i < n; i++)
+        p[(size_t)i] = mode == ORDER_REVERSE ? n - 1 - i : i;
+    if (mode == ORDER_RANDOM)
+        for (int i = n - 1; i > 0; i--) {
+            order_rng ^= order_rng << 13, order_rng ^= order_rng >> 7, order_rng ^= order_rng << 17;
+            std::swap(p[(size_t)i], p[(size_t)(order_rng % (uint64_t)(i + 1))]);
+        }
+}
 dim3 emu_block_idx, emu_block_dim, emu_grid_dim;
 
 uint3 &emu_thread_idx() { return threads[cur].idx; }
 void *emu_dyn_smem() { return dyn_smem.data(); }
+
+/* A kernel's `__shared__ T name[N]` (rewritten by run.sh): every thread of the block makes the same
+ * declarations in the same order, so the k-th claim of each thread lands on the same bytes. Filled
+ * with NaNs before each block, like dynamic shared memory. */
+void *emu_static_smem(size_t n)
+{
+    emu_thread &t = threads[cur];
+    size_t at = t.smem_used;
+    t.smem_used += (n + 15) & ~(size_t)15;
+    if (t.smem_used > static_smem.size()) {
+        fprintf(stderr, "cuemu: more than %zu bytes of static shared memory\n", static_smem.size());
+        abort();
+    }
+    return static_smem.data() + at;
+}
 
 static void yield_as(int state)
 {
@@ -63,11 +120,14 @@ static void run_block(int n)
         t.ctx.uc_link = nullptr;
         makecontext(&t.ctx, trampoline, 0);
         t.state = RUNNABLE;
+        t.smem_used = 0;
         t.idx = make_uint3((unsigned)(i % emu_block_dim.x), (unsigned)(i / emu_block_dim.x % emu_block_dim.y),
                            (unsigned)(i / (emu_block_dim.x * emu_block_dim.y)));
     }
+    std::vector<int> perm;
     for (;;) {
-        for (int i = 0; i < n; i++)
+        permutation(perm, n);
+        for (int i : perm)
             if (threads[i].state == RUNNABLE) {
                 cur = i;
                 swapcontext(&sched_ctx, &threads[i].ctx);
@@ -122,13 +182,15 @@ void emu_run_grid(dim3 grid, dim3 block, size_t smem, const std::function<void()
     emu_block_dim = block;
     cur_body = &body;
     dyn_smem.assign(smem + 16, 0xff); /* NaNs */
-    for (unsigned z = 0; z < grid.z; z++)
-        for (unsigned y = 0; y < grid.y; y++)
-            for (unsigned x = 0; x < grid.x; x++) {
-                emu_block_idx = dim3(x, y, z);
-                std::fill(dyn_smem.begin(), dyn_smem.end(), 0xff);
-                run_block(n);
-            }
+    static_smem.assign(48 << 10, 0xff);
+    std::vector<int> blocks;
+    permutation(blocks, (int)(grid.x * grid.y * grid.z));
+    for (int b : blocks) {
+        emu_block_idx = dim3((unsigned)b % grid.x, (unsigned)b / grid.x % grid.y, (unsigned)b / (grid.x * grid.y));
+        std::fill(dyn_smem.begin(), dyn_smem.end(), 0xff);
+        std::fill(static_smem.begin(), static_smem.end(), 0xff);
+        run_block(n);
+    }
 }
 
 /* ---- stream capture ---- */
@@ -152,7 +214,7 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp *p, int)
 {
     memset(p, 0, sizeof *p);
     snprintf(p->name, sizeof p->name, "EMU H100 (CPU emulation)");
-    p->totalGlobalMem = (size_t)80 << 30;
+    p->totalGlobalMem = (size_t)4 << 30; /* an H100 has 80: less keeps bandwidth()'s copies short here */
     p->major = 9;
     p->minor = 0;
     p->multiProcessorCount = 132;
@@ -216,15 +278,37 @@ cudaError_t cudaStreamDestroy(cudaStream_t s)
 cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
 cudaError_t cudaEventCreateWithFlags(cudaEvent_t *e, unsigned)
 {
-    *e = (cudaEvent_t)malloc(1);
+    *e = (cudaEvent_t) new double(0);
     return cudaSuccess;
 }
 cudaError_t cudaEventDestroy(cudaEvent_t e)
 {
-    free(e);
+    delete (double *)e;
     return cudaSuccess;
 }
-cudaError_t cudaEventRecord(cudaEvent_t, cudaStream_t) { return cudaSuccess; }
+/* Streams are synchronous, so an event's time is the wall-clock time it is recorded at. */
+cudaError_t cudaEventCreate(cudaEvent_t *e)
+{
+    *e = (cudaEvent_t) new double(0);
+    return cudaSuccess;
+}
+cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    *(double *)e = (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+    return cudaSuccess;
+}
+cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t a, cudaEvent_t b)
+{
+    *ms = (float)((*(double *)b - *(double *)a) * 1e3);
+    return cudaSuccess;
+}
+cudaError_t cudaMemsetAsync(void *p, int v, size_t n, cudaStream_t)
+{
+    memset(p, v, n);
+    return cudaSuccess;
+}
 cudaError_t cudaEventSynchronize(cudaEvent_t) { return cudaSuccess; }
 cudaError_t cudaFuncSetAttribute(const void *, cudaFuncAttribute, int) { return cudaSuccess; }
 

@@ -5,8 +5,9 @@
  * Each CUDA thread of a block is a coroutine (ucontext) on one OS thread; blocks run one after the
  * other. __syncthreads and the warp shuffles yield to a scheduler that releases a barrier once every
  * live thread of the block (or warp) waits at it, and reports a deadlock otherwise (a divergent
- * barrier or shuffle). Dynamic shared memory is filled with NaNs before each block, so that reading
- * it before writing it shows. Launches run at once, or are recorded while a stream is captured. */
+ * barrier or shuffle). Shared memory, dynamic and static, is filled with NaNs before each block, so
+ * that reading it before writing it shows. CUEMU_ORDER (cuemu.cpp) runs threads and blocks forward,
+ * backward or shuffled. Launches run at once, or are recorded while a stream is captured. */
 #ifndef TR_CUEMU_H
 #define TR_CUEMU_H
 
@@ -32,7 +33,7 @@
 #define __host__
 #define __forceinline__ inline
 #define __launch_bounds__(...)
-#define __shared__ static
+#define __shared__ static /* run.sh rewrites `__shared__ T name[N];` to emu_static_smem */
 
 #include "half.h"
 
@@ -74,6 +75,7 @@ template <class T> cudaError_t cudaFuncSetAttribute(T *, cudaFuncAttribute, int)
 uint3 &emu_thread_idx();
 extern dim3 emu_block_idx, emu_block_dim, emu_grid_dim;
 void *emu_dyn_smem();
+void *emu_static_smem(size_t n);
 void emu_syncthreads();
 void emu_syncwarp();
 float emu_shfl_xor(float v, int o);

@@ -1,6 +1,8 @@
 #!/bin/sh
-# cuda/emu/run.sh [ops|e2e]: builds tests/test_cuda against a CPU emulation of the CUDA kernels,
-# runtime and cuBLAS (cuemu.h, cuemu.cpp) and runs it. For checking the backend's logic (placement,
+# cuda/emu/run.sh [ops|e2e|build]: builds tests/test_cuda against a CPU emulation of the CUDA
+# kernels, runtime and cuBLAS (cuemu.h, cuemu.cpp) and runs it ("build": only builds it, as
+# $CUEMU_BUILD/test_cuda_emu). CUEMU_ORDER=forward|reverse|random[:seed] orders the threads and
+# blocks (cuemu.cpp); ctest runs `ops` forward and reverse under the label "emu". For checking the backend's logic (placement,
 # lowering, fusions, graph replay, kernel index arithmetic and barriers) on a machine without a GPU;
 # slow (every CUDA thread is a coroutine) and silent about the memory model and speed. Needs g++,
 # the CUDA headers (for the runtime's types), OpenBLAS and cJSON, as the normal build does.
@@ -19,6 +21,7 @@ for f in "$ROOT"/cuda/*.cu; do
 import re, sys
 s = open(sys.argv[1]).read()
 s = re.sub(r'extern __shared__ (\w+) (\w+)\[\];', r'\1 *\2 = (\1 *)emu_dyn_smem();', s)
+s = re.sub(r'__shared__ (\w+) (\w+)\[([^\]]+)\];', r'\1 *\2 = (\1 *)emu_static_smem(sizeof(\1) * (\3));', s)
 s = re.sub(r'(\w+(?:<[^;<>()]*>)?)<<<(.*?)>>>\((.*?)\);', r'emu_launch(\2).run(\1, \3);', s, flags=re.S)
 open(sys.argv[2], 'w').write('#include "cuemu.h"\n#line 1 "%s"\n' % sys.argv[1] + s)
 PY
@@ -33,4 +36,5 @@ for f in "$ROOT"/core/*.c "$ROOT"/backends/*.c "$ROOT"/cpu/*.c "$ROOT"/cuda/*.c 
     OBJS="$OBJS $OUT/c_$b.o"
 done
 g++ -o "$OUT/test_cuda_emu" $OBJS "$OUT/cuemu.o" -lopenblas -lcjson -lm -lpthread
+[ "${1:-}" = build ] && exit 0
 exec "$OUT/test_cuda_emu" "$@"
