@@ -18,8 +18,15 @@
 
 tr_status trc_fail_cuda(const char *call, cudaError_t e)
 {
+    cudaGetLastError(); /* clear it: the next kernel launch checks cudaGetLastError for its own */
     return tr_fail(e == cudaErrorMemoryAllocation ? TR_ERR_NOMEM : TR_ERR_BACKEND, "cuda: %s failed: %s", call,
                    cudaGetErrorString(e));
+}
+
+tr_status trc_use_device(cuda_backend *c)
+{
+    TRC_TRY("cudaSetDevice", cudaSetDevice(c->device));
+    return TR_OK;
 }
 
 tr_status trc_grow_device(cuda_backend *c, void **ptr, size_t *size, size_t need, const char *what)
@@ -84,6 +91,7 @@ static void cuda_describe(tr_backend *b, char *buf, size_t cap)
 
 static tr_status cuda_buffer_alloc(tr_backend *b, size_t size, tr_buffer **out)
 {
+    TR_TRY(trc_use_device(b->impl));
     tr_buffer *buf = calloc(1, sizeof *buf);
     if (!buf)
         return tr_fail(TR_ERR_NOMEM, "cuda: out of host memory");
@@ -125,6 +133,7 @@ static tr_status cuda_upload(tr_buffer *buf, size_t offset, const void *src, siz
 {
     cuda_backend *c = buf->backend->impl;
     TR_TRY(check_range(buf, offset, n, "upload"));
+    TR_TRY(trc_use_device(c));
     char *dst = (char *)buf->impl + offset;
     if (n >= UPLOAD_DIRECT && !c->up_pinned[0]) {
         for (int i = 0; i < 2; i++) {
@@ -158,6 +167,7 @@ static tr_status cuda_download(tr_buffer *buf, size_t offset, void *dst, size_t 
 {
     cuda_backend *c = buf->backend->impl;
     TR_TRY(check_range(buf, offset, n, "download"));
+    TR_TRY(trc_use_device(c));
     TRC_TRY("cudaMemcpyAsync", cudaMemcpyAsync(dst, (const char *)buf->impl + offset, n, cudaMemcpyDeviceToHost,
                                                c->stream));
     TRC_TRY("cudaStreamSynchronize", cudaStreamSynchronize(c->stream));
@@ -169,6 +179,13 @@ static tr_status cuda_synchronize(tr_backend *b)
     cuda_backend *c = b->impl;
     TRC_TRY("cudaStreamSynchronize", cudaStreamSynchronize(c->stream));
     return TR_OK;
+}
+
+void tr_cuda_graph_counts(tr_backend *b, long *captures, long *replays)
+{
+    cuda_backend *c = b->impl;
+    *captures = c->n_captures;
+    *replays = c->n_replays;
 }
 
 static void cuda_memory(tr_backend *b, size_t *activations, size_t *workspace)
@@ -191,6 +208,8 @@ static const tr_backend_iface cuda_iface = {
     .graph_compute = trc_graph_compute,
     .synchronize = cuda_synchronize,
     .memory = cuda_memory,
+    .bandwidth = trc_bandwidth,
+    .gemm_rate = trc_gemm_rate,
 };
 
 static tr_status setup(cuda_backend *c, int device)

@@ -15,6 +15,10 @@ extern "C" {
  * older than compute capability 8.0 is refused with a message saying so. */
 tr_status tr_cuda_backend_create(const tr_backend_options *opt, tr_backend **out);
 
+/* How many launch sequences were captured into CUDA graphs, and how many computes replayed one
+ * (decoding; docs/cuda.md). For tests, which must see that replay really happens. */
+void tr_cuda_graph_counts(tr_backend *b, long *captures, long *replays);
+
 #ifdef __cplusplus
 }
 #endif

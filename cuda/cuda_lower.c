@@ -707,9 +707,18 @@ static tr_status place_and_count(cuda_backend *c, tr_graph *g, size_t *arena_nee
                 c->uses[j]++;
         }
     }
-    int n_linked;
-    plan_fusions(c, g, c->linked, &n_linked);
-    size_t need = tr_memplan(g, ALIGN, 0);
+    /* keep_all (per-node parity, `transit parity --ops`): every node computed by its own launch into
+     * memory of its own, so that each one can be read back afterwards */
+    int n_linked = 0;
+    if (g->keep_all) {
+        for (int i = 0; i < n; i++) {
+            c->fz[i] = (trc_fusion){FZ_NONE, {-1, -1}};
+            c->done[i] = 0;
+        }
+    } else {
+        plan_fusions(c, g, c->linked, &n_linked);
+    }
+    size_t need = tr_memplan(g, ALIGN, g->keep_all);
     for (int i = 0; i < n_linked; i++)
         c->linked[i]->src[2] = NULL;
     if (need == (size_t)-1)
@@ -741,6 +750,7 @@ tr_status trc_graph_compute(tr_backend *b, tr_graph *g)
 {
     cuda_backend *c = b->impl;
     size_t arena_need = 0, host_bytes = 0;
+    TR_TRY(trc_use_device(c));
     TR_TRY(place_and_count(c, g, &arena_need));
     TR_TRY(collect_host_leaves(c, g, &host_bytes));
     int n_dyn_max = 0;
