@@ -48,6 +48,10 @@ typedef struct tr_backend_iface {
     /* Optional: the memory bandwidth decode is bound by, measured now (bytes/s; <= 0 if unknown):
      * the host's streaming read rate on the CPU, the device-to-device copy rate on a GPU. */
     double (*bandwidth)(tr_backend *b);
+    /* Optional: FLOP/s of the backend's matrix-product library (OpenBLAS, cuBLAS) on one product of
+     * m tokens by n outputs by k inputs with weights of `type`, called as prefill calls it, measured
+     * now; <= 0 if unknown. What prefill's products could reach (`transit bench`). */
+    double (*gemm_rate)(tr_backend *b, tr_dtype type, int m, int n, int k);
 } tr_backend_iface;
 
 struct tr_backend {

@@ -160,13 +160,25 @@ double tr_model_measure_bandwidth(tr_model *m)
     return m->backend->iface->bandwidth ? m->backend->iface->bandwidth(m->backend) : 0;
 }
 
+/* The type of the largest matrices (the layers' projections). */
+static tr_dtype weight_dtype(const tr_model *m)
+{
+    return m->layers && m->hp.n_layers ? m->layers[0].wq->dtype : m->tok_embd->dtype;
+}
+
+double tr_model_measure_gemm(tr_model *m, int n_tokens, int n_out, int n_in)
+{
+    const tr_backend_iface *f = m->backend->iface;
+    return f->gemm_rate ? f->gemm_rate(m->backend, weight_dtype(m), n_tokens, n_out, n_in) : 0;
+}
+
 void tr_model_get_info(const tr_model *m, tr_model_info *info)
 {
     const tr_hparams *hp = &m->hp;
     memset(info, 0, sizeof *info);
     info->arch = hp->arch;
     info->source = m->file.is_gguf ? "gguf" : "hf";
-    info->weight_type = tr_dtype_name(m->layers && hp->n_layers ? m->layers[0].wq->dtype : m->tok_embd->dtype);
+    info->weight_type = tr_dtype_name(weight_dtype(m));
     info->n_vocab = hp->n_vocab;
     info->dim = hp->dim;
     info->n_layers = hp->n_layers;

@@ -153,6 +153,12 @@ void tr_context_memory(const tr_context *ctx, tr_memory_stats *stats);
  * backend cannot measure it. */
 double tr_model_measure_bandwidth(tr_model *model);
 
+/* FLOP/s of the model's backend's matrix-product library (OpenBLAS SGEMM on the CPU, cuBLAS on the
+ * tensor cores for f16/bf16 weights on CUDA) on one product of n_tokens x n_out x n_in with the
+ * model's weight type, called as prefill calls it, measured now: the rate prefill's matrix
+ * products could reach. 0 if the backend cannot measure it. */
+double tr_model_measure_gemm(tr_model *model, int n_tokens, int n_out, int n_in);
+
 /* ---- sampling ------------------------------------------------------------------------------- */
 
 typedef struct tr_sampler_params {

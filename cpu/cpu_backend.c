@@ -4,6 +4,7 @@
  * plain kernels of kernels_ref.c; tests and `transit parity` compare the two. Weights stay in the
  * mmapped file (buffer_from_host), so loading costs no copy and no f32 conversion. */
 #include <cblas.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -244,6 +245,44 @@ static double cpu_bandwidth(tr_backend *b)
     return best;
 }
 
+/* OpenBLAS SGEMM on one (m x k) * (n x k)^T product with the backend's threads, as prefill calls it
+ * (kernels_fast.c; 16-bit weights are converted to f32 panels first, so SGEMM is the library rate
+ * whatever the weight type): best of 3 after a warm-up, random values. */
+static double cpu_gemm_rate(tr_backend *b, tr_dtype type, int m, int n, int k)
+{
+    (void)b;
+    (void)type;
+    if (m <= 0 || n <= 0 || k <= 0)
+        return 0;
+    float *x = malloc((size_t)m * k * sizeof *x), *w = malloc((size_t)n * k * sizeof *w),
+          *out = malloc((size_t)m * n * sizeof *out);
+    double best = 0;
+    if (x && w && out) {
+        uint64_t r = 1;
+        for (size_t i = 0; i < (size_t)m * k || i < (size_t)n * k; i++) {
+            r = r * 6364136223846793005ULL + 1442695040888963407ULL;
+            float v = (float)((double)(r >> 40) / (double)(1ULL << 24) * 2.0 - 1.0);
+            if (i < (size_t)m * k)
+                x[i] = v;
+            if (i < (size_t)n * k)
+                w[i] = -v;
+        }
+        for (int pass = 0; pass < 4; pass++) {
+            struct timespec t0, t1;
+            clock_gettime(CLOCK_MONOTONIC, &t0);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f, x, k, w, k, 0.0f, out, n);
+            clock_gettime(CLOCK_MONOTONIC, &t1);
+            double dt = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9;
+            if (pass > 0 && dt > 0 && 2.0 * m * (double)n * k / dt > best)
+                best = 2.0 * m * (double)n * k / dt;
+        }
+    }
+    free(x);
+    free(w);
+    free(out);
+    return best;
+}
+
 static const tr_backend_iface cpu_iface = {
     .name = "cpu",
     .free = cpu_free,
@@ -258,6 +297,7 @@ static const tr_backend_iface cpu_iface = {
     .synchronize = NULL,
     .memory = cpu_memory,
     .bandwidth = cpu_bandwidth,
+    .gemm_rate = cpu_gemm_rate,
 };
 
 tr_status tr_cpu_backend_create(const tr_backend_options *opt, tr_backend **out)

@@ -87,8 +87,16 @@ tr_status trc_fail_cuda(const char *call, cudaError_t e);
             return trc_fail_cuda(name, trc_e_);                    \
     } while (0)
 
+/* Makes the backend's device current for this thread (the library may be called from several
+ * threads, or beside other CUDA code that selects another device). */
+tr_status trc_use_device(cuda_backend *c);
+
 /* Grows a device buffer (contents not kept); the stream is synchronised first. */
 tr_status trc_grow_device(cuda_backend *c, void **ptr, size_t *size, size_t need, const char *what);
+
+/* cuda_measure.c: the references of `transit bench` (backend.h's bandwidth and gemm_rate) */
+double trc_bandwidth(tr_backend *b);
+double trc_gemm_rate(tr_backend *b, tr_dtype type, int m, int n, int k);
 
 /* cuda_lower.c */
 bool trc_supports_op(tr_backend *b, const tr_tensor *n);

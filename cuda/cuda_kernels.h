@@ -94,6 +94,9 @@ typedef struct trc_gemm_args {
     int64_t K, N, T;
 } trc_gemm_args;
 cublasStatus_t trc_gemm(const trc_gemm_args *a, cublasHandle_t h, cudaStream_t s, cudaError_t *launch);
+/* The cuBLAS call of trc_gemm alone, xconv already filled (what `transit bench` times as the
+ * GEMM rate cuBLAS reaches: cuda_measure.c). */
+cublasStatus_t trc_gemm_product(const trc_gemm_args *a, cublasHandle_t h, cudaStream_t s);
 
 /* Matrix-vector products for a few tokens (decode), reading each weight row once, f16/bf16
  * converted in registers. One launch computes up to three products of the same x (q, k, v), or

@@ -9,21 +9,28 @@
  *     parity bound of design §6 leaves no room for TF32's 10-bit mantissa). */
 #include "common.cuh"
 
-extern "C" cublasStatus_t trc_gemm(const trc_gemm_args *a, cublasHandle_t h, cudaStream_t s, cudaError_t *launch)
+extern "C" cublasStatus_t trc_gemm_product(const trc_gemm_args *a, cublasHandle_t h, cudaStream_t s)
 {
     const float one = 1.0f, zero = 0.0f;
     const int N = (int)a->N, T = (int)a->T, K = (int)a->K;
-    *launch = cudaSuccess;
     cublasStatus_t st = cublasSetStream(h, s);
     if (st != CUBLAS_STATUS_SUCCESS)
         return st;
     if (a->dtype == TRC_F32)
         return cublasSgemm(h, CUBLAS_OP_T, CUBLAS_OP_N, N, T, K, &one, (const float *)a->w, K, a->x, K, &zero, a->out,
                            N);
-    *launch = trc_convert(a->x, a->xconv, a->dtype, a->K * a->T, s);
-    if (*launch != cudaSuccess)
-        return CUBLAS_STATUS_EXECUTION_FAILED;
     cudaDataType_t type = a->dtype == TRC_F16 ? CUDA_R_16F : CUDA_R_16BF;
     return cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, N, T, K, &one, a->w, type, K, a->xconv, type, K, &zero, a->out,
                         CUDA_R_32F, N, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+}
+
+extern "C" cublasStatus_t trc_gemm(const trc_gemm_args *a, cublasHandle_t h, cudaStream_t s, cudaError_t *launch)
+{
+    *launch = cudaSuccess;
+    if (a->dtype != TRC_F32) {
+        *launch = trc_convert(a->x, a->xconv, a->dtype, a->K * a->T, s);
+        if (*launch != cudaSuccess)
+            return CUBLAS_STATUS_EXECUTION_FAILED;
+    }
+    return trc_gemm_product(a, h, s);
 }

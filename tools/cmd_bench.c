@@ -18,7 +18,9 @@ static const char help[] =
     "engine planned for that prompt: activations (all intermediates of the graph), workspace (kernel\n"
     "scratch: attention rows, weight panels) and the KV cache, and the process's peak RSS. After tg,\n"
     "the weight bytes read per second as a share of the memory bandwidth the backend measures in the\n"
-    "same run (decode's physical limit).\n"
+    "same run (decode's physical limit). After each pp, its FLOP rate (matrix products and causal\n"
+    "attention) as a share of the rate the backend's GEMM library (OpenBLAS, cuBLAS) reaches in the\n"
+    "same run on the model's largest product at that length and on a 4096^3 product.\n"
     "\n"
     "  -m, --model MODEL   .gguf file or Hugging Face directory\n"
     "  -p LIST             prompt lengths, comma separated (512); 0 = none\n"
@@ -83,6 +85,34 @@ static double run_once(tr_model *m, const cli_opts *o, int n_prompt, int n_gen, 
     tr_context_free(c);
     free(ids);
     return rate;
+}
+
+/* FLOPs of one prefill of T tokens: the layers' matrix products for every token, the output head
+ * for the last one (prefill keeps only its logits), and causal attention (row i sees i + 1 keys:
+ * QK^T and PV each cost 2 hd FLOPs per key). */
+static double prefill_flops(const tr_model_info *m, int T, double *attention)
+{
+    double q = (double)m->n_heads * m->head_dim, kv = (double)m->n_kv_heads * m->head_dim;
+    double per_token = m->n_layers * (m->dim * (q + 2 * kv) + q * m->dim + 3.0 * m->dim * m->ffn_dim);
+    *attention = m->n_layers * m->n_heads * 4.0 * m->head_dim * ((double)T * (T + 1) / 2);
+    return 2.0 * T * per_token + 2.0 * m->dim * m->n_vocab + *attention;
+}
+
+/* Prefill against the GEMM library's rate, measured now on the model's largest product (the FFN's
+ * T x ffn x dim) and on a 4096^3 product (near the library's peak). */
+static void pp_against_gemm(tr_model *m, const tr_model_info *info, int T, double rate)
+{
+    double attention, flops = prefill_flops(info, T, &attention), achieved = flops * rate / T;
+    double at_shape = tr_model_measure_gemm(m, T, info->ffn_dim, info->dim);
+    double square = tr_model_measure_gemm(m, 4096, 4096, 4096);
+    printf("pp%d: %.3g TFLOP per prompt (attention %.1f%%): %.3g TFLOP/s", T, flops / 1e12, 100 * attention / flops,
+           achieved / 1e12);
+    if (at_shape > 0)
+        printf(", %.0f%% of the %.3g TFLOP/s of a %dx%dx%d %s GEMM", 100 * achieved / at_shape, at_shape / 1e12, T,
+               info->ffn_dim, info->dim, info->weight_type);
+    if (square > 0)
+        printf(", %.0f%% of 4096^3 (%.3g TFLOP/s)", 100 * achieved / square, square / 1e12);
+    printf(" measured now\n");
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -175,7 +205,7 @@ int cmd_bench(int argc, char **argv)
     printf("model: %s (%s, %.2f GB, %.2f B params), backend %s, transition %s\n", cli_model_path(&o), info.weight_type,
            (double)info.weight_bytes / 1e9, (double)info.n_params / 1e9, o.backend ? o.backend : "cpu",
            o.transition.enabled ? "on" : "off");
-    double *rates = malloc((size_t)reps * sizeof *rates), tg_rate = 0;
+    double *rates = malloc((size_t)reps * sizeof *rates), tg_rate = 0, pp_rate[16] = {0};
     int rc = 0;
     if (ab) {
         rc = ab_transition(m, &o, pp, n_pp, reps);
@@ -209,8 +239,13 @@ int cmd_bench(int argc, char **argv)
                (double)ru.ru_maxrss / 1e3);
         if (ng > 0)
             tg_rate = st.mean;
+        else
+            pp_rate[t] = st.mean;
         fflush(stdout);
     }
+    for (int t = 0; t < n_pp && !rc; t++)
+        if (pp_rate[t] > 0)
+            pp_against_gemm(m, &info, pp[t], pp_rate[t]);
     /* decode against its physical limit: every weight is read once per generated token */
     if (!rc && tg_rate > 0) {
         double bw = tr_model_measure_bandwidth(m), used = tg_rate * (double)info.weight_bytes;
