@@ -17,8 +17,10 @@
 #include <cJSON.h>
 
 #include "backend.h"
+#include "../cuda/cuda_backend.h"
 #include "half.h"
 #include "model.h"
+#include "parity.h"
 #include "test_util.h"
 
 #define BOUND_ELEMENTWISE 1e-7 /* element-wise, norms, RoPE */
@@ -460,6 +462,43 @@ static void e2e_logits(const char *model_rel, const char *name)
     tr_model_free(r);
 }
 
+/* Every intermediate kept (what `transit parity --ops` reads): fusions are off and no memory is
+ * reused, so each node's own value comes back; 3 tokens (GEMV paths) and 9 (cuBLAS, tiled attention). */
+static void e2e_capture(const char *model_rel)
+{
+    tr_model *m = tr_test_load(model_rel, "cuda"), *r = tr_test_load(model_rel, "cpu-ref");
+    const int32_t ids[9] = {1, 403, 281, 7, 99, 300, 12, 45, 260};
+    const int lens[2] = {3, 9};
+    for (int l = 0; m && r && l < 2; l++) {
+        tr_context_params cp = tr_context_default_params();
+        cp.n_ctx = 16;
+        tr_context *cc = NULL, *rc = NULL;
+        tr_node_values a = {0}, b = {0};
+        CHECK(tr_context_create(m, &cp, &cc) == TR_OK && tr_context_create(r, &cp, &rc) == TR_OK, "contexts: %s",
+              tr_last_error());
+        if (cc && rc) {
+            CHECK(tr_eval_capture(rc, ids, lens[l], &b) == TR_OK, "capture cpu-ref: %s", tr_last_error());
+            CHECK(tr_eval_capture(cc, ids, lens[l], &a) == TR_OK, "capture cuda: %s", tr_last_error());
+        }
+        CHECK(a.n == b.n && a.n > 0, "%s: %d nodes captured on cuda, %d on the CPU", model_rel, a.n, b.n);
+        double worst = 0;
+        for (int i = 0; i < a.n && a.n == b.n; i++) {
+            CHECK(a.nodes[i].count == b.nodes[i].count, "node %s: %lld values, %lld on the CPU", a.nodes[i].name,
+                  (long long)a.nodes[i].count, (long long)b.nodes[i].count);
+            double e = tr_nmse(b.nodes[i].data, a.nodes[i].data, (size_t)b.nodes[i].count);
+            CHECK(e <= BOUND_E2E, "%s, %d tokens, node %s: NMSE %.3g", model_rel, lens[l], a.nodes[i].name, e);
+            worst = e > worst ? e : worst;
+        }
+        printf("%s: %d tokens, every intermediate kept: %d nodes, worst NMSE %.2e\n", model_rel, lens[l], a.n, worst);
+        tr_node_values_free(&a);
+        tr_node_values_free(&b);
+        tr_context_free(cc);
+        tr_context_free(rc);
+    }
+    tr_model_free(m);
+    tr_model_free(r);
+}
+
 static void e2e_transition(void)
 {
     char *json = tr_read_file(tr_golden("transition/cases.json"), NULL);
@@ -577,6 +616,15 @@ static void e2e_greedy(const char *model_rel, const char *expected_rel)
             printf("%s: %d greedy tokens %s; CUDA graph replay vs kernel by kernel: NMSE %.2e\n", model_rel, n,
                    memcmp(got, want, (size_t)n * sizeof *got) ? "DIFFER" : "equal", e);
             CHECK(e == 0.0, "%s: CUDA graph replay differs from launching kernel by kernel (NMSE %.3g)", model_rel, e);
+            /* the comparison means something only if replay happened: decoding step 2 is captured,
+             * steps 3... replay it; the eager model never captures */
+            long cap, rep, cap_e, rep_e;
+            tr_cuda_graph_counts(m->backend, &cap, &rep);
+            tr_cuda_graph_counts(eager->backend, &cap_e, &rep_e);
+            printf("%s: CUDA graphs captured %ld, replayed %ld (eager: %ld, %ld)\n", model_rel, cap, rep, cap_e, rep_e);
+            CHECK(cap >= 1 && rep >= n - 3, "%s: %ld graph captures and %ld replays in %d decoding steps", model_rel,
+                  cap, rep, n);
+            CHECK(cap_e == 0 && rep_e == 0, "%s: graphs used with TRANSIT_CUDA_GRAPHS=0", model_rel);
         }
         free(got);
         free(got_e);
@@ -616,11 +664,28 @@ static void e2e_greedy_transition(void)
     tr_model_free(r);
 }
 
-/* test_cuda [ops|e2e]: both by default; one alone when debugging on a GPU (or under cuda/emu). */
+/* The references of `transit bench` (cuda_measure.c): they must run on any shape and type, give a
+ * positive rate and refuse a type without a product; the tests after them show the device usable. */
+static void test_measurements(void)
+{
+    double bw = cu->iface->bandwidth(cu);
+    CHECK(bw > 0, "bandwidth: %g (%s)", bw, tr_last_error());
+    tr_dtype types[] = {TR_F16, TR_BF16, TR_F32};
+    for (int i = 0; i < 3; i++) {
+        double rate = cu->iface->gemm_rate(cu, types[i], 17, 40, 96);
+        CHECK(rate > 0, "gemm_rate %s 17x40x96: %g", tr_dtype_name(types[i]), rate);
+    }
+    CHECK(cu->iface->gemm_rate(cu, TR_I32, 8, 8, 8) <= 0, "gemm_rate accepted i32");
+    printf("measured: copy %.1f GB/s, f16 17x40x96 product %.3g GFLOP/s\n", bw / 1e9,
+           cu->iface->gemm_rate(cu, TR_F16, 17, 40, 96) / 1e9);
+}
+
+/* test_cuda [ops|e2e|quick]: ops and e2e by default; one alone when debugging on a GPU (or under
+ * cuda/emu); quick: a short end-to-end subset. */
 int main(int argc, char **argv)
 {
     const char *only = argc > 1 ? argv[1] : "";
-    int ops = strcmp(only, "e2e") != 0, e2e = strcmp(only, "ops") != 0;
+    int quick = !strcmp(only, "quick"), ops = strcmp(only, "e2e") != 0 && !quick, e2e = strcmp(only, "ops") != 0 && !quick;
     tr_backend_options o = {0};
     tr_status s = tr_backend_create("cuda", &o, &cu);
     if (s != TR_OK) {
@@ -653,6 +718,11 @@ int main(int argc, char **argv)
         test_fused_products();
         test_attention();
         test_attention_transition();
+        test_measurements();
+    }
+    if (quick) { /* one model, the decoding graphs and the kept intermediates: minutes under cuda/emu */
+        e2e_greedy("models/stories260K/stories260K.gguf", "models/stories260K/expected_greedy.json");
+        e2e_capture("models/stories260K/hf");
     }
     if (e2e) {
         e2e_greedy("models/stories260K/stories260K.gguf", "models/stories260K/expected_greedy.json");
@@ -661,6 +731,7 @@ int main(int argc, char **argv)
         e2e_logits("models/stories260K/stories260K.gguf", "stories260K");
         e2e_logits("models/stories260K/hf", "stories260K");
         e2e_logits("models/aidreams260K/hf", "aidreams260K");
+        e2e_capture("models/stories260K/hf");
         e2e_transition();
         e2e_greedy_transition();
     }
