@@ -54,8 +54,15 @@ static const char *join(const char *dir, const char *rel)
     return buf;
 }
 
-const char *tr_shared(const char *rel) { return join(TR_SHARED_DIR, rel); }
-const char *tr_golden(const char *rel) { return join(TR_GOLDEN_DIR, rel); }
+/* The directories are compiled in; TR_TEST_SHARED and TR_TEST_GOLDEN override them where the test
+ * binaries run elsewhere than they were built (a GPU machine: tools/gpu/prepare.sh). */
+static const char *dir_of(const char *env, const char *built)
+{
+    const char *e = getenv(env);
+    return e && *e ? e : built;
+}
+const char *tr_shared(const char *rel) { return join(dir_of("TR_TEST_SHARED", TR_SHARED_DIR), rel); }
+const char *tr_golden(const char *rel) { return join(dir_of("TR_TEST_GOLDEN", TR_GOLDEN_DIR), rel); }
 
 int tr_file_exists(const char *path)
 {

@@ -1,0 +1,42 @@
+#!/bin/sh
+# tools/gpu/prepare.sh: packs, on a development machine, what a GPU machine without package access
+# needs to test and benchmark transit (tools/gpu/session.sh runs there). It builds transit for
+# sm_90 (H100, H200) into build-gpu/ and writes .gpu/ (ignored by git, carried to the GPU machine):
+#   pack.tar.gz   transit, test_cuda, test_vulkan; the shared libraries they need beyond glibc,
+#                 the C++ runtime and CUDA (OpenBLAS, cJSON, the Vulkan loader, gfortran); the
+#                 small test models of ../shared/models (the GPU machine sees no ../shared)
+#   whl/          the `gguf` wheel, for tools/make_random_gguf.py (numpy is there already)
+# Compressed because the working tree and carried paths travel within 64 MiB. (.gpu/ and gpu-out/
+# are in .gitignore.)
+#
+#   sh tools/gpu/prepare.sh     then, on the GPU machine, with .gpu carried:
+#   sh tools/gpu/session.sh test | bench | long | all
+set -eu
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+BUILD=${BUILD:-$ROOT/build-gpu}
+PACK=$ROOT/.gpu
+SHARED=$(cd "$ROOT/../shared" && pwd)
+
+cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 >/dev/null
+cmake --build "$BUILD" -j "$(nproc)" --target transit test_cuda test_vulkan >/dev/null
+
+STAGE=$(mktemp -d)
+trap 'rm -rf "$STAGE"' EXIT
+mkdir -p "$STAGE/bin" "$STAGE/lib" "$STAGE/shared/models"
+cp "$BUILD/transit" "$BUILD/tests/test_cuda" "$BUILD/tests/test_vulkan" "$STAGE/bin/"
+# every library the binaries load from outside glibc, the C++ runtime and the CUDA toolkit
+for bin in "$STAGE"/bin/*; do ldd "$bin"; done | awk '$2 == "=>" && $3 ~ /^\// {print $1, $3}' | sort -u |
+    while read -r name path; do
+        case "$name" in
+        libc.so* | libm.so* | libdl.so* | libpthread.so* | librt.so* | libstdc++* | libgcc_s* | libcuda* | libcublas*) ;;
+        *) cp -L "$path" "$STAGE/lib/$name" ;;
+        esac
+    done
+for m in stories260K aidreams260K; do cp -r "$SHARED/models/$m" "$STAGE/shared/models/"; done
+
+rm -rf "$PACK"
+mkdir -p "$PACK/whl"
+tar -C "$STAGE" -czf "$PACK/pack.tar.gz" .
+python3 -m pip download -q --no-deps --only-binary=:all: -d "$PACK/whl" gguf
+du -sh "$PACK"
+echo "ready: carry .gpu and run tools/gpu/session.sh there"

@@ -1,0 +1,71 @@
+#!/bin/sh
+# tools/gpu/session.sh test|bench|long|all: the CUDA backend's checks and benchmarks (docs/cuda.md,
+# docs/benchmarks.md) on a GPU machine, from the pack of tools/gpu/prepare.sh (.gpu/, carried).
+# Logs go to $OUT (the device tool's folder) or ./gpu-out. Each phase fits a 10-minute call:
+#   test   nvidia-smi, transit info, test_cuda (every op and the end-to-end cases), test_vulkan on
+#          the NVIDIA driver, transit parity on cpu/cuda/vulkan with and without the transition
+#   bench  random-weight LLaMA-7B f16: pp512 + tg128 on CUDA (with the copy bandwidth and cuBLAS GEMM
+#          references), the transition's cost (--ab, 512 and 4096 tokens), tg128 on Vulkan
+#   long   a 32,768-token prompt with the transition on CUDA, and the same without it
+set -eu
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+PHASE=${1:-all}
+LOGS=${OUT:-$ROOT/gpu-out}
+RUN=/tmp/transit-gpu
+MODEL7B=/tmp/llama7b-f16.gguf
+mkdir -p "$LOGS" "$RUN"
+[ -x "$RUN/bin/transit" ] || tar -C "$RUN" -xzf "$ROOT/.gpu/pack.tar.gz"
+export LD_LIBRARY_PATH="$RUN/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
+export TR_TEST_SHARED="$RUN/shared" TR_TEST_GOLDEN="$ROOT/tests/golden"
+# Vulkan through the NVIDIA driver (the loader is in the pack)
+ICD=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+[ -f "$ICD" ] && export VK_DRIVER_FILES="$ICD"
+T="$RUN/bin/transit"
+S="$TR_TEST_SHARED/models"
+
+step() { # step NAME COMMAND...: runs it, its output in $LOGS/NAME.log and on stdout; never stops the phase
+    name=$1
+    shift
+    echo "== $name: $*"
+    start=$(date +%s)
+    if "$@" >"$LOGS/$name.log" 2>&1; then rc=0; else rc=$?; fi
+    tail -n 40 "$LOGS/$name.log"
+    echo "== $name: exit $rc, $(($(date +%s) - start)) s"
+}
+
+model7b() {
+    [ -f "$MODEL7B" ] && return 0
+    python3 -m pip install -q --no-index --no-deps --target /tmp/site "$ROOT"/.gpu/whl/*.whl
+    PYTHONPATH=/tmp/site python3 "$ROOT/tools/make_random_gguf.py" --shape llama7b --dtype f16 --tile -o "$MODEL7B"
+}
+
+phase_test() {
+    step gpu nvidia-smi
+    step info "$T" info
+    step test_cuda "$RUN/bin/test_cuda"
+    step test_vulkan "$RUN/bin/test_vulkan"
+    step parity "$T" parity -m "$S/stories260K/stories260K.gguf" -p "Once upon a time" --backends cpu,cuda,vulkan -n 64
+    step parity_transition "$T" parity -m "$S/stories260K/hf" --ids "$TR_TEST_GOLDEN/transition/stories260K.n517.ids" \
+        --backends cuda,vulkan -n 64 --transition
+}
+
+phase_bench() {
+    step model7b model7b
+    step bench_cuda "$T" bench -m "$MODEL7B" --backend cuda -p 512 -n 128 -r 5
+    step bench_cuda_transition "$T" bench -m "$MODEL7B" --backend cuda -p 512,4096 -r 5 --transition --ab
+    step bench_vulkan "$T" bench -m "$MODEL7B" --backend vulkan -p 512 -n 128 -r 3
+}
+
+phase_long() {
+    step model7b model7b
+    step long_transition "$T" bench -m "$MODEL7B" --backend cuda -p 32768 -n 0 -r 1 --transition
+    step long_plain "$T" bench -m "$MODEL7B" --backend cuda -p 32768 -n 0 -r 1
+}
+
+case "$PHASE" in
+test) phase_test ;;
+bench) phase_bench ;;
+long) phase_long ;;
+all) phase_test && phase_bench && phase_long ;;
+*) echo "usage: tools/gpu/session.sh test|bench|long|all" >&2; exit 2 ;;
+esac
