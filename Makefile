@@ -2,7 +2,8 @@
 #   make run    generate text from the default model (models/default, trained on Shakespeare)
 #   make test   build and run the default test suite (ctest)
 # Others: make asan (the suite under AddressSanitizer + UBSan), make fuzz (libFuzzer, briefly),
-# make deps (install the Debian packages transit needs).
+# make emu (the CUDA kernels under a CPU emulation, when nvcc is installed), make deps (install the
+# Debian packages transit needs).
 
 MODEL ?= models/default/transit-default.gguf
 PROMPT ?= First Citizen:
@@ -11,7 +12,7 @@ DEBIAN_PACKAGES = cmake make gcc libc6-dev pkg-config libopenblas-dev libcjson-d
                   libvulkan-dev glslc mesa-vulkan-drivers vulkan-validationlayers
 FUZZ_PACKAGES = clang libclang-rt-14-dev
 
-.PHONY: all build run test asan fuzz deps clean
+.PHONY: all build run test asan fuzz emu deps clean
 
 all: build
 
@@ -33,13 +34,16 @@ run: build
 	./build/transit run -m $(MODEL) -p "$(PROMPT)" -n 128
 
 test: build
-	cd build && ctest --output-on-failure -j $(JOBS) -LE fuzz
+	cd build && ctest --output-on-failure -j $(JOBS) -LE 'fuzz|emu'
+
+emu: build
+	cd build && ctest --output-on-failure -j $(JOBS) -L emu
 
 asan: deps
 	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DTR_SANITIZE=ON >/dev/null
 	cmake --build build-asan -j $(JOBS)
 	# protect_shadow_gap=0: the CUDA driver maps memory where ASan's shadow gap would be (GPU machines)
-	cd build-asan && ASAN_OPTIONS=detect_leaks=1:protect_shadow_gap=0 ctest --output-on-failure -j $(JOBS) -LE fuzz
+	cd build-asan && ASAN_OPTIONS=detect_leaks=1:protect_shadow_gap=0 ctest --output-on-failure -j $(JOBS) -LE 'fuzz|emu'
 
 fuzz:
 	$(MAKE) deps EXTRA_PACKAGES="$(FUZZ_PACKAGES)"
