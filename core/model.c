@@ -193,6 +193,9 @@ void tr_model_get_info(const tr_model *m, tr_model_info *info)
     info->rope_layout = hp->rope_layout;
     info->n_params = m->n_params;
     info->weight_bytes = m->weight_bytes;
+    info->decode_bytes = m->weight_bytes;
+    if (m->output != m->tok_embd)
+        info->decode_bytes -= tr_nbytes(m->tok_embd) - tr_nbytes(m->tok_embd) / (size_t)m->tok_embd->ne[1];
     info->bos_id = tr_tokenizer_bos(m->tok);
     info->eos_id = tr_tokenizer_eos(m->tok);
     info->add_bos = tr_tokenizer_add_bos(m->tok);

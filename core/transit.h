@@ -70,6 +70,8 @@ typedef struct tr_model_info {
     int rope_layout; /* 0 = adjacent pairs (GGUF / Meta), 1 = rotate-half (Hugging Face) */
     int64_t n_params;
     size_t weight_bytes;
+    size_t decode_bytes; /* weight bytes one decoding step reads: all but the embedding table, of
+                            which it reads one row (the whole table when it is also the output) */
     int bos_id, eos_id;
     int add_bos;
     const char *tokenizer; /* "tokenizer.json", "tokenizer.model", "gguf" */

@@ -246,13 +246,13 @@ int cmd_bench(int argc, char **argv)
     for (int t = 0; t < n_pp && !rc; t++)
         if (pp_rate[t] > 0)
             pp_against_gemm(m, &info, pp[t], pp_rate[t]);
-    /* decode against its physical limit: every weight is read once per generated token */
+    /* decode against its physical limit: every weight it uses is read once per generated token */
     if (!rc && tg_rate > 0) {
-        double bw = tr_model_measure_bandwidth(m), used = tg_rate * (double)info.weight_bytes;
+        double bw = tr_model_measure_bandwidth(m), used = tg_rate * (double)info.decode_bytes;
         if (bw > 0)
             printf("tg%d reads %.2f GB of weights per token: %.1f GB/s, %.0f%% of the %.1f GB/s measured now "
-                   "(bound: %.2f t/s)\n", tg, (double)info.weight_bytes / 1e9, used / 1e9, 100 * used / bw, bw / 1e9,
-                   bw / (double)info.weight_bytes);
+                   "(bound: %.2f t/s)\n", tg, (double)info.decode_bytes / 1e9, used / 1e9, 100 * used / bw, bw / 1e9,
+                   bw / (double)info.decode_bytes);
     }
     free(rates);
     tr_model_free(m);
