@@ -76,6 +76,11 @@ static const char *unsupported(const tr_tensor *n)
             return "k and v caches with different row strides";
         if (!trc_attention_rows_ok((int)n->src[0]->ne[0]))
             return "head size (up to 512, a multiple of 4, or up to 128)";
+        /* above 128 only the 16-byte path exists: rows must start 16-byte aligned (the arena and
+         * the cache are; a view at an odd offset is not) */
+        for (int s = 0; s < 3 && n->src[0]->ne[0] > 128; s++)
+            if (n->src[s]->op == TR_OP_VIEW && n->src[s]->p.view_offset % 16 != 0)
+                return "a head size above 128 with rows that are not 16-byte aligned";
         if (ap->variant == TR_ATTN_PLAIN)
             return NULL;
         if (ap->variant != TR_ATTN_TRANSITION)

@@ -14,8 +14,10 @@ LOGS=${OUT:-$ROOT/gpu-out}
 RUN=/tmp/transit-gpu
 MODEL7B=/tmp/llama7b-f16.gguf
 mkdir -p "$LOGS" "$RUN"
-[ -x "$RUN/bin/transit" ] || tar -C "$RUN" -xzf "$ROOT/.gpu/pack.tar.gz"
-export LD_LIBRARY_PATH="$RUN/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
+tar -C "$RUN" -xzf "$ROOT/.gpu/pack.tar.gz" # always: the pack may be newer than a warm machine's copy
+# cuBLAS is too big to carry (cublasLt alone is hundreds of MB): the toolkit's, or a Python wheel's
+CUBLAS=$(find /usr/local/cuda/lib64 /usr/local/cuda/lib /usr/local /opt /usr/lib -name 'libcublas.so.13*' 2>/dev/null | head -n 1)
+export LD_LIBRARY_PATH="$RUN/lib:${CUBLAS:+$(dirname "$CUBLAS"):}/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
 export TR_TEST_SHARED="$RUN/shared" TR_TEST_GOLDEN="$ROOT/tests/golden"
 # Vulkan through the NVIDIA driver (the loader is in the pack)
 ICD=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
@@ -41,6 +43,7 @@ model7b() {
 
 phase_test() {
     step gpu nvidia-smi
+    step libraries sh -c "ldd '$T' '$RUN/bin/test_cuda' | grep -E 'not found|cublas|cudart|openblas'"
     step info "$T" info
     step test_cuda "$RUN/bin/test_cuda"
     step test_vulkan "$RUN/bin/test_vulkan"
