@@ -49,6 +49,7 @@ template <int EPT, bool TRANS>
 __global__ __launch_bounds__(AR_THREADS) void attn_rows_kernel(const trc_attn_args a)
 {
     extern __shared__ float4 smem4[];
+    trc_allow_next_grid(); /* unsplit decode: the o-projection GEMV may start streaming its weights */
     const int hd = a.hd, G = a.H / a.Hkv, n_hsub = (G + AR_GB - 1) / AR_GB;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
     const int dg_n = hd / EPT, R = AR_THREADS / dg_n; /* value chunks per row, key lanes */
@@ -317,6 +318,7 @@ __global__ __launch_bounds__(AR_THREADS) void attn_rows_kernel(const trc_attn_ar
 /* One block per (row, head): combines the n_splits partials of trc_attention_rows. */
 __global__ __launch_bounds__(AR_THREADS) void attn_reduce_kernel(const trc_attn_args a)
 {
+    trc_allow_next_grid(); /* the o-projection GEMV may start streaming its weights */
     const int64_t row = blockIdx.x, t = row / a.H, h = row % a.H;
     const int hd = a.hd, S = a.n_splits;
     const float *p = a.part + row * S * (hd + 2);

@@ -57,6 +57,25 @@ __device__ __forceinline__ float block_sum(float v, float *scratch)
     return warp_sum(v);
 }
 
+/* Programmatic dependent launch (Hopper and newer; TRANSIT_CUDA_PDL=1, docs/cuda.md). A kernel
+ * launched with the programmatic-serialization attribute may start before the previous kernel in
+ * the stream has finished: until trc_wait_prior_grid() it may only read what no earlier kernel
+ * writes (weights) and must write nothing. trc_allow_next_grid() lets such a successor start once
+ * every block of this kernel has called it. Both are no-ops on older GPUs and for launches without
+ * the attribute. */
+__device__ __forceinline__ void trc_wait_prior_grid()
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    cudaGridDependencySynchronize();
+#endif
+}
+__device__ __forceinline__ void trc_allow_next_grid()
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    cudaTriggerProgrammaticLaunchCompletion();
+#endif
+}
+
 static inline unsigned trc_blocks(int64_t n, int per_block)
 {
     return (unsigned)((n + per_block - 1) / per_block);

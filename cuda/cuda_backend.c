@@ -83,10 +83,10 @@ static void cuda_describe(tr_backend *b, char *buf, size_t cap)
     cuda_backend *c = b->impl;
     snprintf(buf, cap,
              "cuda: %s, %.1f GiB, compute capability %d.%d, %d SMs, %d MB L2; CUDA runtime %d.%d, driver %d.%d; "
-             "kernels for sm_80/sm_90, cuBLAS for prefill products",
+             "kernels for sm_80/sm_90, cuBLAS for prefill products%s",
              c->name, (double)c->total_mem / (1024.0 * 1024.0 * 1024.0), c->cc_major, c->cc_minor, c->sm_count,
              c->l2_bytes >> 20, c->runtime_version / 1000, c->runtime_version % 1000 / 10, c->driver_version / 1000,
-             c->driver_version % 1000 / 10);
+             c->driver_version % 1000 / 10, c->use_pdl ? ", programmatic dependent launch on" : "");
 }
 
 static tr_status cuda_buffer_alloc(tr_backend *b, size_t size, tr_buffer **out)
@@ -248,6 +248,12 @@ static tr_status setup(cuda_backend *c, int device)
     c->io = (tr_buffer){.backend = &c->base};
     const char *g = getenv("TRANSIT_CUDA_GRAPHS");
     c->use_graphs = !(g && g[0] == '0');
+    /* experimental until measured on a GPU (docs/cuda.md): off unless asked for */
+    const char *pdl = getenv("TRANSIT_CUDA_PDL");
+    c->use_pdl = pdl && pdl[0] == '1' && prop.major >= 9;
+    if (pdl && pdl[0] == '1' && !c->use_pdl)
+        tr_log("cuda: TRANSIT_CUDA_PDL=1 needs compute capability 9.0; %s has %d.%d", prop.name, prop.major,
+               prop.minor);
     return TR_OK;
 }
 

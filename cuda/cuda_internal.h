@@ -74,6 +74,7 @@ typedef struct cuda_backend {
 
     /* CUDA graph replay of repeated launch sequences (decoding) */
     int use_graphs;
+    int use_pdl; /* GEMVs as programmatic dependent launches (TRANSIT_CUDA_PDL=1, sm_90+) */
     cudaGraphExec_t exec;
     uint64_t exec_sig, last_sig;
     long n_replays, n_captures;

@@ -115,6 +115,7 @@ typedef struct trc_gemv_args {
     float *out[3];
     int64_t N[3];
     const float *res; /* ADD: {N[0], T} */
+    int pdl;          /* launch as a programmatic dependent of the previous kernel (sm_90+) */
 } trc_gemv_args;
 cudaError_t trc_gemv(const trc_gemv_args *a, cudaStream_t s);
 

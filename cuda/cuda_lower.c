@@ -393,6 +393,7 @@ static tr_status lower_matmul(lower_ctx *L, int i)
     }
     trc_gemv_args *a = &r.u.gemv;
     r.kind = TRC_K_GEMV;
+    a->pdl = c->use_pdl;
     a->x = dptr(c, x);
     a->K = K;
     a->T = (int)T;

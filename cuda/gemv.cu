@@ -7,7 +7,11 @@
  * Epilogues fuse what follows the product in the graph: several products of the same x in one
  * launch (q, k, v), the residual add (out = res + x W^T), and SwiGLU (silu(x Wg^T) * x Wu^T).
  * Above TRC_GEMV_MAX_T tokens the L1 traffic for x (T loads per weight element) would cap the rate,
- * and the matrix products go to cuBLAS (matmul.cu). */
+ * and the matrix products go to cuBLAS (matmul.cu).
+ *
+ * With a.pdl the launch is a programmatic dependent of the kernel before it (common.cuh): each warp
+ * issues its first weight loads, which no kernel writes, before waiting for that kernel, so the
+ * stream of weights starts while the previous kernel (a norm, the attention) still runs. */
 #include "common.cuh"
 
 #define GEMV_WARPS 8
@@ -67,6 +71,7 @@ __device__ __forceinline__ void fma_chunk(float (&acc)[TT], const float *wf, con
 template <typename W, int TT>
 __global__ __launch_bounds__(GEMV_WARPS * 32) void gemv_kernel(const trc_gemv_args a, int vec)
 {
+    trc_allow_next_grid(); /* a dependent GEMV (down after gate/up) may take the SMs this one frees */
     constexpr int VW = 16 / (int)sizeof(W); /* weights per 16-byte load */
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int swiglu = a.mode == TRC_GEMV_SWIGLU;
@@ -87,8 +92,10 @@ __global__ __launch_bounds__(GEMV_WARPS * 32) void gemv_kernel(const trc_gemv_ar
             N = a.N[2];
         }
     }
-    if (n >= N)
+    if (n >= N) {
+        trc_wait_prior_grid();
         return; /* the whole warp leaves together */
+    }
     const int64_t K = a.K;
     const W *w0 = (const W *)wm + n * K;
     const W *w1 = swiglu ? (const W *)a.w[1] + n * K : w0;
@@ -99,14 +106,26 @@ __global__ __launch_bounds__(GEMV_WARPS * 32) void gemv_kernel(const trc_gemv_ar
 
     if (vec) {
         int64_t k = (int64_t)lane * VW;
-        for (; k + (GEMV_UNROLL - 1) * 32 * VW < K; k += GEMV_UNROLL * 32 * VW) {
-            uint4 u0[GEMV_UNROLL], u1[GEMV_UNROLL];
+        uint4 u0[GEMV_UNROLL], u1[GEMV_UNROLL];
+        /* the first loads go out before the wait for the previous kernel (weights are constant) */
+        bool loaded = k + (GEMV_UNROLL - 1) * 32 * VW < K;
+        if (loaded)
 #pragma unroll
             for (int u = 0; u < GEMV_UNROLL; u++) {
                 u0[u] = __ldg((const uint4 *)(w0 + k + u * 32 * VW));
                 if (swiglu)
                     u1[u] = __ldg((const uint4 *)(w1 + k + u * 32 * VW));
             }
+        trc_wait_prior_grid();
+        for (; k + (GEMV_UNROLL - 1) * 32 * VW < K; k += GEMV_UNROLL * 32 * VW) {
+            if (!loaded)
+#pragma unroll
+                for (int u = 0; u < GEMV_UNROLL; u++) {
+                    u0[u] = __ldg((const uint4 *)(w0 + k + u * 32 * VW));
+                    if (swiglu)
+                        u1[u] = __ldg((const uint4 *)(w1 + k + u * 32 * VW));
+                }
+            loaded = false;
 #pragma unroll
             for (int u = 0; u < GEMV_UNROLL; u++) {
                 float wf[VW];
@@ -128,6 +147,7 @@ __global__ __launch_bounds__(GEMV_WARPS * 32) void gemv_kernel(const trc_gemv_ar
             }
         }
     } else {
+        trc_wait_prior_grid();
         for (int64_t k = lane; k < K; k += 32) {
             float f0 = to_f32(w0[k]), f1 = swiglu ? to_f32(w1[k]) : 0.0f;
 #pragma unroll
@@ -158,14 +178,29 @@ __global__ __launch_bounds__(GEMV_WARPS * 32) void gemv_kernel(const trc_gemv_ar
     }
 }
 
+template <typename W, int TT> static void launch_t(const trc_gemv_args *a, unsigned grid, int vec, cudaStream_t s)
+{
+    if (!a->pdl) {
+        gemv_kernel<W, TT><<<grid, GEMV_WARPS * 32, 0, s>>>(*a, vec);
+        return;
+    }
+    cudaLaunchAttribute attr[1];
+    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr[0].val.programmaticStreamSerializationAllowed = 1;
+    /* grid, block, dynamic shared memory, stream, attributes (positional: cuda/emu defines the
+     * kernel-side names gridDim and blockDim as macros) */
+    cudaLaunchConfig_t cfg = {dim3(grid), dim3(GEMV_WARPS * 32), 0, s, attr, 1};
+    cudaLaunchKernelEx(&cfg, gemv_kernel<W, TT>, *a, vec);
+}
+
 template <typename W> static void launch(const trc_gemv_args *a, unsigned grid, int vec, cudaStream_t s)
 {
     if (a->T <= 1)
-        gemv_kernel<W, 1><<<grid, GEMV_WARPS * 32, 0, s>>>(*a, vec);
+        launch_t<W, 1>(a, grid, vec, s);
     else if (a->T <= 2)
-        gemv_kernel<W, 2><<<grid, GEMV_WARPS * 32, 0, s>>>(*a, vec);
+        launch_t<W, 2>(a, grid, vec, s);
     else
-        gemv_kernel<W, 4><<<grid, GEMV_WARPS * 32, 0, s>>>(*a, vec);
+        launch_t<W, 4>(a, grid, vec, s);
 }
 
 static int aligned16(const void *p) { return ((uintptr_t)p & 15) == 0; }

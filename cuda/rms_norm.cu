@@ -9,6 +9,7 @@ __global__ __launch_bounds__(RMS_THREADS) void rms_norm_kernel(const float *x, c
                                                                float *out, int64_t D, float eps)
 {
     __shared__ float scratch[32];
+    trc_allow_next_grid(); /* the GEMV after the norm may start streaming its weights */
     const float *xr = x + (int64_t)blockIdx.x * D;
     float *o = out + (int64_t)blockIdx.x * D;
     float ss = 0.0f;

@@ -599,6 +599,9 @@ static void e2e_greedy(const char *model_rel, const char *expected_rel)
     setenv("TRANSIT_CUDA_GRAPHS", "0", 1);
     tr_model *eager = tr_test_load(model_rel, "cuda");
     unsetenv("TRANSIT_CUDA_GRAPHS");
+    setenv("TRANSIT_CUDA_PDL", "1", 1); /* GEMVs as programmatic dependent launches (sm_90+) */
+    tr_model *pdl = tr_test_load(model_rel, "cuda");
+    unsetenv("TRANSIT_CUDA_PDL");
     if (root && m && eager) {
         cJSON *pids = cJSON_GetObjectItem(root, "prompt_ids"), *gids = cJSON_GetObjectItem(root, "greedy_ids");
         int n_prompt = cJSON_GetArraySize(pids), n = cJSON_GetArraySize(gids) - n_prompt, V = tr_model_n_vocab(m);
@@ -607,8 +610,13 @@ static void e2e_greedy(const char *model_rel, const char *expected_rel)
             prompt[i] = cJSON_GetArrayItem(pids, i)->valueint;
         for (int i = 0; i < n && i < 1024; i++)
             want[i] = cJSON_GetArrayItem(gids, n_prompt + i)->valueint;
-        float *lg = NULL, *le = NULL;
+        float *lg = NULL, *le = NULL, *lp = NULL;
         int32_t *got = greedy(m, prompt, n_prompt, n, NULL, &lg), *got_e = greedy(eager, prompt, n_prompt, n, NULL, &le);
+        int32_t *got_p = pdl ? greedy(pdl, prompt, n_prompt, n, NULL, &lp) : NULL;
+        if (got && got_p) { /* the same arithmetic, launched differently: the same bits */
+            CHECK(memcmp(lg, lp, (size_t)n * V * sizeof *lg) == 0, "%s: logits differ with TRANSIT_CUDA_PDL=1",
+                  model_rel);
+        }
         if (got && got_e) {
             CHECK(memcmp(got, want, (size_t)n * sizeof *got) == 0, "%s: %d greedy tokens differ from %s", model_rel, n,
                   expected_rel);
@@ -628,11 +636,14 @@ static void e2e_greedy(const char *model_rel, const char *expected_rel)
         }
         free(got);
         free(got_e);
+        free(got_p);
         free(lg);
         free(le);
+        free(lp);
     }
     tr_model_free(m);
     tr_model_free(eager);
+    tr_model_free(pdl);
     cJSON_Delete(root);
     free(json);
 }

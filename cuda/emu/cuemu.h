@@ -83,10 +83,6 @@ void emu_run_grid(dim3 grid, dim3 block, size_t smem, const std::function<void()
 bool emu_capturing();
 void emu_record(std::function<void()> f);
 
-#define threadIdx (emu_thread_idx())
-#define blockIdx emu_block_idx
-#define blockDim emu_block_dim
-#define gridDim emu_grid_dim
 static inline void __syncthreads() { emu_syncthreads(); }
 static inline void __syncwarp(unsigned = 0xffffffffu) { emu_syncwarp(); }
 static inline float __shfl_xor_sync(unsigned, float v, int o) { return emu_shfl_xor(v, o); }
@@ -106,5 +102,19 @@ struct emu_launch {
             launch();
     }
 };
+
+/* cudaLaunchKernelEx: the launch attributes (programmatic dependent launch) change nothing here,
+ * where every launch finishes before the next begins. */
+template <class... E, class... A> cudaError_t cudaLaunchKernelEx(const cudaLaunchConfig_t *c, void (*k)(E...), A &&...args)
+{
+    emu_launch(c->gridDim, c->blockDim, c->dynamicSmemBytes).run(k, E(args)...);
+    return cudaSuccess;
+}
+
+/* last: cudaLaunchConfig_t above has members named like these */
+#define threadIdx (emu_thread_idx())
+#define blockIdx emu_block_idx
+#define blockDim emu_block_dim
+#define gridDim emu_grid_dim
 
 #endif

@@ -5,7 +5,8 @@
 #   test   nvidia-smi, transit info, test_cuda (every op and the end-to-end cases), test_vulkan on
 #          the NVIDIA driver, transit parity on cpu/cuda/vulkan with and without the transition
 #   bench  random-weight LLaMA-7B f16: pp512 + tg128 on CUDA (with the copy bandwidth and cuBLAS GEMM
-#          references), the transition's cost (--ab, 512 and 4096 tokens), tg128 on Vulkan
+#          references), tg128 with programmatic dependent launch (TRANSIT_CUDA_PDL=1), the
+#          transition's cost (--ab, 512 and 4096 tokens), tg128 on Vulkan
 #   long   a 32,768-token prompt with the transition on CUDA, and the same without it
 set -eu
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -55,6 +56,7 @@ phase_test() {
 phase_bench() {
     step model7b model7b
     step bench_cuda "$T" bench -m "$MODEL7B" --backend cuda -p 512 -n 128 -r 5
+    step bench_cuda_pdl env TRANSIT_CUDA_PDL=1 "$T" bench -m "$MODEL7B" --backend cuda -p 0 -n 128 -r 5
     step bench_cuda_transition "$T" bench -m "$MODEL7B" --backend cuda -p 512,4096 -r 5 --transition --ab
     step bench_vulkan "$T" bench -m "$MODEL7B" --backend vulkan -p 512 -n 128 -r 3
 }
