@@ -1,5 +1,7 @@
-/* cuda_internal.h: the CUDA backend's state, shared by its two C files: cuda_backend.c (device,
- * buffers, transfers) and cuda_lower.c (a graph lowered to kernel launches, CUDA graph replay). */
+/* cuda_internal.h: the CUDA backend's state, shared by its C files: cuda_backend.c (device, buffers,
+ * transfers), cuda_lower.c (a graph placed and lowered to records), cuda_fuse.c (which nodes share
+ * a launch), cuda_run.c (records launched, or replayed as a CUDA graph), cuda_measure.c (bench's
+ * references). */
 #ifndef TR_CUDA_INTERNAL_H
 #define TR_CUDA_INTERNAL_H
 
@@ -9,7 +11,7 @@
 #include "cuda_kernels.h"
 
 /* One kernel launch (or cuBLAS call) of a lowered graph. Records are zeroed before they are
- * filled, so that their bytes, hashed, identify a launch sequence (cuda_lower.c). */
+ * filled, so that their bytes identify a launch sequence (cuda_lower.c, cuda_run.c). */
 typedef enum trc_kind {
     TRC_K_GET_ROWS,
     TRC_K_RMS_NORM,
@@ -38,6 +40,13 @@ typedef struct trc_record {
     } u;
 } trc_record;
 
+/* A launch that computes several adjacent nodes (cuda_fuse.c), recorded at its first node. */
+enum { FZ_NONE, FZ_QKV, FZ_ADD, FZ_SWIGLU, FZ_ROPE2, FZ_KV2 };
+typedef struct trc_fusion {
+    int kind;
+    int m[2]; /* the other nodes of the launch, or -1 */
+} trc_fusion;
+
 typedef struct cuda_backend {
     tr_backend base;
     int device;
@@ -65,7 +74,7 @@ typedef struct cuda_backend {
     int n_host, cap_host;
     int *uses;
     unsigned char *done; /* node computed by an earlier node's fused launch */
-    struct trc_fusion *fz; /* per node: the launch it leads (cuda_lower.c) */
+    trc_fusion *fz;        /* per node: the launch it leads (cuda_fuse.c) */
     tr_tensor **linked;    /* nodes given a temporary source for the memory plan */
     int cap_nodes;
     const tr_tensor **map_key; /* node -> index, open addressing */
@@ -76,7 +85,8 @@ typedef struct cuda_backend {
     int use_graphs;
     int use_pdl; /* GEMVs as programmatic dependent launches (TRANSIT_CUDA_PDL=1, sm_90+) */
     cudaGraphExec_t exec;
-    uint64_t exec_sig, last_sig;
+    trc_record *exec_rec, *last_rec; /* the captured sequence; the previous compute's */
+    int n_exec_rec, cap_exec_rec, n_last_rec, cap_last_rec;
     long n_replays, n_captures;
 } cuda_backend;
 
@@ -103,5 +113,19 @@ double trc_gemm_rate(tr_backend *b, tr_dtype type, int m, int n, int k);
 bool trc_supports_op(tr_backend *b, const tr_tensor *n);
 tr_status trc_graph_compute(tr_backend *b, tr_graph *g);
 void trc_lower_free(cuda_backend *c);
+tr_status trc_reserve(void **p, int *cap, int need, size_t elem); /* grows an array to need elements */
+int trc_node_index(const cuda_backend *c, const tr_tensor *t);   /* -1: not a node of the graph */
+
+/* cuda_fuse.c: decides every fused launch of g (c->fz, c->done; c->uses counted) and links nodes
+ * for the memory plan; the caller undoes the links in linked[] after tr_memplan. */
+void trc_plan_fusions(cuda_backend *c, tr_graph *g, tr_tensor **linked, int *n_linked);
+/* Which source of t is x: 0, 1, or -1. */
+static inline int trc_src_is(const tr_tensor *t, const tr_tensor *x)
+{
+    return t->src[0] == x ? 0 : t->src[1] == x ? 1 : -1;
+}
+
+/* cuda_run.c: launches the current records (c->rec), or replays them as a CUDA graph. */
+tr_status trc_run(cuda_backend *c);
 
 #endif

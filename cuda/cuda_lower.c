@@ -5,25 +5,17 @@
  *            Host leaves (token ids, positions; any leaf without a device buffer) are copied into
  *            an io buffer through pinned staging, with one asynchronous copy per compute, together
  *            with the dynamic parameters (below).
- *   lower    each node, or a short run of nodes that fuse, becomes one record: the arguments of a
- *            kernel launch or cuBLAS call (cuda_kernels.h). Fusions, all of nodes that run back to
- *            back in the graph: up to three products of the same activations (q, k, v), a product and
- *            the residual add after it, the gate and up products with their SwiGLU, the q and k RoPE
- *            of a layer, its k and v cache writes.
- *   run      the records are launched on the backend's stream; nothing waits for them (downloads
- *            synchronise).
+ *   lower    each node, or a short run of adjacent nodes that fuse (cuda_fuse.c), becomes one
+ *            record: the arguments of a kernel launch or cuBLAS call (cuda_kernels.h).
+ *   run      the records are launched on the backend's stream, or replayed as a CUDA graph
+ *            (cuda_run.c); nothing waits for them (downloads synchronise).
  *
  * Records are zeroed and then filled field by field (never by struct assignment, which may copy
- * undefined padding), so that equal launches have equal bytes.
- *
- * Decoding and CUDA graphs. The values that change from one decoding step to the next, a KV
- * write's first row and an attention's n_past, are not launch arguments: the kernels read them from
- * device memory (the "dynamic parameters", a few int32 copied in with the inputs). Two consecutive
- * decoding steps therefore produce byte-identical records. The records' hash identifies the launch
- * sequence: when a sequence without cuBLAS calls (T <= TRC_GEMV_MAX_T) repeats the previous one, it
- * is captured into a CUDA graph once, and from then on each step is one cudaGraphLaunch. Any change
- * (shape, transition rows, a reallocated buffer: pointers are part of the records) changes the hash,
- * and the graph runs launch by launch again. TRANSIT_CUDA_GRAPHS=0 disables the capture. */
+ * undefined padding), so that equal launches have equal bytes. The values that change from one
+ * decoding step to the next, a KV write's first row and an attention's n_past, are not launch
+ * arguments: the kernels read them from device memory (the "dynamic parameters", a few int32
+ * copied in with the inputs), so consecutive decoding steps produce byte-identical records, which
+ * cuda_run.c replays as one CUDA graph. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -108,7 +100,7 @@ bool trc_supports_op(tr_backend *b, const tr_tensor *n)
 
 /* ---- per-compute scratch ---------------------------------------------------------------------- */
 
-static tr_status reserve(void **p, int *cap, int need, size_t elem)
+tr_status trc_reserve(void **p, int *cap, int need, size_t elem)
 {
     if (need <= *cap)
         return TR_OK;
@@ -126,6 +118,8 @@ static tr_status reserve(void **p, int *cap, int need, size_t elem)
 void trc_lower_free(cuda_backend *c)
 {
     free(c->rec);
+    free(c->last_rec);
+    free(c->exec_rec);
     free(c->host_leaf);
     free(c->host_off);
     free(c->uses);
@@ -164,7 +158,7 @@ static tr_status map_build(cuda_backend *c, const tr_graph *g)
     return TR_OK;
 }
 
-static int node_index(const cuda_backend *c, const tr_tensor *t)
+int trc_node_index(const cuda_backend *c, const tr_tensor *t)
 {
     if (t->op == TR_OP_NONE)
         return -1;
@@ -204,9 +198,9 @@ static tr_status collect_host_leaves(cuda_backend *c, const tr_graph *g, size_t 
                 return tr_fail(TR_ERR_INVALID_ARG, "cuda: tensor '%s' (read by '%s') has no memory", x->name, t->name);
             if (c->n_host >= c->cap_host) {
                 int cap = c->cap_host;
-                TR_TRY(reserve((void **)&c->host_leaf, &cap, c->n_host + 1, sizeof *c->host_leaf));
+                TR_TRY(trc_reserve((void **)&c->host_leaf, &cap, c->n_host + 1, sizeof *c->host_leaf));
                 cap = c->cap_host;
-                TR_TRY(reserve((void **)&c->host_off, &cap, c->n_host + 1, sizeof *c->host_off));
+                TR_TRY(trc_reserve((void **)&c->host_off, &cap, c->n_host + 1, sizeof *c->host_off));
                 c->cap_host = cap;
             }
             c->host_leaf[c->n_host] = x;
@@ -258,110 +252,9 @@ static const int32_t *dyn_param(lower_ctx *L, int32_t value)
 static tr_status push(lower_ctx *L, const trc_record *r)
 {
     cuda_backend *c = L->c;
-    TR_TRY(reserve((void **)&c->rec, &c->cap_rec, c->n_rec + 1, sizeof *c->rec));
+    TR_TRY(trc_reserve((void **)&c->rec, &c->cap_rec, c->n_rec + 1, sizeof *c->rec));
     memcpy(&c->rec[c->n_rec++], r, sizeof *r); /* every byte, padding included */
     return TR_OK;
-}
-
-static int next_real(const tr_graph *g, int i)
-{
-    for (i++; i < g->n_nodes; i++)
-        if (g->nodes[i]->op != TR_OP_VIEW)
-            return i;
-    return -1;
-}
-
-/* ---- fusions ---------------------------------------------------------------------------------- */
-
-/* A fused launch runs where its first node stands and computes its other nodes early. Their
- * results are placed by the memory plan as if each ran at its own place, where the inputs of the
- * first node may already be dead and their memory given to those results: a fused kernel would then
- * overwrite what it reads. So fusions are decided before the plan, and each node that runs early
- * is linked, for the plan only, to the inputs it must not outlive (its unused src[2]). */
-enum { FZ_NONE, FZ_QKV, FZ_ADD, FZ_SWIGLU, FZ_ROPE2, FZ_KV2 };
-typedef struct trc_fusion {
-    int kind;
-    int m[2]; /* the other nodes of the launch, or -1 */
-} trc_fusion;
-
-static bool single_use(const cuda_backend *c, const tr_graph *g, int i)
-{
-    return c->uses[i] == 1 && !g->nodes[i]->is_output;
-}
-
-static int src_is(const tr_tensor *t, const tr_tensor *x) { return t->src[0] == x ? 0 : t->src[1] == x ? 1 : -1; }
-
-static bool link_for_plan(tr_tensor *node, tr_tensor *src, tr_tensor **linked, int *n_linked)
-{
-    if (node->src[2])
-        return false;
-    node->src[2] = src;
-    linked[(*n_linked)++] = node;
-    return true;
-}
-
-/* Decides every fused launch of g (c->fz, c->done) and links nodes for the plan; the caller undoes
- * the links listed in linked[] (at most one per node) after tr_memplan. */
-static void plan_fusions(cuda_backend *c, tr_graph *g, tr_tensor **linked, int *n_linked)
-{
-    *n_linked = 0;
-    for (int i = 0; i < g->n_nodes; i++) {
-        c->fz[i] = (trc_fusion){FZ_NONE, {-1, -1}};
-        c->done[i] = 0;
-    }
-    for (int i = 0; i < g->n_nodes; i++) {
-        tr_tensor *t = g->nodes[i];
-        if (t->op == TR_OP_VIEW || c->done[i])
-            continue;
-        int j = next_real(g, i), k = j >= 0 ? next_real(g, j) : -1;
-        tr_tensor *tj = j >= 0 ? g->nodes[j] : NULL, *tk = k >= 0 ? g->nodes[k] : NULL;
-        trc_fusion *f = &c->fz[i];
-        if (t->op == TR_OP_MATMUL && t->src[0]->ne[1] <= TRC_GEMV_MAX_T) {
-            tr_tensor *x = t->src[0];
-            bool j_same = tj && tj->op == TR_OP_MATMUL && tj->src[0] == x && tj->src[1]->dtype == t->src[1]->dtype;
-            /* gate and up products and their SwiGLU */
-            if (j_same && tk && tk->op == TR_OP_SWIGLU && tj->src[1]->ne[1] == t->src[1]->ne[1] &&
-                single_use(c, g, i) && single_use(c, g, j) && src_is(tk, t) >= 0 && src_is(tk, tj) >= 0 &&
-                tk->src[0] != tk->src[1] && link_for_plan(tk, x, linked, n_linked)) {
-                *f = (trc_fusion){FZ_SWIGLU, {j, k}};
-                c->done[j] = c->done[k] = 1;
-                continue;
-            }
-            /* a product and the residual add that reads it */
-            if (tj && tj->op == TR_OP_ADD && src_is(tj, t) >= 0 && single_use(c, g, i) && tj->src[0] != tj->src[1] &&
-                link_for_plan(tj, x, linked, n_linked)) {
-                *f = (trc_fusion){FZ_ADD, {j, -1}};
-                c->done[j] = 1;
-                continue;
-            }
-            /* up to three products of the same activations (which they all keep alive) */
-            int n = 0;
-            for (int u = i; n < 2;) {
-                u = next_real(g, u);
-                if (u < 0 || g->nodes[u]->op != TR_OP_MATMUL || g->nodes[u]->src[0] != x ||
-                    g->nodes[u]->src[1]->dtype != t->src[1]->dtype)
-                    break;
-                f->m[n++] = u;
-                c->done[u] = 1;
-            }
-            if (n)
-                f->kind = FZ_QKV;
-        } else if (t->op == TR_OP_ROPE && tj && tj->op == TR_OP_ROPE && tj->src[1] == t->src[1] &&
-                   tj->ne[0] == t->ne[0] && tj->ne[2] == t->ne[2] && tj->p.rope.theta == t->p.rope.theta &&
-                   tj->p.rope.layout == t->p.rope.layout && tr_view_root(tj->src[0]) != t &&
-                   link_for_plan(tj, t->src[0], linked, n_linked)) {
-            /* the layer's other RoPE, at the same positions */
-            *f = (trc_fusion){FZ_ROPE2, {j, -1}};
-            c->done[j] = 1;
-        } else if (t->op == TR_OP_KV_WRITE && tj && tj->op == TR_OP_KV_WRITE &&
-                   tj->src[0]->ne[0] == t->src[0]->ne[0] && tj->src[0]->ne[1] == t->src[0]->ne[1] &&
-                   tj->src[1]->nb[1] == t->src[1]->nb[1] && tr_view_root(tj->src[0]) != t &&
-                   tj->src[1] != t->src[1]) {
-            /* the layer's other cache write (it allocates nothing) */
-            *f = (trc_fusion){FZ_KV2, {j, -1}};
-            c->done[j] = 1;
-        }
-    }
 }
 
 /* MATMUL at node i, with what the plan fused to it. */
@@ -414,7 +307,7 @@ static tr_status lower_matmul(lower_ctx *L, int i)
     } else if (f->kind == FZ_ADD) {
         const tr_tensor *tj = g->nodes[f->m[0]];
         a->mode = TRC_GEMV_ADD;
-        a->res = dptr(c, tj->src[1 - src_is(tj, t)]);
+        a->res = dptr(c, tj->src[1 - trc_src_is(tj, t)]);
         a->out[0] = dptr(c, tj);
     } else if (f->kind == FZ_QKV) {
         for (int n = 0; n < 2 && f->m[n] >= 0; n++) {
@@ -601,89 +494,6 @@ static tr_status lower_node(lower_ctx *L, int i)
     }
 }
 
-/* ---- running records ---------------------------------------------------------------------------- */
-
-static const char *kind_name(trc_kind k)
-{
-    static const char *names[] = {"get_rows", "rms_norm", "add/mul", "swiglu", "rope", "kv_write",
-                                  "cublasGemmEx", "gemv", "attention_tiled", "attention_rows", "attention_reduce"};
-    return (unsigned)k < sizeof names / sizeof names[0] ? names[k] : "?";
-}
-
-static tr_status run_record(cuda_backend *c, const trc_record *r)
-{
-    cudaError_t e = cudaSuccess;
-    switch (r->kind) {
-    case TRC_K_GET_ROWS: e = trc_get_rows(&r->u.get_rows, c->stream); break;
-    case TRC_K_RMS_NORM: e = trc_rms_norm(&r->u.rms_norm, c->stream); break;
-    case TRC_K_BINARY: e = trc_binary(&r->u.binary, c->stream); break;
-    case TRC_K_SWIGLU: e = trc_swiglu(&r->u.binary, c->stream); break;
-    case TRC_K_ROPE: e = trc_rope(&r->u.rope, c->stream); break;
-    case TRC_K_KV_WRITE: e = trc_kv_write(&r->u.kv_write, c->stream); break;
-    case TRC_K_GEMV: e = trc_gemv(&r->u.gemv, c->stream); break;
-    case TRC_K_ATTN_TILED: e = trc_attention_tiled(&r->u.attn, c->stream); break;
-    case TRC_K_ATTN_ROWS: e = trc_attention_rows(&r->u.attn, c->stream); break;
-    case TRC_K_ATTN_REDUCE: e = trc_attention_reduce(&r->u.attn, c->stream); break;
-    case TRC_K_GEMM: {
-        cublasStatus_t st = trc_gemm(&r->u.gemm, c->cublas, c->stream, &e);
-        if (e != cudaSuccess)
-            return tr_fail(TR_ERR_BACKEND, "cuda: convert kernel launch failed: %s", cudaGetErrorString(e));
-        if (st != CUBLAS_STATUS_SUCCESS)
-            return tr_fail(TR_ERR_BACKEND, "cuda: %s failed: %s", r->u.gemm.dtype == TRC_F32 ? "cublasSgemm" : "cublasGemmEx",
-                           cublasGetStatusString(st));
-        return TR_OK;
-    }
-    }
-    if (e != cudaSuccess)
-        return tr_fail(TR_ERR_BACKEND, "cuda: %s kernel launch failed: %s", kind_name(r->kind), cudaGetErrorString(e));
-    return TR_OK;
-}
-
-static tr_status run_records(cuda_backend *c)
-{
-    for (int i = 0; i < c->n_rec; i++)
-        TR_TRY(run_record(c, &c->rec[i]));
-    return TR_OK;
-}
-
-static uint64_t records_hash(const cuda_backend *c)
-{
-    uint64_t h = 0xcbf29ce484222325ull ^ (uint64_t)c->n_rec;
-    const unsigned char *p = (const unsigned char *)c->rec;
-    for (size_t i = 0, n = (size_t)c->n_rec * sizeof *c->rec; i < n; i++)
-        h = (h ^ p[i]) * 0x100000001b3ull;
-    return h;
-}
-
-/* Captures the records into a CUDA graph (replacing the previous one). */
-static tr_status capture(cuda_backend *c, uint64_t sig)
-{
-    if (c->exec) {
-        cudaGraphExecDestroy(c->exec);
-        c->exec = NULL;
-    }
-    TRC_TRY("cudaStreamBeginCapture", cudaStreamBeginCapture(c->stream, cudaStreamCaptureModeThreadLocal));
-    tr_status s = run_records(c);
-    cudaGraph_t graph = NULL;
-    cudaError_t e = cudaStreamEndCapture(c->stream, &graph);
-    if (s != TR_OK) {
-        if (graph)
-            cudaGraphDestroy(graph);
-        return s;
-    }
-    if (e != cudaSuccess)
-        return trc_fail_cuda("cudaStreamEndCapture", e);
-    e = cudaGraphInstantiate(&c->exec, graph, 0);
-    cudaGraphDestroy(graph);
-    if (e != cudaSuccess) {
-        c->exec = NULL;
-        return trc_fail_cuda("cudaGraphInstantiate", e);
-    }
-    c->exec_sig = sig;
-    c->n_captures++;
-    return TR_OK;
-}
-
 /* ---- graph_compute ----------------------------------------------------------------------------- */
 
 /* Checks every node, counts the readers of each, decides the fusions and plans the arena. */
@@ -691,13 +501,13 @@ static tr_status place_and_count(cuda_backend *c, tr_graph *g, size_t *arena_nee
 {
     int n = g->n_nodes;
     int cap = c->cap_nodes;
-    TR_TRY(reserve((void **)&c->uses, &cap, n, sizeof *c->uses));
+    TR_TRY(trc_reserve((void **)&c->uses, &cap, n, sizeof *c->uses));
     cap = c->cap_nodes;
-    TR_TRY(reserve((void **)&c->done, &cap, n, sizeof *c->done));
+    TR_TRY(trc_reserve((void **)&c->done, &cap, n, sizeof *c->done));
     cap = c->cap_nodes;
-    TR_TRY(reserve((void **)&c->fz, &cap, n, sizeof *c->fz));
+    TR_TRY(trc_reserve((void **)&c->fz, &cap, n, sizeof *c->fz));
     cap = c->cap_nodes;
-    TR_TRY(reserve((void **)&c->linked, &cap, n, sizeof *c->linked));
+    TR_TRY(trc_reserve((void **)&c->linked, &cap, n, sizeof *c->linked));
     c->cap_nodes = cap;
     memset(c->uses, 0, (size_t)n * sizeof *c->uses);
     TR_TRY(map_build(c, g));
@@ -708,7 +518,7 @@ static tr_status place_and_count(cuda_backend *c, tr_graph *g, size_t *arena_nee
             return tr_fail(TR_ERR_UNSUPPORTED, "cuda: op %s (node '%s') is not supported: %s", tr_op_name(t->op),
                            t->name, why);
         for (int s = 0; s < TR_MAX_SRC && t->src[s]; s++) {
-            int j = node_index(c, t->src[s]);
+            int j = trc_node_index(c, t->src[s]);
             if (j >= 0)
                 c->uses[j]++;
         }
@@ -722,7 +532,7 @@ static tr_status place_and_count(cuda_backend *c, tr_graph *g, size_t *arena_nee
             c->done[i] = 0;
         }
     } else {
-        plan_fusions(c, g, c->linked, &n_linked);
+        trc_plan_fusions(c, g, c->linked, &n_linked);
     }
     size_t need = tr_memplan(g, ALIGN, g->keep_all);
     for (int i = 0; i < n_linked; i++)
@@ -799,27 +609,5 @@ tr_status trc_graph_compute(tr_backend *b, tr_graph *g)
         TRC_TRY("cudaEventRecord", cudaEventRecord(c->io_done, c->stream));
     }
 
-    bool graphable = c->use_graphs && c->n_rec > 0;
-    for (int i = 0; i < c->n_rec && graphable; i++)
-        graphable = c->rec[i].kind != TRC_K_GEMM;
-    uint64_t sig = graphable ? records_hash(c) : 0;
-    tr_status s = TR_OK;
-    if (graphable && c->exec && sig == c->exec_sig) {
-        TRC_TRY("cudaGraphLaunch", cudaGraphLaunch(c->exec, c->stream));
-        c->n_replays++;
-    } else if (graphable && sig == c->last_sig) {
-        s = capture(c, sig);
-        if (s == TR_OK)
-            TRC_TRY("cudaGraphLaunch", cudaGraphLaunch(c->exec, c->stream));
-        else {
-            tr_log("cuda: graph capture failed (%s); launching kernel by kernel", tr_last_error());
-            cudaGetLastError();
-            c->use_graphs = 0;
-            s = run_records(c);
-        }
-    } else {
-        s = run_records(c);
-    }
-    c->last_sig = sig;
-    return s;
+    return trc_run(c);
 }
