@@ -112,7 +112,7 @@ static void pp_against_gemm(tr_model *m, const tr_model_info *info, int T, doubl
                info->ffn_dim, info->dim, info->weight_type);
     if (square > 0)
         printf(", %.0f%% of 4096^3 (%.3g TFLOP/s)", 100 * achieved / square, square / 1e12);
-    printf(" measured now\n");
+    printf("%s\n", at_shape > 0 || square > 0 ? " measured now" : " (the backend measures no GEMM rate)");
 }
 
 static int cmp_double(const void *a, const void *b)
