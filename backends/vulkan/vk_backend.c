@@ -91,6 +91,7 @@ static const tr_backend_iface vk_iface = {
     .graph_compute = vk_graph,
     .synchronize = vk_sync,
     .memory = vk_memory,
+    .bandwidth = vk_bandwidth,
 };
 
 tr_status tr_vulkan_backend_create(const tr_backend_options *opt, tr_backend **out)
