@@ -1,13 +1,13 @@
 /* test_cuda.c: the CUDA backend against the CPU backend in reference mode (design §6).
  *
- * Per op: every op on awkward sizes, f32/f16/bf16 weights, head sizes 6 to 256, GQA ratios 1 to 12,
- * decode (split over the keys) and prefill (tiled and row kernels), n_past > 0, Attention Transition
- * rows (inputs redrawn until every weight is >= 1e-5 relative from its threshold, as in test_ops.c),
- * the fused launches (q/k/v products, product + residual, gate/up + SwiGLU, q/k RoPE, k/v writes),
- * with guard bytes around every device buffer the test owns. End to end: stories260K (GGUF, HF) and
- * aidreams260K (HF) logits within 1e-6 NMSE of the CPU reference, whole and chunked prefill, with
- * and without the transition; 64 greedy tokens equal to the expected ones and to the CPU's; CUDA
- * graph replay equal to launching kernel by kernel.
+ * Per op: the op case table (op_cases.h: every op on awkward sizes, f32/f16/bf16 weights, head sizes
+ * 6 to 256, GQA ratios 1 to 16, decode (split over the keys) and prefill (tiled and row kernels),
+ * n_past > 0, Attention Transition rows), with guard bytes around every device buffer the test owns
+ * (op_harness.h); then what is CUDA's own: the fused launches (q/k/v products, product + residual,
+ * gate/up + SwiGLU, q/k RoPE, k/v writes), an unsupported op refused by name, and the bench
+ * references. End to end: stories260K (GGUF, HF) and aidreams260K (HF) logits within 1e-6 NMSE of
+ * the CPU reference, whole and chunked prefill, with and without the transition; 64 greedy tokens
+ * equal to the expected ones and to the CPU's; CUDA graph replay equal to launching kernel by kernel.
  *
  * Exits 77 (ctest: skipped) when the CUDA backend is not compiled in or there is no device. */
 #include <math.h>
@@ -18,176 +18,21 @@
 
 #include "backend.h"
 #include "../cuda/cuda_backend.h"
-#include "half.h"
 #include "model.h"
+#include "op_cases.h"
 #include "parity.h"
 #include "test_util.h"
 
-#define BOUND_ELEMENTWISE 1e-7 /* element-wise, norms, RoPE */
-#define BOUND_HALF 5e-4        /* products with f16/bf16 operands */
-#define BOUND_F32 1e-10        /* f32 products and attention: float sums against double ones */
-#define BOUND_E2E 1e-6         /* whole-model logits, f32 weights */
-#define GUARD 256
+#define BOUND_E2E 1e-6 /* design §6: whole-model logits, f32 weights */
 
 static tr_backend *ref, *cu;
+static op_target cuda; /* cu against ref, leaves in guarded device buffers */
 
-static uint64_t rng = 7;
-static float frand(void) /* uniform in [-1, 1) */
-{
-    rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
-    return (float)((rng >> 40) * (1.0 / (1 << 24)) * 2.0 - 1.0);
-}
-
-/* ---- leaves, guarded device copies ------------------------------------------------------------ */
-
-static void *allocs[512];
-static int n_allocs;
-static tr_buffer *dev_bufs[512];
-static int n_dev;
-
-static unsigned char guard_byte(size_t i) { return (unsigned char)(0xA5 ^ (i * 7)); }
-
-/* Gives leaf t a device copy inside a buffer with GUARD bytes of a known pattern on each side. Its
- * host data stays, for the CPU reference. */
-static void to_device(tr_tensor *t)
-{
-    size_t n = tr_nbytes(t);
-    tr_buffer *buf;
-    if (cu->iface->buffer_alloc(cu, n + 2 * GUARD, &buf) != TR_OK) {
-        CHECK(0, "buffer_alloc: %s", tr_last_error());
-        return;
-    }
-    unsigned char *img = malloc(n + 2 * GUARD);
-    for (size_t i = 0; i < GUARD; i++)
-        img[i] = img[GUARD + n + i] = guard_byte(i);
-    memcpy(img + GUARD, t->data, n);
-    CHECK(cu->iface->upload(buf, 0, img, n + 2 * GUARD) == TR_OK, "upload: %s", tr_last_error());
-    free(img);
-    t->buffer = buf;
-    t->offset = GUARD;
-    dev_bufs[n_dev++] = buf;
-}
-
-static void check_guards(const char *what)
-{
-    for (int b = 0; b < n_dev; b++) {
-        tr_buffer *buf = dev_bufs[b];
-        unsigned char *img = malloc(buf->size);
-        CHECK(cu->iface->download(buf, 0, img, buf->size) == TR_OK, "download: %s", tr_last_error());
-        size_t n = buf->size - 2 * GUARD, bad = 0;
-        for (size_t i = 0; i < GUARD; i++)
-            bad += img[i] != guard_byte(i) || img[GUARD + n + i] != guard_byte(i);
-        CHECK(bad == 0, "%s: %zu guard bytes of a device buffer changed", what, bad);
-        free(img);
-    }
-}
+/* ---- fused launches ------------------------------------------------------------------------------ */
 
 static tr_tensor *leaf(tr_graph *g, tr_dtype dt, int ndim, const int64_t *ne, float scale, int dev)
 {
-    tr_tensor *t = tr_new_tensor(g, dt, ndim, ne, "leaf");
-    size_t n = (size_t)tr_nelements(t);
-    void *data = malloc(tr_nbytes(t));
-    for (size_t i = 0; i < n; i++) {
-        float v = frand() * scale;
-        if (dt == TR_F32)
-            ((float *)data)[i] = v;
-        else if (dt == TR_F16)
-            ((uint16_t *)data)[i] = tr_f32_to_f16(v);
-        else
-            ((uint16_t *)data)[i] = tr_f32_to_bf16(v);
-    }
-    t->data = data;
-    allocs[n_allocs++] = data;
-    if (dev)
-        to_device(t);
-    return t;
-}
-
-static tr_tensor *int_leaf(tr_graph *g, int64_t n, int32_t mod, int32_t offset)
-{
-    tr_tensor *t = tr_new_tensor_1d(g, TR_I32, n, "ints");
-    int32_t *d = malloc((size_t)n * sizeof *d);
-    for (int64_t i = 0; i < n; i++)
-        d[i] = (int32_t)(((rng = rng * 6364136223846793005ULL + 1) >> 33) % (uint64_t)mod) + offset;
-    t->data = d;
-    allocs[n_allocs++] = d;
-    return t;
-}
-
-static void release(tr_graph *g)
-{
-    tr_graph_free(g);
-    while (n_allocs)
-        free(allocs[--n_allocs]);
-    while (n_dev)
-        cu->iface->buffer_free(dev_bufs[--n_dev]);
-}
-
-/* ---- computing one graph on both backends ----------------------------------------------------- */
-
-static float *result(tr_backend *b, tr_graph *g, tr_tensor *out)
-{
-    /* the other backend's placement of the nodes must not leak into this run */
-    for (int i = 0; i < g->n_nodes; i++) {
-        g->nodes[i]->buffer = NULL;
-        g->nodes[i]->data = NULL;
-    }
-    tr_status s = b->iface->graph_compute(b, g);
-    CHECK(s == TR_OK, "%s compute: %s", b->iface->name, tr_last_error());
-    float *r = calloc((size_t)tr_nelements(out), sizeof *r);
-    if (s == TR_OK)
-        CHECK(tr_tensor_get(b, out, r) == TR_OK, "%s get: %s", b->iface->name, tr_last_error());
-    return r;
-}
-
-/* The reference first (KV writes change the host cache in place; the device copies were made
- * before), then CUDA; outs[0..n) compared within bound. */
-static void compare_many(tr_graph *g, tr_tensor **outs, int n, double bound, const char *what)
-{
-    for (int i = 0; i < n; i++)
-        outs[i]->is_output = 1;
-    float *want[4], *got[4];
-    for (int i = 0; i < n; i++)
-        want[i] = result(ref, g, outs[i]);
-    for (int i = 0; i < n; i++)
-        got[i] = result(cu, g, outs[i]);
-    for (int i = 0; i < n; i++) {
-        double e = tr_nmse(want[i], got[i], (size_t)tr_nelements(outs[i]));
-        CHECK(e <= bound, "%s (output %d): NMSE %.3g > %.3g", what, i, e, bound);
-        free(want[i]);
-        free(got[i]);
-    }
-    check_guards(what);
-}
-
-static void compare(tr_graph *g, tr_tensor *out, double bound, const char *what)
-{
-    compare_many(g, &out, 1, bound, what);
-}
-
-/* ---- per-op tests ------------------------------------------------------------------------------ */
-
-static void test_matmul(void)
-{
-    const int64_t Ks[] = {8, 67, 300, 4096}, Ns[] = {1, 33, 130}, Ts[] = {1, 2, 3, 4, 5, 17, 64};
-    const tr_dtype dts[] = {TR_F32, TR_F16, TR_BF16};
-    for (int d = 0; d < 3; d++)
-        for (int a = 0; a < 4; a++)
-            for (int b = 0; b < 3; b++)
-                for (size_t c = 0; c < sizeof Ts / sizeof Ts[0]; c++) {
-                    if (Ks[a] == 4096 && (Ns[b] == 130 || Ts[c] == 17))
-                        continue;
-                    tr_graph g;
-                    tr_graph_init(&g);
-                    int dev = (a + b + (int)c) % 3 != 0; /* some weights stay host leaves */
-                    tr_tensor *x = leaf(&g, TR_F32, 2, (int64_t[]){Ks[a], Ts[c]}, 1, 0);
-                    tr_tensor *w = leaf(&g, dts[d], 2, (int64_t[]){Ks[a], Ns[b]}, 0.5f, dev);
-                    char what[128];
-                    snprintf(what, sizeof what, "matmul %s K=%lld N=%lld T=%lld", tr_dtype_name(dts[d]),
-                             (long long)Ks[a], (long long)Ns[b], (long long)Ts[c]);
-                    compare(&g, tr_matmul(&g, x, w), dts[d] == TR_F32 ? BOUND_F32 : BOUND_HALF, what);
-                    release(&g);
-                }
+    return op_leaf(g, dt, ndim, ne, scale, dev ? OP_DEVICE : OP_HOST);
 }
 
 /* x as an intermediate (x0 + x1), so that the memory plan may give x's memory to a later node that
@@ -208,7 +53,7 @@ static void test_fused_products(void)
     for (int d = 0; d < 3; d++)
         for (int c = 0; c < 4; c++) {
             int64_t K = d == 0 ? 96 : 128, T = Ts[c];
-            double bound = dts[d] == TR_F32 ? BOUND_F32 : BOUND_HALF;
+            double bound = dts[d] == TR_F32 ? OP_BOUND_F32 : OP_BOUND_HALF;
             char what[128];
             tr_graph g;
             tr_graph_init(&g);
@@ -218,16 +63,17 @@ static void test_fused_products(void)
             tr_tensor *wv = leaf(&g, dts[d], 2, (int64_t[]){K, 24}, 0.3f, 1);
             tr_tensor *outs[3] = {tr_matmul(&g, x, wq), tr_matmul(&g, x, wk), tr_matmul(&g, x, wv)};
             snprintf(what, sizeof what, "q/k/v products %s T=%lld", tr_dtype_name(dts[d]), (long long)T);
-            compare_many(&g, outs, 3, bound, what);
-            release(&g);
+            op_compare(&cuda, &g, outs, 3, bound, "fused q/k/v products", what, NULL);
+            op_release(&g);
 
             tr_graph_init(&g);
             x = inter(&g, K, T, 1, 1);
             tr_tensor *res = inter(&g, 40, T, 1, 0);
             tr_tensor *w = leaf(&g, dts[d], 2, (int64_t[]){K, 40}, 0.3f, 1);
             snprintf(what, sizeof what, "product + residual %s T=%lld", tr_dtype_name(dts[d]), (long long)T);
-            compare(&g, tr_add(&g, res, tr_matmul(&g, x, w)), bound, what);
-            release(&g);
+            tr_tensor *sum = tr_add(&g, res, tr_matmul(&g, x, w));
+            op_compare(&cuda, &g, &sum, 1, bound, "fused product + residual", what, NULL);
+            op_release(&g);
 
             tr_graph_init(&g);
             x = inter(&g, K, T, 1, 1);
@@ -235,38 +81,13 @@ static void test_fused_products(void)
             tr_tensor *wu = leaf(&g, dts[d], 2, (int64_t[]){K, 72}, 0.3f, 1);
             tr_tensor *gate = tr_matmul(&g, x, wg), *up = tr_matmul(&g, x, wu);
             snprintf(what, sizeof what, "gate/up + swiglu %s T=%lld", tr_dtype_name(dts[d]), (long long)T);
-            compare(&g, c % 2 ? tr_swiglu(&g, gate, up) : tr_swiglu(&g, up, gate), bound, what);
-            release(&g);
+            tr_tensor *act = c % 2 ? tr_swiglu(&g, gate, up) : tr_swiglu(&g, up, gate);
+            op_compare(&cuda, &g, &act, 1, bound, "fused gate/up + swiglu", what, NULL);
+            op_release(&g);
         }
 }
 
-static void test_small_ops(void)
-{
-    const int64_t Ds[] = {1, 8, 67, 4096};
-    const tr_dtype dts[] = {TR_F32, TR_F16, TR_BF16};
-    for (int i = 0; i < 4; i++) {
-        int64_t D = Ds[i], T = 5;
-        for (int d = 0; d < 3; d++) {
-            tr_graph g;
-            tr_graph_init(&g);
-            tr_tensor *x = leaf(&g, TR_F32, 2, (int64_t[]){D, T}, 2, d != 1);
-            tr_tensor *y = leaf(&g, TR_F32, 2, (int64_t[]){D, T}, 2, 1);
-            tr_tensor *w = leaf(&g, dts[d], 1, (int64_t[]){D}, 1, 1);
-            tr_tensor *row = leaf(&g, TR_F32, 1, (int64_t[]){D}, 1, d == 2);
-            tr_tensor *table = leaf(&g, dts[d], 2, (int64_t[]){D, 50}, 1, 1);
-            tr_tensor *ids = int_leaf(&g, 9, 50, 0);
-            ((int32_t *)ids->data)[4] = 50; /* outside the table: a zero row */
-            char what[96];
-            snprintf(what, sizeof what, "small ops D=%lld %s", (long long)D, tr_dtype_name(dts[d]));
-            tr_tensor *outs[4] = {tr_add(&g, x, y), tr_mul(&g, x, y), tr_mul(&g, x, row), tr_swiglu(&g, x, y)};
-            compare_many(&g, outs, 4, BOUND_ELEMENTWISE, what);
-            compare(&g, tr_rms_norm(&g, x, w, 1e-5f), BOUND_ELEMENTWISE, what);
-            compare(&g, tr_get_rows(&g, table, ids), BOUND_ELEMENTWISE, what);
-            release(&g);
-        }
-    }
-}
-
+/* q and k rotated by one launch, beside a lone rope on the same positions that must stay apart. */
 static void test_rope(void)
 {
     const int hds[] = {8, 64, 128};
@@ -276,136 +97,34 @@ static void test_rope(void)
             tr_graph g;
             tr_graph_init(&g);
             tr_rope_params rp = {.theta = a == 2 ? 500000.0f : 10000.0f, .layout = (tr_rope_layout)layout};
-            tr_tensor *pos = int_leaf(&g, T, 32000, 0);
+            tr_tensor *pos = op_int_leaf(&g, T, 32000, 0, OP_HOST);
             tr_tensor *q = inter(&g, hd, 8, T, 1), *k = inter(&g, hd, 2, T, 0);
             tr_tensor *solo = leaf(&g, TR_F32, 3, (int64_t[]){hd, 3, T}, 1, 1);
             char what[96];
             snprintf(what, sizeof what, "rope %s hd=%d", layout ? "half" : "adjacent", hd);
             tr_tensor *outs[2] = {tr_rope(&g, q, pos, rp), tr_rope(&g, k, pos, rp)}; /* fused: q and k */
-            compare_many(&g, outs, 2, BOUND_ELEMENTWISE, what);
-            compare(&g, tr_rope(&g, solo, pos, rp), BOUND_ELEMENTWISE, what);
-            release(&g);
+            op_compare(&cuda, &g, outs, 2, OP_BOUND_ELEMENTWISE, "fused rope q/k", what, NULL);
+            tr_tensor *lone = tr_rope(&g, solo, pos, rp);
+            op_compare(&cuda, &g, &lone, 1, OP_BOUND_ELEMENTWISE, "fused rope q/k", what, NULL);
+            op_release(&g);
         }
 }
 
+/* k and v written by one launch (one write alone is in the op table). */
 static void test_kv_write(void)
 {
-    for (int fused = 0; fused < 2; fused++) {
-        int64_t W = 48, C = 20, T = 5;
-        int32_t pos0 = 7;
-        tr_graph g;
-        tr_graph_init(&g);
-        tr_tensor *kc = leaf(&g, TR_F32, 2, (int64_t[]){W, C}, 1, 1);
-        tr_tensor *vc = leaf(&g, TR_F32, 2, (int64_t[]){W, C}, 1, 1);
-        tr_tensor *k = leaf(&g, TR_F32, 2, (int64_t[]){W, T}, 1, 0);
-        tr_tensor *v = leaf(&g, TR_F32, 2, (int64_t[]){W, T}, 1, 1);
-        tr_tensor *outs[2];
-        outs[0] = tr_kv_write(&g, kc, k, pos0);
-        if (fused)
-            outs[1] = tr_kv_write(&g, vc, v, pos0);
-        compare_many(&g, outs, fused ? 2 : 1, 0.0, fused ? "kv_write k and v" : "kv_write");
-        release(&g);
-    }
-}
-
-static void test_attention(void)
-{
-    struct {
-        int hd, ratio, n_past, T, C;
-    } extra[] = {
-        {6, 2, 0, 37, 40},  {6, 2, 700, 1, 1024}, {16, 2, 0, 37, 40},   {16, 2, 700, 1, 1024},
-        {96, 2, 0, 37, 40}, {96, 2, 500, 2, 600}, {256, 2, 0, 37, 40}, {256, 1, 700, 1, 1024},
-        {64, 12, 3, 70, 80}, {64, 12, 900, 1, 1024}, {128, 16, 0, 1, 2}, {64, 3, 0, 200, 210},
-    };
-    const int hds[] = {8, 64, 128}, ratios[] = {1, 2, 4, 8};
-    const int shapes[][3] = {{0, 1, 4},      {0, 37, 40},  {11, 1, 14},   {5, 9, 17},   {0, 130, 133},
-                             {40, 70, 113}, {700, 1, 1024}, {1000, 3, 1100}, {300, 4, 2048}};
-    int n_main = 3 * 4 * 9, n_extra = (int)(sizeof extra / sizeof extra[0]);
-    for (int idx = 0; idx < n_main + n_extra; idx++) {
-        int hd, ratio, n_past, T, C;
-        if (idx < n_main) {
-            hd = hds[idx / 36];
-            ratio = ratios[idx / 9 % 4];
-            n_past = shapes[idx % 9][0];
-            T = shapes[idx % 9][1];
-            C = shapes[idx % 9][2];
-        } else {
-            hd = extra[idx - n_main].hd;
-            ratio = extra[idx - n_main].ratio;
-            n_past = extra[idx - n_main].n_past;
-            T = extra[idx - n_main].T;
-            C = extra[idx - n_main].C;
-        }
-        int Hkv = 2, H = Hkv * ratio;
-        tr_graph g;
-        tr_graph_init(&g);
-        tr_tensor *q = leaf(&g, TR_F32, 3, (int64_t[]){hd, H, T}, 1, idx % 2);
-        tr_tensor *k = leaf(&g, TR_F32, 2, (int64_t[]){hd * Hkv, C}, 1, 1);
-        tr_tensor *v = leaf(&g, TR_F32, 2, (int64_t[]){hd * Hkv, C}, 1, 1);
-        tr_attn_params ap = {.scale = 1.0f / sqrtf((float)hd), .n_past = n_past, .n_kv = n_past + T};
-        char what[128];
-        snprintf(what, sizeof what, "attention hd=%d H=%d Hkv=%d n_past=%d T=%d C=%d", hd, H, Hkv, n_past, T, C);
-        compare(&g, tr_attention(&g, q, k, v, &ap), BOUND_F32, what);
-        release(&g);
-    }
-}
-
-static void test_attention_transition(void)
-{
-    struct {
-        int hd, H, Hkv, n_past, T, C, iv, n_blocks, first;
-        float alpha, beta;
-        int strategy;
-    } cases[] = {
-        {8, 4, 2, 0, 60, 62, 10, 2, 20, 0.5f, 0.1f, TR_TRANSITION_ADDING},
-        {64, 8, 2, 0, 75, 77, 10, 3, 20, 0.5f, 0.1f, TR_TRANSITION_ADDING},     /* tiled + transition rows */
-        {16, 4, 4, 25, 20, 47, 10, 2, 20, 0.9f, 0.3f, TR_TRANSITION_ADDING},    /* chunk cuts both blocks */
-        {8, 8, 1, 33, 1, 36, 10, 2, 20, 0.5f, 0.1f, TR_TRANSITION_ADDING},      /* one row inside a block */
-        {64, 8, 2, 45, 1, 600, 20, 2, 40, 0.5f, 0.1f, TR_TRANSITION_ADDING},    /* decode split + transition */
-        {128, 4, 4, 0, 100, 102, 15, 2, 30, 0.5f, 0.1f, TR_TRANSITION_ADDING}, /* tiled hd 128 */
-        {8, 4, 2, 0, 60, 62, 10, 2, 20, 0.5f, 0.1f, TR_TRANSITION_MULTI},
-        {128, 4, 1, 12, 40, 54, 5, 2, 15, 0.25f, 0.1f, TR_TRANSITION_MULTI},
-        {6, 4, 2, 3, 50, 60, 10, 2, 20, 0.5f, 0.1f, TR_TRANSITION_ADDING}, /* scalar row kernel */
-    };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        int hd = cases[i].hd, H = cases[i].H, Hkv = cases[i].Hkv, n_past = cases[i].n_past, T = cases[i].T;
-        tr_attn_params ap = {.scale = 1.0f / sqrtf((float)hd), .n_past = n_past, .n_kv = n_past + T,
-                             .variant = TR_ATTN_TRANSITION};
-        ap.transition.n_blocks = cases[i].n_blocks;
-        ap.transition.iv = cases[i].iv;
-        for (int j = 0; j < cases[i].n_blocks; j++)
-            ap.transition.start[j] = cases[i].first + j * cases[i].iv;
-        ap.transition.alpha = cases[i].alpha;
-        ap.transition.beta = cases[i].beta;
-        ap.transition.strategy = cases[i].strategy;
-        int tested = 0;
-        for (int attempt = 0; attempt < 50 && !tested; attempt++) {
-            tr_graph g;
-            tr_graph_init(&g);
-            tr_tensor *q = leaf(&g, TR_F32, 3, (int64_t[]){hd, H, T}, 2, 0);
-            tr_tensor *k = leaf(&g, TR_F32, 2, (int64_t[]){hd * Hkv, cases[i].C}, 2, 0);
-            tr_tensor *v = leaf(&g, TR_F32, 2, (int64_t[]){hd * Hkv, cases[i].C}, 1, 0);
-            double margin = tr_test_transition_margin(q, k, &ap, q->data, k->data);
-            if (margin >= 1e-5) {
-                to_device(k);
-                to_device(v);
-                char what[160];
-                snprintf(what, sizeof what, "transition %s hd=%d H=%d Hkv=%d n_past=%d T=%d (margin %.1e)",
-                         cases[i].strategy ? "multi" : "adding", hd, H, Hkv, n_past, T, margin);
-                tr_attn_params plain = ap;
-                plain.variant = TR_ATTN_PLAIN;
-                tr_tensor *outs[2] = {tr_attention(&g, q, k, v, &ap), tr_attention(&g, q, k, v, &plain)};
-                compare_many(&g, outs, 2, BOUND_F32, what);
-                float *a = result(cu, &g, outs[0]), *b = result(cu, &g, outs[1]);
-                CHECK(tr_nmse(b, a, (size_t)tr_nelements(outs[0])) > 1e-8, "%s: the variant has no effect", what);
-                free(a);
-                free(b);
-                tested = 1;
-            }
-            release(&g);
-        }
-        CHECK(tested, "transition case %zu: no input with a 1e-5 margin in 50 draws", i);
-    }
+    int64_t W = 48, C = 20, T = 5;
+    int32_t pos0 = 7;
+    tr_graph g;
+    tr_graph_init(&g);
+    tr_tensor *kc = leaf(&g, TR_F32, 2, (int64_t[]){W, C}, 1, 1);
+    tr_tensor *vc = leaf(&g, TR_F32, 2, (int64_t[]){W, C}, 1, 1);
+    tr_tensor *k = leaf(&g, TR_F32, 2, (int64_t[]){W, T}, 1, 0);
+    tr_tensor *v = leaf(&g, TR_F32, 2, (int64_t[]){W, T}, 1, 1);
+    tr_tensor *outs[2] = {tr_kv_write(&g, kc, k, pos0), tr_kv_write(&g, vc, v, pos0)};
+    op_compare(&cuda, &g, outs, 2, OP_BOUND_EXACT, "fused kv_write k/v", "kv_write k and v W=48 C=20 T=5 pos0=7",
+               NULL);
+    op_release(&g);
 }
 
 /* An op the backend cannot run is refused by name, never computed silently. */
@@ -413,15 +132,15 @@ static void test_unsupported(void)
 {
     tr_graph g;
     tr_graph_init(&g);
-    tr_tensor *q = leaf(&g, TR_F32, 3, (int64_t[]){8, 2, 3}, 1, 0);
-    tr_tensor *k = leaf(&g, TR_F16, 2, (int64_t[]){8, 4}, 1, 0);
+    tr_tensor *q = op_leaf(&g, TR_F32, 3, (int64_t[]){8, 2, 3}, 1, OP_HOST);
+    tr_tensor *k = op_leaf(&g, TR_F16, 2, (int64_t[]){8, 4}, 1, OP_HOST);
     tr_attn_params ap = {.scale = 0.3f, .n_past = 0, .n_kv = 3};
     tr_tensor *a = tr_attention(&g, q, k, k, &ap);
     a->is_output = 1;
     CHECK(!cu->iface->supports_op(cu, a), "an f16 cache reported as supported");
     tr_status s = cu->iface->graph_compute(cu, &g);
     CHECK(s == TR_ERR_UNSUPPORTED && strstr(tr_last_error(), "attention"), "unsupported op: %d %s", s, tr_last_error());
-    release(&g);
+    op_release(&g);
     tr_buffer *buf;
     if (cu->iface->buffer_alloc(cu, 64, &buf) == TR_OK) {
         char tmp[128];
@@ -721,15 +440,14 @@ int main(int argc, char **argv)
     CHECK(strstr(line, "compute capability") != NULL, "describe: %s", line);
 
     if (ops) {
+        cuda = (op_target){.name = "cuda", .ref = ref, .backend = cu, .device_copies = 1};
         test_unsupported();
-        test_small_ops();
+        op_cases_run(&cuda);
         test_rope();
         test_kv_write();
-        test_matmul();
         test_fused_products();
-        test_attention();
-        test_attention_transition();
         test_measurements();
+        op_print_summary();
     }
     if (quick) { /* one model, the decoding graphs and the kept intermediates: minutes under cuda/emu */
         e2e_greedy("models/stories260K/stories260K.gguf", "models/stories260K/expected_greedy.json");

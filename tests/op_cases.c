@@ -1,0 +1,434 @@
+/* op_cases.c: the per-op case table (op_cases.h), each case's graph, and the loop that runs the
+ * table on one backend. */
+#include "op_cases.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "test_util.h"
+
+#define COUNT(a) (int)(sizeof(a) / sizeof((a)[0]))
+#define HOST(i) (1u << (i)) /* op_case.host: leaf i stays in host memory */
+
+/* ---- the table ---------------------------------------------------------------------------------- */
+
+typedef struct list {
+    op_case *v;
+    int n, cap;
+} list;
+
+static void push(list *l, op_case c)
+{
+    if (l->n == l->cap) {
+        l->cap = l->cap ? 2 * l->cap : 256;
+        l->v = realloc(l->v, (size_t)l->cap * sizeof *l->v);
+        if (!l->v)
+            abort();
+    }
+    l->v[l->n++] = c;
+}
+
+static const tr_dtype weight_types[] = {TR_F32, TR_F16, TR_BF16};
+
+/* Row-wise ops over widths below, at and above a workgroup or warp, a real model's 4096 and past it.
+ * Host leaves vary with the width so that every op reads host and device operands somewhere. */
+static void add_row_ops(list *l)
+{
+    const int64_t Ds[] = {1, 8, 67, 300, 4096, 4100}, T = 5;
+    const op_kind binary[] = {OP_ADD, OP_MUL, OP_MUL_ROW, OP_SWIGLU};
+    for (int i = 0; i < COUNT(Ds); i++) {
+        for (int k = 0; k < COUNT(binary); k++)
+            push(l, (op_case){.kind = binary[k], .bound = OP_BOUND_ELEMENTWISE,
+                              .host = i % 3 == 1 ? HOST(0) : i % 3 == 2 ? HOST(1) : 0,
+                              .rows = {Ds[i], T, TR_F32}});
+        for (int d = 0; d < COUNT(weight_types); d++) {
+            push(l, (op_case){.kind = OP_RMS_NORM, .bound = OP_BOUND_ELEMENTWISE, .host = d == 1 ? HOST(0) : 0,
+                              .rows = {Ds[i], T, weight_types[d]}});
+            /* 9 ids, one of them outside the table: a zero row (ir.h); ids are usually an input */
+            push(l, (op_case){.kind = OP_GET_ROWS, .bound = OP_BOUND_ELEMENTWISE, .host = d == 1 ? 0 : HOST(1),
+                              .rows = {Ds[i], 9, weight_types[d]}});
+        }
+        /* a write into rows [3, 3 + T) of an 11-row cache: its value is the whole cache */
+        push(l, (op_case){.kind = OP_KV_WRITE, .bound = OP_BOUND_EXACT, .host = i % 2 ? HOST(1) : 0,
+                          .kv = {Ds[i], 11, T, 3}});
+    }
+    push(l, (op_case){.kind = OP_KV_WRITE, .bound = OP_BOUND_EXACT, .host = HOST(1), .kv = {48, 20, 5, 7}});
+}
+
+/* Both layouts, the usual base and LLaMA 3's (with positions up to a long context). */
+static void add_rope(list *l)
+{
+    const int hds[] = {8, 64, 128};
+    const struct {
+        float theta;
+        int max_pos;
+    } bases[] = {{10000.0f, 5000}, {500000.0f, 32000}};
+    for (int layout = 0; layout < 2; layout++)
+        for (int a = 0; a < COUNT(hds); a++)
+            for (int b = 0; b < COUNT(bases); b++)
+                push(l, (op_case){.kind = OP_ROPE, .bound = OP_BOUND_ELEMENTWISE, .host = hds[a] == 64 ? 0 : HOST(1),
+                                  .rope = {hds[a], 3, 7, bases[b].max_pos, bases[b].theta, layout}});
+}
+
+/* Decode (T <= 8: matrix-vector kernels) and prefill sizes, around tile edges. K = 4096 (a real
+ * model's width) only with small products, which keeps the CUDA emulator's run and Vulkan's with a
+ * 64 KiB binding range (where such operands split into many pieces) short. */
+static int small_for_wide_k(int64_t N, int64_t T) { return N <= 33 && (T <= 5 || T == 64); }
+
+static void add_matmul(list *l)
+{
+    const int64_t Ks[] = {8, 67, 300, 4096}, Ns[] = {1, 33, 130}, Ts[] = {1, 2, 3, 4, 5, 8, 9, 17, 64, 70};
+    for (int d = 0; d < COUNT(weight_types); d++)
+        for (int a = 0; a < COUNT(Ks); a++)
+            for (int b = 0; b < COUNT(Ns); b++)
+                for (int c = 0; c < COUNT(Ts); c++) {
+                    if (Ks[a] == 4096 && !small_for_wide_k(Ns[b], Ts[c]))
+                        continue;
+                    unsigned host = ((c + b) % 3 == 0 ? HOST(0) : 0) | ((a + b + c) % 3 == 0 ? HOST(1) : 0);
+                    push(l, (op_case){.kind = OP_MATMUL, .host = host,
+                                      .bound = weight_types[d] == TR_F32 ? OP_BOUND_F32 : OP_BOUND_HALF,
+                                      .mm = {Ks[a], Ns[b], Ts[c], weight_types[d]}});
+                }
+}
+
+static void add_attention(list *l)
+{
+    /* n_past, T, cache rows C: decode and prefill, caches longer than the keys in use, keys split
+     * over many chunks (700 / 1000 past rows), a cache of 2048 rows of which 304 are used */
+    const int shapes[][3] = {{0, 1, 4},     {0, 37, 40},   {11, 1, 14},     {5, 9, 17},
+                             {260, 1, 264}, {130, 6, 139}, {3, 70, 76},     {0, 130, 133},
+                             {40, 70, 113}, {700, 1, 1024}, {1000, 3, 1100}, {300, 4, 2048}};
+    const int hds[] = {8, 64, 128}, ratios[] = {1, 2, 4, 8};
+    /* head sizes that are not powers of two, up to 256, and GQA ratios 3, 12 and 16 */
+    const struct {
+        int hd, ratio, n_past, T, C;
+    } extra[] = {
+        {6, 2, 0, 37, 40},   {6, 2, 700, 1, 1024},  {16, 2, 0, 37, 40}, {16, 2, 700, 1, 1024},
+        {96, 2, 0, 37, 40},  {96, 2, 500, 2, 600},  {256, 2, 0, 37, 40}, {256, 1, 700, 1, 1024},
+        {64, 12, 3, 70, 80}, {64, 12, 900, 1, 1024}, {128, 16, 0, 1, 2},  {64, 3, 0, 200, 210},
+    };
+    int idx = 0;
+    for (int a = 0; a < COUNT(hds); a++)
+        for (int b = 0; b < COUNT(ratios); b++)
+            for (int c = 0; c < COUNT(shapes); c++, idx++)
+                push(l, (op_case){.kind = OP_ATTENTION, .bound = OP_BOUND_F32, .host = idx % 2 ? 0 : HOST(0),
+                                  .attn = {hds[a], 2 * ratios[b], 2, shapes[c][0], shapes[c][1], shapes[c][2]}});
+    for (int i = 0; i < COUNT(extra); i++, idx++)
+        push(l, (op_case){.kind = OP_ATTENTION, .bound = OP_BOUND_F32, .host = idx % 2 ? 0 : HOST(0),
+                          .attn = {extra[i].hd, 2 * extra[i].ratio, 2, extra[i].n_past, extra[i].T, extra[i].C}});
+}
+
+/* The transition variant: both strategies, non-default parameters, GQA, and chunks that start or
+ * end inside a block. */
+static void add_transition(list *l)
+{
+    const int ADD = TR_TRANSITION_ADDING, MULTI = TR_TRANSITION_MULTI;
+    const struct {
+        int hd, H, Hkv, n_past, T, C;
+        op_transition tr; /* n_blocks, iv, first, gap, alpha, beta, strategy */
+    } cases[] = {
+        {8, 4, 2, 0, 60, 62, {2, 10, 20, 0, 0.5f, 0.1f, ADD}},
+        {64, 8, 2, 0, 75, 77, {3, 10, 20, 0, 0.5f, 0.1f, ADD}},     /* tiled prefill + transition rows */
+        {16, 4, 4, 25, 20, 47, {2, 10, 20, 0, 0.9f, 0.3f, ADD}},    /* the chunk cuts both blocks */
+        {8, 8, 1, 33, 1, 36, {2, 10, 20, 0, 0.5f, 0.1f, ADD}},      /* one row inside a block */
+        {64, 8, 2, 45, 1, 600, {2, 20, 40, 0, 0.5f, 0.1f, ADD}},    /* decode split over the keys */
+        {128, 4, 4, 0, 100, 102, {2, 15, 30, 0, 0.5f, 0.1f, ADD}},  /* tiled, head size 128 */
+        {128, 8, 1, 0, 150, 152, {2, 40, 80, 0, 0.5f, 0.1f, ADD}},  /* rows over chunks of 128 keys */
+        {8, 4, 2, 0, 70, 72, {2, 10, 20, 15, 0.5f, 0.1f, ADD}},     /* blocks not adjacent */
+        {6, 4, 2, 3, 50, 60, {2, 10, 20, 0, 0.5f, 0.1f, ADD}},      /* head size 6: scalar row kernels */
+        {8, 4, 2, 0, 60, 62, {2, 10, 20, 0, 0.5f, 0.1f, MULTI}},
+        {128, 4, 1, 12, 40, 54, {2, 5, 15, 0, 0.25f, 0.1f, MULTI}},
+    };
+    for (int i = 0; i < COUNT(cases); i++)
+        push(l, (op_case){.kind = OP_TRANSITION, .bound = OP_BOUND_F32, .host = i % 2 ? HOST(0) : 0,
+                          .attn = {cases[i].hd, cases[i].H, cases[i].Hkv, cases[i].n_past, cases[i].T, cases[i].C,
+                                   cases[i].tr}});
+}
+
+op_case *op_cases_make(int *n)
+{
+    list l = {0};
+    add_row_ops(&l);
+    add_rope(&l);
+    add_matmul(&l);
+    add_attention(&l);
+    add_transition(&l);
+    /* the layer's positions (leaf 8) are an input, as a context passes them */
+    push(&l, (op_case){.kind = OP_LAYER_CHAIN, .bound = OP_BOUND_HALF, .host = HOST(8)});
+    *n = l.n;
+    return l.v;
+}
+
+/* ---- names -------------------------------------------------------------------------------------- */
+
+static const char *kind_name(op_kind k)
+{
+    static const char *names[] = {
+        [OP_ADD] = "add",           [OP_MUL] = "mul",           [OP_MUL_ROW] = "mul broadcast",
+        [OP_SWIGLU] = "swiglu",     [OP_RMS_NORM] = "rms_norm", [OP_GET_ROWS] = "get_rows",
+        [OP_KV_WRITE] = "kv_write", [OP_ROPE] = "rope",         [OP_MATMUL] = "matmul",
+        [OP_ATTENTION] = "attention", [OP_TRANSITION] = "transition", [OP_LAYER_CHAIN] = "layer chain",
+    };
+    return names[k];
+}
+
+static int is_transition(const op_case *c) { return c->kind == OP_TRANSITION; }
+
+void op_case_name(const op_case *c, char *buf, size_t cap)
+{
+    const char *op = kind_name(c->kind);
+    switch (c->kind) {
+    case OP_RMS_NORM:
+    case OP_GET_ROWS:
+        snprintf(buf, cap, "%s D=%lld T=%lld %s %s", op, (long long)c->rows.D, (long long)c->rows.T,
+                 c->kind == OP_RMS_NORM ? "weight" : "table", tr_dtype_name(c->rows.dt));
+        break;
+    case OP_KV_WRITE:
+        snprintf(buf, cap, "%s D=%lld C=%lld T=%lld pos0=%lld", op, (long long)c->kv.D, (long long)c->kv.C,
+                 (long long)c->kv.T, (long long)c->kv.pos0);
+        break;
+    case OP_ROPE:
+        snprintf(buf, cap, "%s %s hd=%d H=%d T=%d theta=%g", op, c->rope.layout ? "half" : "adjacent", c->rope.hd,
+                 c->rope.H, c->rope.T, (double)c->rope.theta);
+        break;
+    case OP_MATMUL:
+        snprintf(buf, cap, "%s %s K=%lld N=%lld T=%lld", op, tr_dtype_name(c->mm.dt), (long long)c->mm.K,
+                 (long long)c->mm.N, (long long)c->mm.T);
+        break;
+    case OP_ATTENTION:
+    case OP_TRANSITION: {
+        int n = snprintf(buf, cap, "%s hd=%d H=%d Hkv=%d n_past=%d T=%d C=%d", op, c->attn.hd, c->attn.H, c->attn.Hkv, c->attn.n_past, c->attn.T, c->attn.C);
+        const op_transition *tr = &c->attn.tr;
+        if (is_transition(c) && n > 0 && (size_t)n < cap)
+            snprintf(buf + n, cap - (size_t)n, " %s %dx%d rows from %d (gap %d) alpha=%g beta=%g",
+                     tr->strategy == TR_TRANSITION_MULTI ? "multi" : "adding", tr->n_blocks, tr->iv, tr->first, tr->gap,
+                     (double)tr->alpha, (double)tr->beta);
+        break;
+    }
+    case OP_LAYER_CHAIN:
+        snprintf(buf, cap, "%s D=48 hd=8 H=6 Hkv=2 T=13 C=20 n_past=4", op);
+        break;
+    default:
+        snprintf(buf, cap, "%s D=%lld T=%lld", op, (long long)c->rows.D, (long long)c->rows.T);
+    }
+}
+
+/* The summary's families: by op, weight type and size class (matrix-vector vs tiled products,
+ * decode vs prefill attention), which is where the backends switch kernels. */
+static void family_of(const op_case *c, char *buf, size_t cap)
+{
+    if (c->kind == OP_MATMUL)
+        snprintf(buf, cap, "matmul %s %s", tr_dtype_name(c->mm.dt), c->mm.T <= 8 ? "T<=8" : "T>8");
+    else if (is_transition(c))
+        snprintf(buf, cap, "attention transition");
+    else if (c->kind == OP_ATTENTION)
+        snprintf(buf, cap, "attention %s", c->attn.T <= 4 ? "T<=4" : "T>4");
+    else
+        snprintf(buf, cap, "%s", kind_name(c->kind));
+}
+
+/* ---- graphs ------------------------------------------------------------------------------------- */
+
+static op_where where(const op_case *c, int leaf) { return c->host & HOST(leaf) ? OP_HOST : OP_DEVICE; }
+
+static tr_attn_params attn_params(const op_case *c)
+{
+    const op_transition *tr = &c->attn.tr;
+    tr_attn_params ap = {.scale = 1.0f / sqrtf((float)c->attn.hd), .n_past = c->attn.n_past,
+                         .n_kv = c->attn.n_past + c->attn.T};
+    if (is_transition(c)) {
+        ap.variant = TR_ATTN_TRANSITION;
+        ap.transition.n_blocks = tr->n_blocks;
+        ap.transition.iv = tr->iv;
+        for (int j = 0; j < tr->n_blocks; j++)
+            ap.transition.start[j] = tr->first + j * (tr->iv + tr->gap);
+        ap.transition.alpha = tr->alpha;
+        ap.transition.beta = tr->beta;
+        ap.transition.strategy = tr->strategy;
+    }
+    return ap;
+}
+
+/* A small layer-shaped chain: the memory plan reuses memory, views (reshape, last row), a KV write
+ * read by attention, weights of every type. */
+static tr_tensor *layer_chain(const op_case *c, tr_graph *g)
+{
+    const int D = 48, hd = 8, H = 6, Hkv = 2, T = 13, C = 20, n_past = 4;
+    tr_tensor *x = op_leaf(g, TR_F32, 2, (int64_t[]){D, T}, 1, where(c, 0));
+    tr_tensor *n = op_leaf(g, TR_F32, 1, (int64_t[]){D}, 1, where(c, 1));
+    tr_tensor *wq = op_leaf(g, TR_F16, 2, (int64_t[]){D, H * hd}, 0.3f, where(c, 2));
+    tr_tensor *wk = op_leaf(g, TR_F32, 2, (int64_t[]){D, Hkv * hd}, 0.3f, where(c, 3));
+    tr_tensor *wv = op_leaf(g, TR_BF16, 2, (int64_t[]){D, Hkv * hd}, 0.3f, where(c, 4));
+    tr_tensor *wo = op_leaf(g, TR_F32, 2, (int64_t[]){H * hd, D}, 0.3f, where(c, 5));
+    tr_tensor *kc = op_leaf(g, TR_F32, 2, (int64_t[]){Hkv * hd, C}, 1, where(c, 6));
+    tr_tensor *vc = op_leaf(g, TR_F32, 2, (int64_t[]){Hkv * hd, C}, 1, where(c, 7));
+    tr_tensor *pos = op_int_leaf(g, T, 1, n_past, where(c, 8));
+    for (int i = 0; i < T; i++)
+        ((int32_t *)pos->data)[i] = n_past + i;
+    tr_rope_params rp = {10000.0f, TR_ROPE_ADJACENT};
+    tr_tensor *h = tr_rms_norm(g, x, n, 1e-5f);
+    tr_tensor *q = tr_rope(g, tr_reshape_3d(g, tr_matmul(g, h, wq), hd, H, T), pos, rp);
+    tr_tensor *k = tr_rope(g, tr_reshape_3d(g, tr_matmul(g, h, wk), hd, Hkv, T), pos, rp);
+    tr_tensor *kw = tr_kv_write(g, kc, tr_reshape_3d(g, k, hd * Hkv, T, 1), n_past);
+    tr_tensor *vw = tr_kv_write(g, vc, tr_matmul(g, h, wv), n_past);
+    tr_attn_params ap = {.scale = 1.0f / sqrtf((float)hd), .n_past = n_past, .n_kv = n_past + T};
+    tr_tensor *a = tr_attention(g, q, kw, vw, &ap);
+    tr_tensor *y = tr_add(g, x, tr_matmul(g, a, wo));
+    return tr_rms_norm(g, tr_view_rows(g, y, T - 1, 1), n, 1e-5f);
+}
+
+/* The case's leaves (random, in its op's usual ranges) and its output node. Attention's leaves
+ * only: the caller adds the node once the inputs keep the transition's margin. */
+static tr_tensor *build(const op_case *c, tr_graph *g, tr_tensor **leaves)
+{
+    int64_t D = c->rows.D, T = c->rows.T;
+    switch (c->kind) {
+    case OP_ADD:
+    case OP_MUL:
+    case OP_SWIGLU: {
+        tr_tensor *x = op_leaf(g, TR_F32, 2, (int64_t[]){D, T}, 2, where(c, 0));
+        tr_tensor *y = op_leaf(g, TR_F32, 2, (int64_t[]){D, T}, 2, where(c, 1));
+        return c->kind == OP_ADD ? tr_add(g, x, y) : c->kind == OP_MUL ? tr_mul(g, x, y) : tr_swiglu(g, x, y);
+    }
+    case OP_MUL_ROW: {
+        tr_tensor *x = op_leaf(g, TR_F32, 2, (int64_t[]){D, T}, 2, where(c, 0));
+        return tr_mul(g, x, op_leaf(g, TR_F32, 1, (int64_t[]){D}, 1, where(c, 1)));
+    }
+    case OP_RMS_NORM: {
+        tr_tensor *x = op_leaf(g, TR_F32, 2, (int64_t[]){D, T}, 2, where(c, 0));
+        return tr_rms_norm(g, x, op_leaf(g, c->rows.dt, 1, (int64_t[]){D}, 1, where(c, 1)), 1e-5f);
+    }
+    case OP_GET_ROWS: {
+        tr_tensor *table = op_leaf(g, c->rows.dt, 2, (int64_t[]){D, 50}, 1, where(c, 0));
+        tr_tensor *ids = op_int_leaf(g, T, 50, 0, where(c, 1));
+        ((int32_t *)ids->data)[T / 2] = 50; /* outside the table: a zero row */
+        return tr_get_rows(g, table, ids);
+    }
+    case OP_KV_WRITE: {
+        tr_tensor *cache = op_leaf(g, TR_F32, 2, (int64_t[]){c->kv.D, c->kv.C}, 1, where(c, 0));
+        tr_tensor *src = op_leaf(g, TR_F32, 2, (int64_t[]){c->kv.D, c->kv.T}, 2, where(c, 1));
+        return tr_kv_write(g, cache, src, (int32_t)c->kv.pos0);
+    }
+    case OP_ROPE: {
+        tr_tensor *x = op_leaf(g, TR_F32, 3, (int64_t[]){c->rope.hd, c->rope.H, c->rope.T}, 1, where(c, 0));
+        tr_tensor *pos = op_int_leaf(g, c->rope.T, c->rope.max_pos, 0, where(c, 1));
+        return tr_rope(g, x, pos, (tr_rope_params){.theta = c->rope.theta, .layout = (tr_rope_layout)c->rope.layout});
+    }
+    case OP_MATMUL: {
+        tr_tensor *x = op_leaf(g, TR_F32, 2, (int64_t[]){c->mm.K, c->mm.T}, 1, where(c, 0));
+        return tr_matmul(g, x, op_leaf(g, c->mm.dt, 2, (int64_t[]){c->mm.K, c->mm.N}, 0.5f, where(c, 1)));
+    }
+    case OP_ATTENTION:
+    case OP_TRANSITION: {
+        /* the transition's scores spread wider (scale 2), so that some weights fall below its threshold */
+        float s = is_transition(c) ? 2 : 1;
+        int64_t hd = c->attn.hd, W = hd * c->attn.Hkv;
+        leaves[0] = op_leaf(g, TR_F32, 3, (int64_t[]){hd, c->attn.H, c->attn.T}, s, where(c, 0));
+        leaves[1] = op_leaf(g, TR_F32, 2, (int64_t[]){W, c->attn.C}, s, where(c, 1));
+        leaves[2] = op_leaf(g, TR_F32, 2, (int64_t[]){W, c->attn.C}, 1, where(c, 2));
+        return NULL;
+    }
+    case OP_LAYER_CHAIN:
+        return layer_chain(c, g);
+    case OP_KIND_COUNT:
+        break;
+    }
+    return NULL;
+}
+
+/* ---- running ------------------------------------------------------------------------------------ */
+
+static void compare_or_refuse(const op_target *t, tr_graph *g, tr_tensor **outs, int n, const op_case *c,
+                              const char *what, float **got)
+{
+    char family[40];
+    family_of(c, family, sizeof family);
+    const char *why = t->refusal ? t->refusal(outs[0]) : NULL;
+    if (why)
+        op_expect_refusal(t, g, outs[0], why, family, what);
+    else
+        op_compare(t, g, outs, n, c->bound, family, what, got);
+}
+
+/* Attention: plain, or the transition on inputs redrawn until every weight of a touched row is at
+ * least 1e-5 relative from its threshold (design §6), so that rounding cannot flip an elimination.
+ * The transition's output must match, and must differ from plain attention on the same inputs. */
+static void run_attention(const op_target *t, const op_case *c, const char *name)
+{
+    tr_attn_params ap = attn_params(c), plain = ap;
+    plain.variant = TR_ATTN_PLAIN;
+    int done = 0;
+    for (int attempt = 0; attempt < 100 && !done; attempt++) {
+        tr_graph g;
+        tr_graph_init(&g);
+        tr_tensor *in[3];
+        build(c, &g, in);
+        double margin = is_transition(c) ? tr_test_transition_margin(in[0], in[1], &ap, in[0]->data, in[1]->data) : 1;
+        if (margin >= 1e-5) {
+            done = 1;
+            tr_tensor *outs[2] = {tr_attention(&g, in[0], in[1], in[2], &ap), NULL};
+            if (!is_transition(c)) {
+                compare_or_refuse(t, &g, outs, 1, c, name, NULL);
+            } else {
+                char what[256];
+                snprintf(what, sizeof what, "%s (margin %.1e)", name, margin);
+                outs[1] = tr_attention(&g, in[0], in[1], in[2], &plain);
+                float *got[2] = {NULL, NULL};
+                compare_or_refuse(t, &g, outs, 2, c, what, got);
+                if (got[0] && got[1])
+                    CHECK(tr_nmse(got[1], got[0], (size_t)tr_nelements(outs[0])) > 1e-8, "[%s] %s: no effect", t->name,
+                          what);
+                free(got[0]);
+                free(got[1]);
+            }
+        }
+        op_release(&g);
+    }
+    CHECK(done, "[%s] %s: no inputs with a margin of 1e-5 in 100 draws", t->name, name);
+}
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+void op_cases_run(const op_target *t)
+{
+    int n;
+    op_case *cases = op_cases_make(&n);
+    struct {
+        int run, skipped;
+        double seconds;
+    } per[OP_KIND_COUNT] = {{0}};
+    for (int i = 0; i < n; i++) {
+        const op_case *c = &cases[i];
+        char name[192];
+        op_case_name(c, name, sizeof name);
+        const char *why = t->skip ? t->skip(c) : NULL;
+        if (why) {
+            printf("  [%s] skipped %s: %s\n", t->name, name, why);
+            per[c->kind].skipped++;
+            continue;
+        }
+        double t0 = now();
+        if (c->kind == OP_ATTENTION || c->kind == OP_TRANSITION) {
+            run_attention(t, c, name);
+        } else {
+            tr_graph g;
+            tr_graph_init(&g);
+            tr_tensor *out = build(c, &g, NULL);
+            compare_or_refuse(t, &g, &out, 1, c, name, NULL);
+            op_release(&g);
+        }
+        per[c->kind].run++;
+        per[c->kind].seconds += now() - t0;
+    }
+    for (int k = 0; k < OP_KIND_COUNT; k++)
+        printf("  [%s] %-14s %4d cases, %2d skipped %7.2f s\n", t->name, kind_name((op_kind)k), per[k].run,
+               per[k].skipped, per[k].seconds);
+    free(cases);
+}
