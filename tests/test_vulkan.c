@@ -264,6 +264,23 @@ out:
     free(json);
 }
 
+/* The copy bandwidth `transit bench` holds decode to (vk_measure.c): measurable, and without a
+ * validation message (checked at the end with the rest). */
+static void test_bandwidth(const tr_vulkan_debug *dbg)
+{
+    tr_vulkan_set_debug(dbg);
+    tr_backend_options o = {0};
+    if (tr_backend_create("vulkan", &o, &vk) != TR_OK) {
+        CHECK(0, "vulkan backend: %s", tr_last_error());
+        return;
+    }
+    double bw = vk->iface->bandwidth(vk);
+    CHECK(bw > 0, "vulkan bandwidth: %g (%s)", bw, tr_last_error());
+    printf("[bandwidth] device copies: %.1f GB/s (bytes read + written)\n", bw / 1e9);
+    tr_backend_free(vk);
+    vk = NULL;
+}
+
 int main(void)
 {
     const char *want = getenv("TRANSIT_VK_VALIDATION");
@@ -294,6 +311,7 @@ int main(void)
     run_ops("range-64KiB", &small);
 
     test_fault(&dbg);
+    test_bandwidth(&dbg);
 
     printf("\n");
     op_print_summary(); /* over all three configurations */
