@@ -114,10 +114,12 @@ static void add_attention(list *l)
         for (int b = 0; b < COUNT(ratios); b++)
             for (int c = 0; c < COUNT(shapes); c++, idx++)
                 push(l, (op_case){.kind = OP_ATTENTION, .bound = OP_BOUND_F32, .host = idx % 2 ? 0 : HOST(0),
-                                  .attn = {hds[a], 2 * ratios[b], 2, shapes[c][0], shapes[c][1], shapes[c][2]}});
+                                  .attn = {.hd = hds[a], .H = 2 * ratios[b], .Hkv = 2, .n_past = shapes[c][0],
+                                           .T = shapes[c][1], .C = shapes[c][2]}});
     for (int i = 0; i < COUNT(extra); i++, idx++)
         push(l, (op_case){.kind = OP_ATTENTION, .bound = OP_BOUND_F32, .host = idx % 2 ? 0 : HOST(0),
-                          .attn = {extra[i].hd, 2 * extra[i].ratio, 2, extra[i].n_past, extra[i].T, extra[i].C}});
+                          .attn = {.hd = extra[i].hd, .H = 2 * extra[i].ratio, .Hkv = 2, .n_past = extra[i].n_past,
+                                   .T = extra[i].T, .C = extra[i].C}});
 }
 
 /* The transition variant: both strategies, non-default parameters, GQA, and chunks that start or
