@@ -13,7 +13,6 @@
  * is linked, for the plan only, to the inputs it must not outlive (its unused src[2]). */
 #include "cuda_internal.h"
 
-
 static int next_real(const tr_graph *g, int i)
 {
     for (i++; i < g->n_nodes; i++)
@@ -37,7 +36,9 @@ static bool link_for_plan(tr_tensor *node, tr_tensor *src, tr_tensor **linked, i
 }
 
 /* Decides every fused launch of g (c->fz, c->done) and links nodes for the plan; the caller undoes
- * the links listed in linked[] (at most one per node) after tr_memplan. */
+ * the links listed in linked[] (at most one per node) after tr_memplan. A graph that keeps every
+ * intermediate (g->keep_all: per-node parity, `transit parity --ops`) fuses nothing, since a fused
+ * launch never writes the nodes it skips. */
 void trc_plan_fusions(cuda_backend *c, tr_graph *g, tr_tensor **linked, int *n_linked)
 {
     *n_linked = 0;
@@ -45,7 +46,7 @@ void trc_plan_fusions(cuda_backend *c, tr_graph *g, tr_tensor **linked, int *n_l
         c->fz[i] = (trc_fusion){FZ_NONE, {-1, -1}};
         c->done[i] = 0;
     }
-    for (int i = 0; i < g->n_nodes; i++) {
+    for (int i = 0; i < g->n_nodes && !g->keep_all; i++) {
         tr_tensor *t = g->nodes[i];
         if (t->op == TR_OP_VIEW || c->done[i])
             continue;

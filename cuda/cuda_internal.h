@@ -114,10 +114,10 @@ bool trc_supports_op(tr_backend *b, const tr_tensor *n);
 tr_status trc_graph_compute(tr_backend *b, tr_graph *g);
 void trc_lower_free(cuda_backend *c);
 tr_status trc_reserve(void **p, int *cap, int need, size_t elem); /* grows an array to need elements */
-int trc_node_index(const cuda_backend *c, const tr_tensor *t);   /* -1: not a node of the graph */
 
-/* cuda_fuse.c: decides every fused launch of g (c->fz, c->done; c->uses counted) and links nodes
- * for the memory plan; the caller undoes the links in linked[] after tr_memplan. */
+/* cuda_fuse.c: decides every fused launch of g (c->fz, c->done; c->uses counted; none when
+ * g->keep_all) and links nodes for the memory plan; the caller undoes the links in linked[] after
+ * tr_memplan. */
 void trc_plan_fusions(cuda_backend *c, tr_graph *g, tr_tensor **linked, int *n_linked);
 /* Which source of t is x: 0, 1, or -1. */
 static inline int trc_src_is(const tr_tensor *t, const tr_tensor *x)

@@ -158,7 +158,7 @@ static tr_status map_build(cuda_backend *c, const tr_graph *g)
     return TR_OK;
 }
 
-int trc_node_index(const cuda_backend *c, const tr_tensor *t)
+static int node_index(const cuda_backend *c, const tr_tensor *t)
 {
     if (t->op == TR_OP_NONE)
         return -1;
@@ -518,22 +518,15 @@ static tr_status place_and_count(cuda_backend *c, tr_graph *g, size_t *arena_nee
             return tr_fail(TR_ERR_UNSUPPORTED, "cuda: op %s (node '%s') is not supported: %s", tr_op_name(t->op),
                            t->name, why);
         for (int s = 0; s < TR_MAX_SRC && t->src[s]; s++) {
-            int j = trc_node_index(c, t->src[s]);
+            int j = node_index(c, t->src[s]);
             if (j >= 0)
                 c->uses[j]++;
         }
     }
-    /* keep_all (per-node parity, `transit parity --ops`): every node computed by its own launch into
-     * memory of its own, so that each one can be read back afterwards */
-    int n_linked = 0;
-    if (g->keep_all) {
-        for (int i = 0; i < n; i++) {
-            c->fz[i] = (trc_fusion){FZ_NONE, {-1, -1}};
-            c->done[i] = 0;
-        }
-    } else {
-        trc_plan_fusions(c, g, c->linked, &n_linked);
-    }
+    /* keep_all (per-node parity): no fusion (trc_plan_fusions) and no memory reuse, so that every
+     * node's own value can be read back afterwards */
+    int n_linked;
+    trc_plan_fusions(c, g, c->linked, &n_linked);
     size_t need = tr_memplan(g, ALIGN, g->keep_all);
     for (int i = 0; i < n_linked; i++)
         c->linked[i]->src[2] = NULL;
