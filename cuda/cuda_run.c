@@ -7,7 +7,6 @@
  * is captured into a CUDA graph, and every later compute with the same records is one
  * cudaGraphLaunch. Records are compared whole (memcmp against a copy), never by a hash alone: a
  * collision would replay the wrong launches. TRANSIT_CUDA_GRAPHS=0 turns capture off. */
-#include <stdlib.h>
 #include <string.h>
 
 #include "cuda_internal.h"
@@ -66,13 +65,7 @@ static bool same_records(const cuda_backend *c, const trc_record *saved, int n_s
 /* Saves the current records into *dst (grown as needed). */
 static tr_status save_records(const cuda_backend *c, trc_record **dst, int *n_dst, int *cap)
 {
-    if (c->n_rec > *cap) {
-        trc_record *p = realloc(*dst, (size_t)c->n_rec * sizeof *p);
-        if (!p)
-            return tr_fail(TR_ERR_NOMEM, "cuda: out of host memory");
-        *dst = p;
-        *cap = c->n_rec;
-    }
+    TR_TRY(trc_reserve((void **)dst, cap, c->n_rec, sizeof **dst));
     memcpy(*dst, c->rec, (size_t)c->n_rec * sizeof *c->rec);
     *n_dst = c->n_rec;
     return TR_OK;
