@@ -176,10 +176,10 @@ void vk_cmd_copy(vk_ctx *c, vk_buffer *src, size_t soff, vk_buffer *dst, size_t 
 void vk_cmd_fill(vk_ctx *c, vk_buffer *dst, size_t off, size_t n, uint32_t word);
 tr_status vk_cmd_dispatch(vk_ctx *c, const vk_dispatch *d);
 tr_status vk_cmd_submit(vk_ctx *c); /* ends, submits, waits */
+void vk_cmd_abandon(vk_ctx *c);     /* ends without submitting */
 
 /* vk_measure.c: device-to-device copy bandwidth, bytes read + written per second (0 if unknown) */
 double vk_bandwidth(tr_backend *b);
-void vk_cmd_abandon(vk_ctx *c);     /* ends without submitting */
 
 /* vk_graph.c */
 tr_status vk_graph_compute(vk_ctx *c, tr_graph *g);
