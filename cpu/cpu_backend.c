@@ -199,6 +199,13 @@ static void cpu_memory(tr_backend *b, size_t *activations, size_t *workspace)
     *workspace = ((size_t)c->st.n_threads * c->st.scratch_per_thread + c->st.panel_floats) * sizeof(float);
 }
 
+static double now_seconds(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
 /* Streaming read bandwidth of host memory with the backend's threads: the bound for decode, which
  * reads every weight once per token. 256 MiB (far past any cache), best of 3 passes. */
 typedef struct {
@@ -233,11 +240,9 @@ static double cpu_bandwidth(tr_backend *b)
     bw_job j = {.data = data, .n_per_task = bytes / sizeof(float) / (size_t)tasks};
     double best = 0;
     for (int pass = 0; pass < 3; pass++) {
-        struct timespec t0, t1;
-        clock_gettime(CLOCK_MONOTONIC, &t0);
+        double t0 = now_seconds();
         tr_pool_run(c->st.pool, tasks, bw_task, &j);
-        clock_gettime(CLOCK_MONOTONIC, &t1);
-        double dt = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9;
+        double dt = now_seconds() - t0;
         if (dt > 0 && bytes / dt > best)
             best = (double)bytes / dt;
     }
@@ -268,11 +273,9 @@ static double cpu_gemm_rate(tr_backend *b, tr_dtype type, int m, int n, int k)
                 w[i] = -v;
         }
         for (int pass = 0; pass < 4; pass++) {
-            struct timespec t0, t1;
-            clock_gettime(CLOCK_MONOTONIC, &t0);
+            double t0 = now_seconds();
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f, x, k, w, k, 0.0f, out, n);
-            clock_gettime(CLOCK_MONOTONIC, &t1);
-            double dt = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9;
+            double dt = now_seconds() - t0;
             if (pass > 0 && dt > 0 && 2.0 * m * (double)n * k / dt > best)
                 best = 2.0 * m * (double)n * k / dt;
         }
