@@ -5,7 +5,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "test_util.h"
 
@@ -391,13 +390,6 @@ static void run_attention(const op_target *t, const op_case *c, const char *name
     CHECK(done, "[%s] %s: no inputs with a margin of 1e-5 in 100 draws", t->name, name);
 }
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 void op_cases_run(const op_target *t)
 {
     int n;
@@ -416,7 +408,7 @@ void op_cases_run(const op_target *t)
             per[c->kind].skipped++;
             continue;
         }
-        double t0 = now();
+        double t0 = tr_test_now();
         if (c->kind == OP_ATTENTION || c->kind == OP_TRANSITION) {
             run_attention(t, c, name);
         } else {
@@ -427,7 +419,7 @@ void op_cases_run(const op_target *t)
             op_release(&g);
         }
         per[c->kind].run++;
-        per[c->kind].seconds += now() - t0;
+        per[c->kind].seconds += tr_test_now() - t0;
     }
     for (int k = 0; k < OP_KIND_COUNT; k++)
         printf("  [%s] %-14s %4d cases, %2d skipped %7.2f s\n", t->name, kind_name((op_kind)k), per[k].run,

@@ -151,34 +151,11 @@ static void test_unsupported(void)
 
 /* ---- end to end -------------------------------------------------------------------------------- */
 
+/* The golden prompts' logits, whole and in chunks of 1 and 7. */
 static void e2e_logits(const char *model_rel, const char *name)
 {
-    static const char *prompts[] = {"story", "dream", "rand1", "rand7", "rand100"};
-    tr_model *m = tr_test_load(model_rel, "cuda"), *r = tr_test_load(model_rel, "cpu-ref");
-    for (size_t p = 0; m && r && p < sizeof prompts / sizeof prompts[0]; p++) {
-        char rel[256];
-        int n = 0;
-        snprintf(rel, sizeof rel, "logits/%s.%s.ids", name, prompts[p]);
-        int32_t *ids = tr_test_read_ints(tr_golden(rel), &n);
-        CHECK(ids && n > 0, "golden %s unreadable", rel);
-        if (!ids)
-            continue;
-        size_t cnt = (size_t)n * tr_model_n_vocab(m);
-        float *want = tr_test_eval_all(r, ids, n, 0, NULL, 1);
-        const int batches[] = {0, 1, 7};
-        for (int b = 0; b < 3 && want; b++) {
-            float *got = tr_test_eval_all(m, ids, n, batches[b], NULL, 1);
-            double e = got ? tr_nmse(want, got, cnt) : INFINITY;
-            printf("%-36s %-8s %3d tokens batch %d: NMSE vs CPU reference %.2e\n", model_rel, prompts[p], n,
-                   batches[b], e);
-            CHECK(e <= BOUND_E2E, "%s %s batch %d: NMSE %.3g", model_rel, prompts[p], batches[b], e);
-            free(got);
-        }
-        free(want);
-        free(ids);
-    }
-    tr_model_free(m);
-    tr_model_free(r);
+    const int batches[] = {0, 1, 7};
+    tr_test_golden_logits(model_rel, name, "cuda", batches, 3, BOUND_E2E);
 }
 
 /* Every intermediate kept (what `transit parity --ops` reads): fusions are off and no memory is
@@ -403,13 +380,14 @@ static void test_measurements(void)
     double bw = cu->iface->bandwidth(cu);
     CHECK(bw > 0, "bandwidth: %g (%s)", bw, tr_last_error());
     tr_dtype types[] = {TR_F16, TR_BF16, TR_F32};
+    printf("measured: copy %.1f GB/s; 17x40x96 products:", bw / 1e9);
     for (int i = 0; i < 3; i++) {
         double rate = cu->iface->gemm_rate(cu, types[i], 17, 40, 96);
         CHECK(rate > 0, "gemm_rate %s 17x40x96: %g", tr_dtype_name(types[i]), rate);
+        printf(" %s %.3g GFLOP/s", tr_dtype_name(types[i]), rate / 1e9);
     }
+    printf("\n");
     CHECK(cu->iface->gemm_rate(cu, TR_I32, 8, 8, 8) <= 0, "gemm_rate accepted i32");
-    printf("measured: copy %.1f GB/s, f16 17x40x96 product %.3g GFLOP/s\n", bw / 1e9,
-           cu->iface->gemm_rate(cu, TR_F16, 17, 40, 96) / 1e9);
 }
 
 /* test_cuda [ops|e2e|quick]: ops and e2e by default; one alone when debugging on a GPU (or under

@@ -12,7 +12,6 @@
 #include <cJSON.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "error.h"
 #include "gguf.h"
@@ -22,13 +21,6 @@
 #define MAX_REPORTS 12 /* mismatches printed in full; the rest are only counted */
 
 static int reports;
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 /* ---- helpers ----------------------------------------------------------------------------------- */
 
@@ -255,7 +247,7 @@ static void check_corpus(const char *corpus, const tr_tokenizer *t, const tr_tok
     }
     int lines = 0, bad = 0, bad_vocab = 0, bad_trip = 0;
     char *g = golden;
-    double t0 = now_s();
+    double t0 = tr_test_now();
     for (char *p = text, *end = text + text_len; p < end; lines++) {
         char *nl = memchr(p, '\n', (size_t)(end - p));
         size_t len = (size_t)((nl ? nl : end) - p);
@@ -297,7 +289,7 @@ static void check_corpus(const char *corpus, const tr_tokenizer *t, const tr_tok
         }
         free(ids);
     }
-    printf("  %s: %d lines (%zu bytes) encoded and decoded in %.2f s\n", corpus, lines, text_len, now_s() - t0);
+    printf("  %s: %d lines (%zu bytes) encoded and decoded in %.2f s\n", corpus, lines, text_len, tr_test_now() - t0);
     CHECK(*g == '\0', "%s: the golden file has more lines than the corpus (%d)", golden_rel, lines);
     CHECK(bad == 0, "%s: %d of %d lines differ from sentencepiece", corpus, bad, lines);
     CHECK(bad_trip == 0, "%s: %d lines do not decode back", corpus, bad_trip);
@@ -778,7 +770,7 @@ static void test_damaged_json(void)
 
 int main(void)
 {
-    double t0 = now_s();
+    double t0 = tr_test_now();
     test_llama();
     test_hf_json();
     test_hf_metaspace();
@@ -788,6 +780,6 @@ int main(void)
     test_damaged_json();
     if (reports > MAX_REPORTS)
         fprintf(stderr, "(%d more mismatches not shown)\n", reports - MAX_REPORTS);
-    printf("  all tokenizer tests took %.2f s\n", now_s() - t0);
+    printf("  all tokenizer tests took %.2f s\n", tr_test_now() - t0);
     return tr_test_finish("test_tokenizer");
 }

@@ -5,6 +5,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <time.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -32,6 +33,13 @@ double tr_nmse(const float *ref, const float *got, size_t n)
         den += (double)ref[i] * (double)ref[i];
     }
     return den > 0 ? num / den : (num > 0 ? INFINITY : 0);
+}
+
+double tr_test_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 double tr_max_abs_diff(const float *ref, const float *got, size_t n)
@@ -222,6 +230,39 @@ float *tr_test_eval_all(tr_model *m, const int32_t *ids, int n, int n_batch, con
         memcpy(out + (size_t)i * V, tr_get_logits(c, i), (size_t)V * sizeof *out);
     tr_context_free(c);
     return out;
+}
+
+double tr_test_golden_logits(const char *model_rel, const char *name, const char *backend, const int *batches,
+                             int n_batches, double bound)
+{
+    static const char *prompts[] = {"story", "dream", "rand1", "rand7", "rand100"};
+    tr_model *m = tr_test_load(model_rel, backend), *r = tr_test_load(model_rel, "cpu-ref");
+    double worst = 0;
+    for (size_t p = 0; m && r && p < sizeof prompts / sizeof prompts[0]; p++) {
+        char rel[256];
+        int n = 0;
+        snprintf(rel, sizeof rel, "logits/%s.%s.ids", name, prompts[p]);
+        int32_t *ids = tr_test_read_ints(tr_golden(rel), &n);
+        CHECK(ids && n > 0, "golden %s unreadable", rel);
+        if (!ids)
+            continue;
+        size_t cnt = (size_t)n * tr_model_n_vocab(m);
+        float *want = tr_test_eval_all(r, ids, n, 0, NULL, 1);
+        for (int b = 0; b < n_batches && want; b++) {
+            float *got = tr_test_eval_all(m, ids, n, batches[b], NULL, 1);
+            double e = got ? tr_nmse(want, got, cnt) : INFINITY;
+            printf("%-36s %-8s %3d tokens batch %d on %s: NMSE vs CPU reference %.2e\n", model_rel, prompts[p], n,
+                   batches[b], backend, e);
+            CHECK(e <= bound, "%s %s batch %d on %s: NMSE %.3g", model_rel, prompts[p], batches[b], backend, e);
+            worst = e > worst ? e : worst;
+            free(got);
+        }
+        free(want);
+        free(ids);
+    }
+    tr_model_free(m);
+    tr_model_free(r);
+    return worst;
 }
 
 double tr_test_transition_margin(const tr_tensor *q, const tr_tensor *k, const tr_attn_params *ap, const float *qd,

@@ -25,6 +25,7 @@ int tr_test_finish(const char *name);
 
 /* NMSE = sum((a-b)^2) / sum(a^2) in double; returns INFINITY if a NaN or one-sided inf appears. */
 double tr_nmse(const float *ref, const float *got, size_t n);
+double tr_test_now(void); /* seconds on a monotonic clock, for the tests' timing lines */
 double tr_max_abs_diff(const float *ref, const float *got, size_t n);
 
 /* Path under ../shared or tests/golden, in a static buffer per call slot (0..3). */
@@ -60,6 +61,12 @@ tr_model *tr_test_load(const char *rel, const char *backend);
  * the whole prompt only when n_batch is 0. NULL (and a test failure) on error. */
 float *tr_test_eval_all(tr_model *m, const int32_t *ids, int n, int n_batch, const tr_transition_params *tp,
                         int announce);
+
+/* The golden prompts of a model (tests/golden/logits/<name>.<prompt>.ids) evaluated on backend and
+ * on the CPU reference, all logits compared within bound, prefilled in chunks of each of
+ * batches[0..n_batches) (0: one batch). Returns the worst NMSE (a failure is a test failure). */
+double tr_test_golden_logits(const char *model_rel, const char *name, const char *backend, const int *batches,
+                             int n_batches, double bound);
 
 /* The transition parameters of one case of tests/golden/transition/cases.json ("params": min_len,
  * blocks, alpha, beta, strategy), enabled. */

@@ -16,7 +16,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <cJSON.h>
 
@@ -42,17 +41,11 @@ int main(void)
 static tr_backend *ref, *vk;
 static size_t max_range; /* the configuration's storage buffer range (0: the device's) */
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 #define TIMED(call)                                                 \
     do {                                                            \
-        double t0_ = now();                                         \
+        double t0_ = tr_test_now();                                 \
         call;                                                       \
-        printf("  %-60s %6.2f s\n", #call, now() - t0_);            \
+        printf("  %-60s %6.2f s\n", #call, tr_test_now() - t0_);    \
     } while (0)
 
 /* Attention binds a layer's whole cache (docs/vulkan.md): where it cannot, the backend must refuse
@@ -120,33 +113,11 @@ static void run_ops(const char *name, const tr_vulkan_debug *dbg)
 
 static double e2e_worst_plain, e2e_worst_transition;
 
+/* The golden prompts' logits, whole and in chunks of 7. */
 static void e2e_logits(const char *model_rel, const char *name)
 {
-    static const char *prompts[] = {"story", "dream", "rand1", "rand7", "rand100"};
-    tr_model *cpu = tr_test_load(model_rel, "cpu-ref"), *gpu = tr_test_load(model_rel, "vulkan");
-    for (size_t p = 0; cpu && gpu && p < sizeof prompts / sizeof prompts[0]; p++) {
-        char rel[256];
-        int n = 0;
-        snprintf(rel, sizeof rel, "logits/%s.%s.ids", name, prompts[p]);
-        int32_t *ids = tr_test_read_ints(tr_golden(rel), &n);
-        CHECK(ids && n > 0, "missing %s", rel);
-        if (!ids)
-            continue;
-        size_t cnt = (size_t)n * tr_model_n_vocab(cpu);
-        float *a = tr_test_eval_all(cpu, ids, n, 0, NULL, 1), *b = tr_test_eval_all(gpu, ids, n, 0, NULL, 1), *b7 = tr_test_eval_all(gpu, ids, n, 7, NULL, 1);
-        if (a && b && b7) {
-            double e = tr_nmse(a, b, cnt), e7 = tr_nmse(a, b7, cnt);
-            printf("e2e %-28s %-8s %3d tokens: NMSE vs cpu %.2e, chunks of 7 %.2e\n", model_rel, prompts[p], n, e, e7);
-            CHECK(e <= BOUND_E2E && e7 <= BOUND_E2E, "%s %s: logits NMSE %.3g / %.3g", model_rel, prompts[p], e, e7);
-            e2e_worst_plain = fmax(e2e_worst_plain, fmax(e, e7));
-        }
-        free(a);
-        free(b);
-        free(b7);
-        free(ids);
-    }
-    tr_model_free(cpu);
-    tr_model_free(gpu);
+    const int batches[] = {0, 7};
+    e2e_worst_plain = fmax(e2e_worst_plain, tr_test_golden_logits(model_rel, name, "vulkan", batches, 2, BOUND_E2E));
 }
 
 /* The transition goldens' prompts (tests/golden/transition/cases.json), whole and in chunks that cut
