@@ -99,12 +99,12 @@ static double prefill_flops(const tr_model_info *m, int T, double *attention)
 }
 
 /* Prefill against the GEMM library's rate, measured now on the model's largest product (the FFN's
- * T x ffn x dim) and on a 4096^3 product (near the library's peak). */
-static void pp_against_gemm(tr_model *m, const tr_model_info *info, int T, double rate)
+ * T x ffn x dim) and, by the caller once for all lengths, on a 4096^3 product (near the library's
+ * peak; <= 0 if unknown). */
+static void pp_against_gemm(tr_model *m, const tr_model_info *info, int T, double rate, double square)
 {
     double attention, flops = prefill_flops(info, T, &attention), achieved = flops * rate / T;
     double at_shape = tr_model_measure_gemm(m, T, info->ffn_dim, info->dim);
-    double square = tr_model_measure_gemm(m, 4096, 4096, 4096);
     printf("pp%d: %.3g TFLOP per prompt (attention %.1f%%): %.3g TFLOP/s", T, flops / 1e12, 100 * attention / flops,
            achieved / 1e12);
     if (at_shape > 0)
@@ -243,9 +243,13 @@ int cmd_bench(int argc, char **argv)
             pp_rate[t] = st.mean;
         fflush(stdout);
     }
+    int any_pp = 0;
+    for (int t = 0; t < n_pp; t++)
+        any_pp |= pp_rate[t] > 0;
+    double square = !rc && any_pp ? tr_model_measure_gemm(m, 4096, 4096, 4096) : 0;
     for (int t = 0; t < n_pp && !rc; t++)
         if (pp_rate[t] > 0)
-            pp_against_gemm(m, &info, pp[t], pp_rate[t]);
+            pp_against_gemm(m, &info, pp[t], pp_rate[t], square);
     /* decode against its physical limit: every weight it uses is read once per generated token */
     if (!rc && tg_rate > 0) {
         double bw = tr_model_measure_bandwidth(m), used = tg_rate * (double)info.decode_bytes;
