@@ -14,6 +14,7 @@ tr_context_params tr_context_default_params(void)
         .n_threads = 0,
         .transition = {.enabled = 0, .min_len = 400, .blocks = 2, .alpha = 0.5f, .beta = 0.1f,
                        .strategy = TR_TRANSITION_ADDING},
+        .sinks = {.enabled = 0, .n_sink = 4, .window = 1020},
     };
 }
 
@@ -54,20 +55,28 @@ tr_status tr_context_create(tr_model *m, const tr_context_params *params, tr_con
     if (!c)
         return tr_fail(TR_ERR_NOMEM, "context: out of memory");
     c->model = m;
-    c->n_ctx = p.n_ctx ? p.n_ctx : (m->hp.n_ctx_train > 0 && m->hp.n_ctx_train < 4096 ? m->hp.n_ctx_train : 4096);
-    c->n_batch = p.n_batch && p.n_batch < c->n_ctx ? p.n_batch : c->n_ctx;
     c->transition = p.transition;
+    c->sinks = p.sinks;
     tr_status s = tr_transition_check(&c->transition);
+    if (s == TR_OK && c->sinks.enabled) {
+        s = tr_kv_sinks_check(&c->sinks, &p.n_ctx, &p.n_batch);
+    } else {
+        c->sinks.enabled = 0;
+    }
     if (s != TR_OK) {
         free(c);
         return s;
     }
+    c->n_ctx = p.n_ctx ? p.n_ctx : (m->hp.n_ctx_train > 0 && m->hp.n_ctx_train < 4096 ? m->hp.n_ctx_train : 4096);
+    c->n_batch = p.n_batch && p.n_batch < c->n_ctx ? p.n_batch : c->n_ctx;
     s = tr_graph_init(&c->graph);
     if (s == TR_OK)
         s = alloc_cache(c);
     c->ids = malloc((size_t)c->n_batch * sizeof *c->ids);
     c->pos = malloc((size_t)c->n_batch * sizeof *c->pos);
-    if (s == TR_OK && (!c->ids || !c->pos))
+    if (c->sinks.enabled)
+        c->move_pos = malloc(((size_t)c->sinks.n_sink + (size_t)c->sinks.window) * sizeof *c->move_pos);
+    if (s == TR_OK && (!c->ids || !c->pos || (c->sinks.enabled && !c->move_pos)))
         s = tr_fail(TR_ERR_NOMEM, "context: out of memory");
     if (s != TR_OK) {
         tr_context_free(c);
@@ -91,6 +100,7 @@ void tr_context_free(tr_context *c)
     free(c->v_cache);
     free(c->ids);
     free(c->pos);
+    free(c->move_pos);
     free(c->logits);
     free(c);
 }
@@ -98,12 +108,21 @@ void tr_context_free(tr_context *c)
 void tr_context_reset(tr_context *c)
 {
     c->n_past = 0;
+    c->kv_base = c->kv_live = 0;
+    c->n_dropped = 0;
     c->schedule_len = 0;
     c->n_logit_rows = 0;
     c->n_last_eval = 0;
 }
 
 int tr_context_n_past(const tr_context *c) { return c->n_past; }
+int tr_context_n_cached(const tr_context *c)
+{
+    if (!c->sinks.enabled)
+        return c->n_past;
+    int kept = c->sinks.n_sink + c->sinks.window; /* what the last step's trim leaves */
+    return c->kv_live < kept ? c->kv_live : kept;
+}
 int tr_context_n_ctx(const tr_context *c) { return c->n_ctx; }
 void tr_context_memory(const tr_context *c, tr_memory_stats *st)
 {
@@ -131,7 +150,7 @@ static tr_status reserve_logits(tr_context *c, int rows)
 
 tr_status tr_context_prepare(tr_context *c, const int32_t *ids, int n)
 {
-    if (n > c->n_ctx - c->n_past)
+    if (!c->sinks.enabled && n > c->n_ctx - c->n_past) /* with sinks every chunk fits, after a trim */
         return tr_fail(TR_ERR_RANGE, "eval: %d tokens do not fit: %d of %d context positions are used", n,
                        c->n_past, c->n_ctx);
     int V = c->model->hp.n_vocab;
@@ -150,10 +169,9 @@ tr_status tr_context_compute(tr_context *c, const int32_t *ids, int n, int all_l
                              tr_tensor **logits)
 {
     tr_model *m = c->model;
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < n; i++)
         c->ids[i] = ids[i];
-        c->pos[i] = c->n_past + i;
-    }
+    tr_kv_plan(c, n); /* where the chunk goes in the cache, and its positions */
     tr_graph_reset(&c->graph);
     c->graph.keep_all = keep_all;
     if (!(*logits = tr_llama_build(c, &c->graph, n, all_logits)))
@@ -171,7 +189,7 @@ static tr_status eval_chunk(tr_context *c, const int32_t *ids, int n, int all_lo
         TR_TRY(tr_tensor_get(m->backend, logits, c->logits + (size_t)row0 * (size_t)m->hp.n_vocab));
     else if (keep_last)
         TR_TRY(tr_tensor_get(m->backend, logits, c->logits));
-    c->n_past += n;
+    tr_kv_commit(c, n);
     return TR_OK;
 }
 
@@ -188,8 +206,13 @@ tr_status tr_eval(tr_context *c, const int32_t *ids, int n, int all_logits)
         int chunk = n - done < c->n_batch ? n - done : c->n_batch;
         tr_status s = eval_chunk(c, ids + done, chunk, all_logits, done + chunk == n, done);
         if (s != TR_OK) {
-            c->n_past = n_past0; /* the cache rows written so far are ignored */
             c->n_logit_rows = 0;
+            if (c->sinks.enabled) {
+                /* a step moves rows of the cache before it writes its own: what it held is gone */
+                tr_context_reset(c);
+                return tr_fail_prefix(s, "eval: the attention-sink cache was emptied after a failed step");
+            }
+            c->n_past = n_past0; /* the cache rows written so far are ignored */
             return s;
         }
         done += chunk;

@@ -21,7 +21,7 @@ static const char *const op_names[] = {
     [TR_OP_NONE] = "none",         [TR_OP_VIEW] = "view",       [TR_OP_GET_ROWS] = "get_rows",
     [TR_OP_RMS_NORM] = "rms_norm", [TR_OP_ADD] = "add",         [TR_OP_MUL] = "mul",
     [TR_OP_MATMUL] = "matmul",     [TR_OP_ROPE] = "rope",       [TR_OP_SWIGLU] = "swiglu",
-    [TR_OP_KV_WRITE] = "kv_write", [TR_OP_ATTENTION] = "attention",
+    [TR_OP_KV_WRITE] = "kv_write", [TR_OP_ATTENTION] = "attention", [TR_OP_COPY] = "copy",
 };
 _Static_assert(sizeof op_names / sizeof op_names[0] == TR_OP_COUNT, "every op needs a name");
 
@@ -299,6 +299,16 @@ tr_tensor *tr_kv_write(tr_graph *g, tr_tensor *cache, tr_tensor *src, int32_t po
         t->src[1] = cache;
         t->p.pos0 = pos0;
     }
+    return t;
+}
+
+tr_tensor *tr_copy(tr_graph *g, tr_tensor *x)
+{
+    NEED(x, "copy", "missing operand");
+    NEED(x->dtype == TR_F32 && tr_is_contiguous(x), "copy", "a contiguous f32 source expected");
+    tr_tensor *t = make(g, TR_OP_COPY, TR_F32, x->ndim, x->ne);
+    if (t)
+        t->src[0] = x;
     return t;
 }
 

@@ -24,6 +24,9 @@
  *   SWIGLU     out = silu(gate) * up, silu(g) = g / (1 + exp(-g))      gate, up {F, T}
  *   KV_WRITE   writes src {hd*Hkv, T} into rows [pos0, pos0+T) of cache {hd*Hkv, C}; its value is
  *              the cache itself (so ATTENTION, which reads it, runs after the write).
+ *   COPY       out = x                             x {D, T} f32 (a view of a cache, say) -> a copy of
+ *              its own: what a row move inside one buffer reads from, so that the write that
+ *              follows may overlap the rows it came from (the attention-sink cache moves rows).
  *   ATTENTION  fused causal attention with GQA:    q {hd, H, T}, k_cache, v_cache {hd*Hkv, C}
  *              query t sits at absolute position p = n_past + t and sees keys 0..p;
  *              head h uses kv head h / (H / Hkv);
@@ -55,6 +58,7 @@ typedef enum tr_op {
     TR_OP_SWIGLU,
     TR_OP_KV_WRITE,
     TR_OP_ATTENTION,
+    TR_OP_COPY,
     TR_OP_COUNT
 } tr_op;
 
@@ -163,6 +167,7 @@ tr_tensor *tr_matmul(tr_graph *g, tr_tensor *x, tr_tensor *w);
 tr_tensor *tr_rope(tr_graph *g, tr_tensor *x, tr_tensor *pos, tr_rope_params p);
 tr_tensor *tr_swiglu(tr_graph *g, tr_tensor *gate, tr_tensor *up);
 tr_tensor *tr_kv_write(tr_graph *g, tr_tensor *cache, tr_tensor *src, int32_t pos0);
+tr_tensor *tr_copy(tr_graph *g, tr_tensor *x);
 tr_tensor *tr_attention(tr_graph *g, tr_tensor *q, tr_tensor *k_cache, tr_tensor *v_cache,
                         const tr_attn_params *p);
 /* Views. */

@@ -3,7 +3,7 @@
  * Per layer (x is the residual stream {dim, T}):
  *     h = rms_norm(x) * attn_norm
  *     q, k, v = h Wq^T, h Wk^T, h Wv^T;  q, k rotated by RoPE at their positions
- *     k, v appended to the layer's KV cache
+ *     k, v appended to the layer's KV cache (with attention sinks, after the cache's trim: kv_cache.h)
  *     x = x + attention(q, k_cache, v_cache) Wo^T
  *     h = rms_norm(x) * ffn_norm
  *     x = x + (silu(h Wgate^T) * h Wup^T) Wdown^T
@@ -18,10 +18,12 @@ tr_tensor *tr_llama_build(tr_context *ctx, tr_graph *g, int n_tokens, int all_lo
 {
     const tr_model *m = ctx->model;
     const tr_hparams *hp = &m->hp;
-    const int T = n_tokens, hd = hp->head_dim, n_past = ctx->n_past;
+    const int T = n_tokens, hd = hp->head_dim, n_past = ctx->step.n_past;
     const tr_rope_params rope = {.theta = hp->rope_theta, .layout = hp->rope_layout};
+    /* The transition's schedule is in prompt positions: they are cache rows until the first trim. */
+    const int transition_ok = ctx->n_dropped == 0 && ctx->step.dropped == 0 && ctx->step.view0 == 0;
 
-    /* Inputs: token ids and their absolute positions, host memory owned by the context. */
+    /* Inputs: token ids and their positions (cache rows), host memory owned by the context. */
     tr_tensor *ids = tr_new_tensor_1d(g, TR_I32, T, "ids");
     tr_tensor *pos = tr_new_tensor_1d(g, TR_I32, T, "pos");
     if (!ids || !pos)
@@ -48,8 +50,9 @@ tr_tensor *tr_llama_build(tr_context *ctx, tr_graph *g, int n_tokens, int all_lo
         k = tr_rope(g, tr_reshape_3d(g, k, hd, hp->n_kv_heads, T), pos, rope);
         tr_set_name(q, "q_rope.%d", l);
         tr_set_name(k, "k_rope.%d", l);
-        tr_tensor *kc = tr_kv_write(g, ctx->k_cache[l], tr_reshape_3d(g, k, hd * hp->n_kv_heads, T, 1), n_past);
-        tr_tensor *vc = tr_kv_write(g, ctx->v_cache[l], v, n_past);
+        tr_tensor *kc, *vc;
+        if (tr_kv_append(ctx, g, l, tr_reshape_3d(g, k, hd * hp->n_kv_heads, T, 1), v, &kc, &vc) != TR_OK)
+            return NULL;
         tr_attn_params ap = {
             .scale = 1.0f / sqrtf((float)hd),
             .n_past = n_past,
@@ -57,7 +60,9 @@ tr_tensor *tr_llama_build(tr_context *ctx, tr_graph *g, int n_tokens, int all_lo
             .variant = TR_ATTN_PLAIN,
         };
         /* Attention Transition (design §3): this layer's scheduled row blocks, absolute rows. */
-        int n_blocks = tr_transition_blocks(&ctx->transition, hp->n_layers, ctx->schedule_len, l, ap.transition.start);
+        int n_blocks = transition_ok ? tr_transition_blocks(&ctx->transition, hp->n_layers, ctx->schedule_len, l,
+                                                            ap.transition.start)
+                                     : 0;
         if (n_blocks > 0) {
             ap.variant = TR_ATTN_TRANSITION;
             ap.transition.n_blocks = n_blocks;

@@ -4,6 +4,7 @@
 
 #include "backend.h"
 #include "ir.h"
+#include "kv_cache.h"
 #include "model_file.h"
 #include "tokenizer.h"
 #include "transit.h"
@@ -54,19 +55,25 @@ struct tr_context {
     tr_transition_params transition;
     int n_prompt;     /* announced by tr_set_prompt_length (0: not announced) */
     int schedule_len; /* the prompt length the transition schedule follows (fixed at the first eval) */
+    /* attention sinks (kv_cache.h): the live entries are rows [kv_base, kv_base + kv_live) */
+    tr_sink_params sinks;
+    int32_t kv_base, kv_live;
+    int64_t n_dropped;  /* entries trimmed from the cache since it was last empty */
+    int32_t *move_pos;  /* host positions of the trim's key moves, [n_sink + window] */
+    tr_kv_step step;    /* the layout of the step being built */
 };
 
 /* The steps of tr_eval that other evaluators (core/parity.c) share, so they cannot drift apart:
  * tr_context_prepare checks that n tokens fit and are in the vocabulary and, when the cache is
  * empty, fixes the transition schedule to this prompt; tr_context_compute builds and computes the
  * graph of one chunk (n <= n_batch) at n_past, keeping every intermediate if keep_all, and gives the
- * logits node. Neither advances n_past. */
+ * logits node. Neither advances n_past: tr_kv_commit does, once the chunk's results are taken. */
 tr_status tr_context_prepare(tr_context *ctx, const int32_t *ids, int n);
 tr_status tr_context_compute(tr_context *ctx, const int32_t *ids, int n, int all_logits, int keep_all,
                              tr_tensor **logits);
 
-/* Builds the forward graph for n_tokens tokens at positions n_past.. (core/llama.c). The ids and
- * pos leaves must be filled by the caller. Returns the logits node: {n_vocab, n_tokens} if
+/* Builds the forward graph for n_tokens tokens at the cache layout of ctx->step (core/llama.c). The
+ * ids and pos leaves must be filled by the caller (tr_kv_plan fills pos). Returns the logits node: {n_vocab, n_tokens} if
  * all_logits, else {n_vocab, 1} for the last token; NULL with the error set on failure. */
 tr_tensor *tr_llama_build(tr_context *ctx, tr_graph *g, int n_tokens, int all_logits);
 

@@ -59,6 +59,6 @@ tr_status tr_eval_capture(tr_context *c, const int32_t *ids, int n, tr_node_valu
             return s == TR_ERR_NOMEM ? tr_fail(s, "parity: out of memory") : s;
         }
     }
-    c->n_past = n;
+    tr_kv_commit(c, n);
     return TR_OK;
 }

@@ -111,13 +111,30 @@ typedef struct tr_transition_params {
     tr_transition_strategy strategy;
 } tr_transition_params;
 
+/* Attention sinks (StreamingLLM, arXiv 2309.17453; design §5; docs/attention-sinks.md): a KV-cache
+ * policy. After each evaluation step (a tr_eval call, or each n_batch chunk of one) the cache keeps
+ * its first n_sink entries and its last `window` entries; inside a step attention is ordinary
+ * causal attention over everything cached plus the step's own tokens, with positions counted by
+ * index in the cache, not in the stream. The context then never runs out and its memory is fixed:
+ * tr_eval accepts any number of tokens. With sinks on, the transition re-weights only steps that
+ * start before any token has left the cache (its schedule is in prompt positions). */
+typedef struct tr_sink_params {
+    int enabled; /* off by default */
+    int n_sink;  /* first entries kept for ever (4); 0 = a plain sliding window */
+    int window;  /* most recent entries kept (1020); must be >= 1 and >= n_sink */
+} tr_sink_params;
+
 /* ---- contexts ------------------------------------------------------------------------------- */
 
 typedef struct tr_context_params {
-    int n_ctx;     /* KV cache length in tokens; 0 = the model's training length (capped at 4096) */
-    int n_batch;   /* largest number of tokens one tr_eval call computes at once; 0 = n_ctx */
+    int n_ctx;     /* KV cache length in tokens; 0 = the model's training length (capped at 4096).
+                      With sinks: the cache's rows, more than n_sink + window (the rest holds the
+                      tokens of one step); 0 = n_sink + window + n_batch */
+    int n_batch;   /* largest number of tokens one tr_eval call computes at once; 0 = n_ctx
+                      (with sinks: 0 = 512, and at most n_ctx - n_sink - window) */
     int n_threads; /* 0 = the model's setting */
     tr_transition_params transition;
+    tr_sink_params sinks;
 } tr_context_params;
 
 tr_context_params tr_context_default_params(void);
@@ -136,7 +153,8 @@ void tr_set_prompt_length(tr_context *ctx, int n_prompt);
 /* Logits of the i-th token of the last tr_eval call (i < 0 counts from the end), n_vocab floats owned
  * by the context, valid until the next tr_eval. NULL if that row was not kept. */
 const float *tr_get_logits(const tr_context *ctx, int i);
-int tr_context_n_past(const tr_context *ctx); /* tokens in the KV cache */
+int tr_context_n_past(const tr_context *ctx);   /* tokens evaluated since the cache was last empty */
+int tr_context_n_cached(const tr_context *ctx); /* entries the KV cache holds (== n_past without sinks) */
 int tr_context_n_ctx(const tr_context *ctx);
 void tr_context_reset(tr_context *ctx); /* empties the KV cache */
 

@@ -37,6 +37,7 @@ void matmul_ref(tr_tensor *dst);
 void rope_f32_ref(tr_tensor *dst);
 void swiglu_f32_ref(tr_tensor *dst);
 void kv_write_f32_ref(tr_tensor *dst);
+void copy_f32_ref(tr_tensor *dst);
 void attention_f32_ref(tr_tensor *dst);
 
 void matmul_fast(tr_cpu_state *st, tr_tensor *dst);

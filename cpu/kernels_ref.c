@@ -142,6 +142,12 @@ void kv_write_f32_ref(tr_tensor *dst)
         memcpy(tr_at(cache, 0, dst->p.pos0 + t, 0), tr_at(src, 0, t, 0), (size_t)src->ne[0] * sizeof(float));
 }
 
+void copy_f32_ref(tr_tensor *dst)
+{
+    const tr_tensor *src = dst->src[0];
+    memcpy(dst->data, src->data, tr_nbytes(src)); /* both contiguous (tr_copy checks the source) */
+}
+
 /* Attention Transition on one materialised probability row, design §3 step by step. p[0..end)
  * holds the causal softmax row of query row r (zeros past r); start/iv describe r's block. */
 static void transition_row_ref(double *p, int64_t start, const tr_attn_params *ap)

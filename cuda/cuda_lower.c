@@ -487,6 +487,18 @@ static tr_status lower_node(lower_ctx *L, int i)
         }
         return push(L, &r);
     }
+    case TR_OP_COPY: { /* the cache write's kernel, into the node's own memory from row 0 */
+        trc_kv_write_args *a = &r.u.kv_write;
+        r.kind = TRC_K_KV_WRITE;
+        a->n = 1;
+        a->width = t->src[0]->ne[0];
+        a->T = tr_nelements(t->src[0]) / a->width;
+        a->cache_rs = a->width;
+        a->src[0] = dptr(c, t->src[0]);
+        a->cache[0] = dptr(c, t);
+        a->pos0[0] = dyn_param(L, 0);
+        return push(L, &r);
+    }
     case TR_OP_ATTENTION:
         return lower_attention(L, i);
     default:
@@ -564,7 +576,8 @@ tr_status trc_graph_compute(tr_backend *b, tr_graph *g)
     TR_TRY(collect_host_leaves(c, g, &host_bytes));
     int n_dyn_max = 0;
     for (int i = 0; i < g->n_nodes; i++)
-        n_dyn_max += g->nodes[i]->op == TR_OP_KV_WRITE || g->nodes[i]->op == TR_OP_ATTENTION;
+        n_dyn_max += g->nodes[i]->op == TR_OP_KV_WRITE || g->nodes[i]->op == TR_OP_COPY ||
+                     g->nodes[i]->op == TR_OP_ATTENTION;
     size_t io_need = host_bytes + (size_t)n_dyn_max * sizeof(int32_t);
 
     TR_TRY(trc_grow_device(c, &c->arena.impl, &c->arena.size, arena_need, "activations"));

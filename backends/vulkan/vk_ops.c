@@ -161,26 +161,35 @@ static tr_status op_binary(vk_ctx *c, tr_tensor *dst)
     return TR_OK;
 }
 
-static tr_status op_kv_write(vk_ctx *c, tr_tensor *dst)
+/* Copies T rows of W floats from src to rows [row0, row0 + T) of dst, in chunks that fit the
+ * device's binding limits: KV_WRITE (into a cache) and COPY (into the node's own memory). */
+static tr_status copy_rows(vk_ctx *c, const tr_tensor *src, vk_loc ls, vk_loc ld, size_t row0)
 {
-    const tr_tensor *src = dst->src[0], *cache = dst->src[1];
     size_t W = (size_t)src->ne[0], T = (size_t)(tr_nelements(src) / src->ne[0]), rp = rows_fit(c, W * 4);
     if (!rp)
         return no_fit(src, W * 4);
     vk_dispatch d = {.pipe = pipeline(c, "kv_write_f32", 2, 0, 0, 0, 1)};
-    vk_loc ls = vk_loc_of(c, src), lc = vk_loc_of(c, cache);
-    size_t row0 = (size_t)dst->p.pos0;
     for (size_t t0 = 0; t0 < T; t0 += rp) {
         size_t tn = min_sz(rp, T - t0);
         struct { uint32_t n, src_off, dst_off; } p = {
             (uint32_t)(tn * W),
             bind(c, &d.bind[0], ls, t0 * W * 4, tn * W * 4, 4, 0),
-            bind(c, &d.bind[1], lc, (row0 + t0) * W * 4, tn * W * 4, 4, 1),
+            bind(c, &d.bind[1], ld, (row0 + t0) * W * 4, tn * W * 4, 4, 1),
         };
         d.groups = groups_for(tn * W);
         TR_TRY(dispatch(c, &d, &p, sizeof p));
     }
     return TR_OK;
+}
+
+static tr_status op_kv_write(vk_ctx *c, tr_tensor *dst)
+{
+    return copy_rows(c, dst->src[0], vk_loc_of(c, dst->src[0]), vk_loc_of(c, dst->src[1]), (size_t)dst->p.pos0);
+}
+
+static tr_status op_copy(vk_ctx *c, tr_tensor *dst)
+{
+    return copy_rows(c, dst->src[0], vk_loc_of(c, dst->src[0]), vk_loc_of(c, dst), 0);
 }
 
 static tr_status op_rope(vk_ctx *c, tr_tensor *dst)
@@ -393,8 +402,9 @@ static const op_fn ops[TR_OP_COUNT] = {
     [TR_OP_GET_ROWS] = op_get_rows, [TR_OP_RMS_NORM] = op_rms_norm, [TR_OP_ADD] = op_binary,
     [TR_OP_MUL] = op_binary,        [TR_OP_MATMUL] = op_matmul,     [TR_OP_ROPE] = op_rope,
     [TR_OP_SWIGLU] = op_binary,     [TR_OP_KV_WRITE] = op_kv_write, [TR_OP_ATTENTION] = op_attention,
+    [TR_OP_COPY] = op_copy,
 };
-_Static_assert(TR_OP_COUNT == 11, "a new op needs a Vulkan lowering in ops[] (or an explicit 'unsupported')");
+_Static_assert(TR_OP_COUNT == 12, "a new op needs a Vulkan lowering in ops[] (or an explicit 'unsupported')");
 
 static int is_float(tr_dtype t) { return t == TR_F32 || t == TR_F16 || t == TR_BF16; }
 
