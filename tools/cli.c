@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 int cli_fail(const char *fmt, ...)
@@ -34,6 +35,13 @@ double cli_now(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+double cli_peak_rss_mb(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_maxrss / 1e3; /* ru_maxrss is in KiB on Linux */
 }
 
 static int parse_int(const char *opt, const char *v, int lo, int hi, int *out)
@@ -64,6 +72,7 @@ int cli_parse(int argc, char **argv, int first, cli_opts *o, const char *cmd)
     o->n_predict = 128;
     o->sampling = tr_sampler_default_params();
     o->transition = tr_context_default_params().transition;
+    o->sinks = tr_context_default_params().sinks;
     for (int i = first; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -118,7 +127,13 @@ int cli_parse(int argc, char **argv, int first, cli_opts *o, const char *cmd)
             bad = parse_float(a, v, 1e-3f, 100, &o->sampling.repeat_penalty);
         else if (!strcmp(a, "--repeat-last-n"))
             bad = parse_int(a, v, 0, 1 << 20, &o->sampling.repeat_last_n);
-        else if (!strcmp(a, "--transition-alpha"))
+        else if (!strcmp(a, "--sinks")) {
+            bad = parse_int(a, v, 0, 1 << 24, &o->sinks.n_sink);
+            o->sinks.enabled = 1;
+        } else if (!strcmp(a, "--window")) {
+            bad = parse_int(a, v, -(1 << 24), 1 << 24, &o->sinks.window); /* the library says what is wrong */
+            o->window_given = 1;
+        } else if (!strcmp(a, "--transition-alpha"))
             bad = parse_float(a, v, 1e-9f, 1e9f, &o->transition.alpha);
         else if (!strcmp(a, "--transition-beta"))
             bad = parse_float(a, v, 0, 1e9f, &o->transition.beta);
@@ -145,9 +160,29 @@ int cli_parse(int argc, char **argv, int first, cli_opts *o, const char *cmd)
         if (bad)
             return 1;
     }
+    if (o->window_given && !o->sinks.enabled)
+        return cli_fail("%s: --window sets the attention-sink window: add --sinks N (--sinks 0 for a window "
+                        "without sinks)", cmd);
     if (o->verbose)
         tr_set_verbose(1);
     return 0;
+}
+
+tr_context_params cli_context_params(const cli_opts *o, const tr_model *m, int n_ctx)
+{
+    tr_context_params cp = tr_context_default_params();
+    cp.n_ctx = o->n_ctx ? o->n_ctx : o->sinks.enabled ? 0 : n_ctx;
+    cp.n_batch = o->n_batch;
+    cp.transition = o->transition;
+    cp.sinks = o->sinks;
+    if (o->sinks.enabled && !o->window_given) {
+        /* what fits the model: the reference's 1024 kept tokens, or the trained context if shorter */
+        tr_model_info info;
+        tr_model_get_info(m, &info);
+        int fit = info.n_ctx_train > 0 && info.n_ctx_train < 1024 ? info.n_ctx_train : 1024;
+        cp.sinks.window = fit - o->sinks.n_sink;
+    }
+    return cp;
 }
 
 #ifndef TR_DEFAULT_MODEL

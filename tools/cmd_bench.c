@@ -32,7 +32,10 @@ static const char help[] =
     "      --transition    Attention Transition during prefill, with the --transition-* options\n"
     "                      of `transit run`\n"
     "      --ab            with --transition: run plain and transition prefills alternately and\n"
-    "                      report the median time ratio of the pairs (robust to a busy machine)\n";
+    "                      report the median time ratio of the pairs (robust to a busy machine)\n"
+    CLI_SINKS_HELP
+    "                      with --sinks, bench also compares decode with sinks (cache full, one entry\n"
+    "                      trimmed per token) against plain decode at the same number of cached tokens\n";
 
 typedef struct {
     double mean, sd;
@@ -49,30 +52,30 @@ static stat summarise(const double *x, int n)
     return s;
 }
 
-/* One timed run: pp of n_prompt tokens (n_gen == 0) or tg of n_gen tokens. Returns tokens/s or -1. */
-static double run_once(tr_model *m, const cli_opts *o, int n_prompt, int n_gen, tr_memory_stats *mem)
+/* One timed run: pp of n_prompt tokens (n_gen == 0) or tg of n_gen tokens, after an untimed
+ * prefill of depth tokens. Returns tokens/s or -1. */
+static double run_once(tr_model *m, const cli_opts *o, int n_prompt, int n_gen, int depth, tr_memory_stats *mem)
 {
-    int n = n_prompt + n_gen, V = tr_model_n_vocab(m);
+    int n = depth + n_prompt + n_gen, V = tr_model_n_vocab(m);
     int32_t *ids = malloc((size_t)n * sizeof *ids);
     uint64_t r = 12345;
     for (int i = 0; i < n; i++) {
         r = r * 6364136223846793005ULL + 1442695040888963407ULL;
         ids[i] = (int32_t)((r >> 33) % (uint64_t)V);
     }
-    tr_context_params cp = tr_context_default_params();
-    cp.n_ctx = n;
-    cp.n_batch = o->n_batch;
-    cp.transition = o->transition;
+    tr_context_params cp = cli_context_params(o, m, n);
     tr_context *c;
     tr_status s = tr_context_create(m, &cp, &c);
     double rate = -1;
+    if (s == TR_OK && depth > 0)
+        s = tr_eval(c, ids, depth, 0);
     if (s == TR_OK) {
         double t0 = cli_now();
         if (n_prompt > 0) {
-            s = tr_eval(c, ids, n_prompt, 0);
+            s = tr_eval(c, ids + depth, n_prompt, 0);
         } else {
             for (int i = 0; i < n_gen && s == TR_OK; i++)
-                s = tr_eval(c, ids + i, 1, 0);
+                s = tr_eval(c, ids + depth + i, 1, 0);
         }
         double dt = cli_now() - t0;
         if (s == TR_OK)
@@ -137,10 +140,10 @@ static int ab_transition(tr_model *m, const cli_opts *o, const int *pp, int n_pp
     int rc = 0;
     for (int t = 0; t < n_pp && !rc; t++) {
         tr_memory_stats mem = {0};
-        rc = run_once(m, &plain, pp[t], 0, NULL) < 0 || run_once(m, o, pp[t], 0, &mem) < 0; /* warm-up */
+        rc = run_once(m, &plain, pp[t], 0, 0, NULL) < 0 || run_once(m, o, pp[t], 0, 0, &mem) < 0; /* warm-up */
         for (int r = 0; r < reps && !rc; r++) {
-            a[r] = run_once(m, &plain, pp[t], 0, NULL);
-            b[r] = run_once(m, o, pp[t], 0, NULL);
+            a[r] = run_once(m, &plain, pp[t], 0, 0, NULL);
+            b[r] = run_once(m, o, pp[t], 0, 0, NULL);
             rc = a[r] < 0 || b[r] < 0;
             ratio[r] = a[r] / b[r]; /* rates: time ratio = rate(plain) / rate(transition) */
         }
@@ -154,6 +157,41 @@ static int ab_transition(tr_model *m, const cli_opts *o, const int *pp, int n_pp
         fflush(stdout);
     }
     free(ratio);
+    free(a);
+    free(b);
+    return rc;
+}
+
+/* Decode with attention sinks against plain decode at the same number of cached tokens: both
+ * prefill n_sink + window tokens untimed, then decode n_gen; sinks trim one entry per step (the cache
+ * stays at n_sink + window), plain grows from there. Alternated, so both see the same machine load. */
+static int sinks_vs_plain(tr_model *m, const cli_opts *o, int n_gen, int reps)
+{
+    tr_context_params cp = cli_context_params(o, m, 0);
+    int depth = cp.sinks.n_sink + cp.sinks.window;
+    cli_opts plain = *o;
+    plain.sinks.enabled = 0;
+    plain.n_ctx = 0;
+    double *a = malloc((size_t)reps * sizeof *a), *b = malloc((size_t)reps * sizeof *b);
+    tr_memory_stats ma = {0}, mb = {0};
+    int rc = !a || !b || run_once(m, &plain, 0, n_gen, depth, &ma) < 0 || run_once(m, o, 0, n_gen, depth, &mb) < 0;
+    for (int r = 0; r < reps && !rc; r++) {
+        a[r] = run_once(m, &plain, 0, n_gen, depth, NULL);
+        b[r] = run_once(m, o, 0, n_gen, depth, NULL);
+        rc = a[r] < 0 || b[r] < 0;
+    }
+    if (!rc) {
+        stat sa = summarise(a, reps), sb = summarise(b, reps);
+        printf("\ndecode after %d cached tokens (the sinks' %d + %d): tg%d, %d repetitions alternated\n", depth,
+               cp.sinks.n_sink, cp.sinks.window, n_gen, reps);
+        printf("| cache                         |          t/s | kv MB |\n");
+        printf("| ----------------------------- | ------------ | ----- |\n");
+        printf("| plain, %5d -> %5d entries  | %6.2f ± %4.2f | %5.1f |\n", depth, depth + n_gen, sa.mean, sa.sd,
+               (double)ma.kv_cache / 1e6);
+        printf("| sinks, %5d entries, trimmed | %6.2f ± %4.2f | %5.1f |\n", depth, sb.mean, sb.sd,
+               (double)mb.kv_cache / 1e6);
+        printf("sinks / plain decode speed: %.3f\n", sb.mean / sa.mean);
+    }
     free(a);
     free(b);
     return rc;
@@ -202,9 +240,9 @@ int cmd_bench(int argc, char **argv)
         return cli_fail_status(s);
     tr_model_info info;
     tr_model_get_info(m, &info);
-    printf("model: %s (%s, %.2f GB, %.2f B params), backend %s, transition %s\n", cli_model_path(&o), info.weight_type,
-           (double)info.weight_bytes / 1e9, (double)info.n_params / 1e9, o.backend ? o.backend : "cpu",
-           o.transition.enabled ? "on" : "off");
+    printf("model: %s (%s, %.2f GB, %.2f B params), backend %s, transition %s, sinks %s\n", cli_model_path(&o),
+           info.weight_type, (double)info.weight_bytes / 1e9, (double)info.n_params / 1e9,
+           o.backend ? o.backend : "cpu", o.transition.enabled ? "on" : "off", o.sinks.enabled ? "on" : "off");
     double *rates = malloc((size_t)reps * sizeof *rates), tg_rate = 0, pp_rate[16] = {0};
     int rc = 0;
     if (ab) {
@@ -221,12 +259,12 @@ int cmd_bench(int argc, char **argv)
         if (np + ng == 0)
             continue;
         tr_memory_stats mem = {0};
-        if (run_once(m, &o, np, ng, &mem) < 0) { /* warm-up */
+        if (run_once(m, &o, np, ng, 0, &mem) < 0) { /* warm-up */
             rc = 1;
             break;
         }
         for (int r = 0; r < reps && !rc; r++)
-            rc = (rates[r] = run_once(m, &o, np, ng, NULL)) < 0;
+            rc = (rates[r] = run_once(m, &o, np, ng, 0, NULL)) < 0;
         if (rc)
             break;
         stat st = summarise(rates, reps);
@@ -250,6 +288,8 @@ int cmd_bench(int argc, char **argv)
     for (int t = 0; t < n_pp && !rc; t++)
         if (pp_rate[t] > 0)
             pp_against_gemm(m, &info, pp[t], pp_rate[t], square);
+    if (!rc && tg > 0 && o.sinks.enabled)
+        rc = sinks_vs_plain(m, &o, tg, reps);
     /* decode against its physical limit: every weight it uses is read once per generated token */
     if (!rc && tg_rate > 0) {
         double bw = tr_model_measure_bandwidth(m), used = tg_rate * (double)info.decode_bytes;

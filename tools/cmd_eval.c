@@ -16,7 +16,9 @@ static const char help[] =
     "  -f, --file FILE     prompt text from a file\n"
     "      --ids FILE      token ids, whitespace or comma separated (no BOS added)\n"
     "      --logits OUT    output .npy file\n"
-    "  -b, --batch N       prefill in chunks of N tokens (default: the whole prompt at once)\n"
+    "  -b, --batch N       prefill in chunks of N tokens (default: the whole prompt at once; with\n"
+    "                      --sinks each chunk is one step of the cache policy, default 512)\n"
+    CLI_SINKS_HELP
     "      --backend NAME  cpu (default), vulkan or cuda\n"
     "  -t, --threads N     CPU threads (all cores)\n"
     "      --transition       Attention Transition during prefill (docs/attention-transition.md)\n"
@@ -73,10 +75,7 @@ int cmd_eval(int argc, char **argv)
         return cli_fail_status(s);
     if (cli_prompt_ids(&o, m, &ids, &n))
         goto done;
-    tr_context_params cp = tr_context_default_params();
-    cp.n_ctx = o.n_ctx ? o.n_ctx : n;
-    cp.n_batch = o.n_batch;
-    cp.transition = o.transition;
+    tr_context_params cp = cli_context_params(&o, m, n);
     if ((s = tr_context_create(m, &cp, &c)) != TR_OK) {
         rc = cli_fail_status(s);
         goto done;

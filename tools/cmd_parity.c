@@ -15,7 +15,7 @@
 
 static const char help[] =
     "usage: transit parity -m MODEL [--backends cpu,vulkan,cuda] (-p TEXT | -f FILE | --ids FILE)\n"
-    "                      [-n 64] [--ops] [--transition ...] [-b N]\n"
+    "                      [-n 64] [--ops] [--transition ...] [--sinks N [--window W]] [-b N]\n"
     "\n"
     "Runs the prompt on each backend and compares it with the CPU reference kernels (cpu-ref):\n"
     "logits NMSE = sum (a-b)^2 / sum a^2 over every prompt position, max |a-b|, how many of N\n"
@@ -28,6 +28,7 @@ static const char help[] =
     "  --ops               also print the NMSE of every graph node of the prefill (one batch)\n"
     "  --transition ...    with Attention Transition (the --transition-* options of `run`)\n"
     "  -b, --batch N       prefill in chunks of N tokens\n"
+    CLI_SINKS_HELP
     "  -t, --threads N     CPU threads\n"
     "\n"
     "TRANSIT_FAULT=<op> (e.g. matmul) deliberately breaks the CPU fast kernel of that op, to check\n"
@@ -43,10 +44,7 @@ typedef struct run_result {
 static tr_status run_backend(tr_model *m, const cli_opts *o, const int32_t *ids, int n, int n_gen, run_result *r)
 {
     int V = tr_model_n_vocab(m);
-    tr_context_params cp = tr_context_default_params();
-    cp.n_ctx = n + n_gen;
-    cp.n_batch = o->n_batch;
-    cp.transition = o->transition;
+    tr_context_params cp = cli_context_params(o, m, n + n_gen);
     tr_context *c;
     tr_status s = tr_context_create(m, &cp, &c);
     if (s != TR_OK)
@@ -95,11 +93,12 @@ static int print_ops(const cli_opts *o, char **names, int n_names, const int32_t
     tr_model *rm = NULL;
     tr_context *c = NULL;
     tr_context_params cp = tr_context_default_params();
-    cp.n_ctx = cp.n_batch = n;
-    cp.transition = o->transition;
     tr_status s = cli_load_model(o, "cpu-ref", &rm);
-    if (s == TR_OK)
+    if (s == TR_OK) {
+        cp = cli_context_params(o, rm, n); /* one step of n tokens from an empty cache */
+        cp.n_batch = n;
         s = tr_context_create(rm, &cp, &c);
+    }
     if (s == TR_OK) {
         tr_set_prompt_length(c, n);
         s = tr_eval_capture(c, ids, n, &ref);

@@ -24,7 +24,8 @@ static const char help[] =
     "      --backend NAME     cpu (default), vulkan or cuda\n"
     "  -t, --threads N        CPU threads (all cores)\n"
     "  -b, --batch N          prefill the prompt in chunks of N tokens (whole prompt)\n"
-    "  -c, --ctx N            context length (prompt + n-predict)\n"
+    "  -c, --ctx N            context length (prompt + n-predict; with --sinks: n_sink + window + -b)\n"
+    CLI_SINKS_HELP
     "      --transition       Attention Transition during prefill (docs/attention-transition.md)\n"
     "      --transition-alpha A        elimination threshold numerator (0.5)\n"
     "      --transition-beta B         share of the removed weight that is moved (0.1)\n"
@@ -54,10 +55,7 @@ int cmd_run(int argc, char **argv)
     double t_load = cli_now() - t0;
     if (cli_prompt_ids(&o, m, &ids, &n_prompt))
         goto done;
-    tr_context_params cp = tr_context_default_params();
-    cp.n_ctx = o.n_ctx ? o.n_ctx : n_prompt + o.n_predict;
-    cp.n_batch = o.n_batch;
-    cp.transition = o.transition;
+    tr_context_params cp = cli_context_params(&o, m, n_prompt + o.n_predict);
     if ((s = tr_context_create(m, &cp, &c)) != TR_OK || (s = tr_sampler_create(&o.sampling, tr_model_n_vocab(m), &smp)) != TR_OK) {
         rc = cli_fail_status(s);
         goto done;
@@ -89,7 +87,7 @@ int cmd_run(int argc, char **argv)
         fflush(stdout);
         prev = tok;
         n_gen++;
-        if (n_gen == o.n_predict || tr_context_n_past(c) == tr_context_n_ctx(c))
+        if (n_gen == o.n_predict || (!o.sinks.enabled && tr_context_n_past(c) == tr_context_n_ctx(c)))
             break;
         if ((s = tr_eval(c, &tok, 1, 0)) != TR_OK) {
             rc = cli_fail_status(s);
@@ -98,9 +96,13 @@ int cmd_run(int argc, char **argv)
     }
     double t_gen = cli_now() - t2;
     fputc('\n', stdout);
-    fprintf(stderr, "transit: load %.1f ms | pp %d tokens, %.2f tokens/s | tg %d tokens, %.2f tokens/s\n",
+    tr_memory_stats mem;
+    tr_context_memory(c, &mem);
+    fprintf(stderr, "transit: load %.1f ms | pp %d tokens, %.2f tokens/s | tg %d tokens, %.2f tokens/s | KV cache "
+            "%zu bytes, %d of %d entries used | peak RSS %.1f MB\n",
             t_load * 1e3, n_prompt, n_prompt / (t_prompt > 0 ? t_prompt : 1e-9), n_gen,
-            n_gen > 1 ? (n_gen - 1) / (t_gen > 0 ? t_gen : 1e-9) : 0.0);
+            n_gen > 1 ? (n_gen - 1) / (t_gen > 0 ? t_gen : 1e-9) : 0.0, mem.kv_cache, tr_context_n_cached(c),
+            tr_context_n_ctx(c), cli_peak_rss_mb());
     rc = 0;
 done:
     free(ids);

@@ -1,0 +1,378 @@
+/* test_sinks.c: attention sinks (design §5) end to end.
+ *
+ * - Golden logits from the `attention_sinks` 0.4.0 package itself (tools/make_sinks_golden.py):
+ *   stories260K, aidreams260K and two random GQA models, streamed one token at a time over three
+ *   times n_sink + window, a 100-token prefill longer than the window followed by decoding, other
+ *   sink/window sizes, and multi-token steps. Every backend usable here, each with cache sizes that
+ *   make the live run go back to row 0 at different steps (at every step, for the tightest), within
+ *   design §6's 1e-6 NMSE; plain attention must be far outside that bound, or the test proves nothing.
+ * - Before the first trim, sinks change nothing: the logits equal plain attention's bit for bit.
+ * - Constant memory: the KV cache, activations and workspace after 2,000 and 8,000 generated tokens
+ *   are the same bytes.
+ * - With the transition: a prompt step is re-weighted exactly as without sinks (dense inside the
+ *   step), decoding after the trim agrees across backends, and a window that never fills changes
+ *   nothing at all.
+ * - Bad parameters are refused with a message. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cJSON.h>
+
+#include "backend.h"
+#include "test_util.h"
+
+#define BOUND 1e-6 /* design §6: end-to-end logits with f32 weights */
+
+static const char *const backends[] = {"cpu-ref", "cpu", "vulkan", "cuda"};
+#define N_BACKENDS 4
+static int usable[N_BACKENDS];
+
+static tr_model *load_path(const char *path, const char *backend)
+{
+    tr_model *m = NULL;
+    tr_model_params p = tr_model_default_params();
+    p.backend = backend;
+    p.n_threads = 2;
+    tr_status s = tr_model_load(path, &p, &m);
+    CHECK(s == TR_OK, "load %s on %s: %s", path, backend, tr_last_error());
+    return m;
+}
+
+/* "shared:models/x/hf" (under ../shared) or "repo:tests/golden/sinks/models/x" (in this checkout) */
+static const char *case_model_path(const char *spec)
+{
+    if (!strncmp(spec, "shared:", 7)) {
+        static char buf[512];
+        snprintf(buf, sizeof buf, "models/%s", spec + 7);
+        return tr_shared(buf);
+    }
+    const char *repo = "repo:tests/golden/";
+    return !strncmp(spec, repo, strlen(repo)) ? tr_golden(spec + strlen(repo)) : spec;
+}
+
+/* Feeds ids in steps (one tr_eval call each, never split: n_batch is the largest step; single
+ * tokens once the list ends) with sinks
+ * (n_sink, window) in a cache of n_ctx rows (0: the default) and returns every position's logits.
+ * sinks_on = 0 runs plain attention over a cache that holds everything. */
+static float *stream(tr_model *m, const int32_t *ids, int n, const int *steps, int n_steps, int sinks_on, int n_sink,
+                     int window, int n_ctx)
+{
+    int V = tr_model_n_vocab(m), max_step = 1;
+    for (int i = 0; i < n_steps; i++)
+        max_step = steps[i] > max_step ? steps[i] : max_step;
+    tr_context_params cp = tr_context_default_params();
+    cp.sinks = (tr_sink_params){.enabled = sinks_on, .n_sink = n_sink, .window = window};
+    cp.n_ctx = sinks_on ? n_ctx : n;
+    cp.n_batch = max_step;
+    tr_context *c = NULL;
+    float *all = malloc((size_t)n * V * sizeof *all);
+    tr_status s = all ? tr_context_create(m, &cp, &c) : TR_ERR_NOMEM;
+    int done = 0;
+    for (int i = 0; s == TR_OK && done < n; i++) {
+        int want = i < n_steps ? steps[i] : 1;
+        int T = want < n - done ? want : n - done;
+        s = tr_eval(c, ids + done, T, 1);
+        for (int t = 0; s == TR_OK && t < T; t++)
+            memcpy(all + (size_t)(done + t) * V, tr_get_logits(c, t), (size_t)V * sizeof *all);
+        done += T;
+    }
+    CHECK(s == TR_OK, "stream of %d tokens (sinks %d: %d + %d, n_ctx %d): %s", n, sinks_on, n_sink, window, n_ctx,
+          tr_last_error());
+    if (s == TR_OK && sinks_on) {
+        int kept = n_sink + window;
+        CHECK(tr_context_n_past(c) == n && tr_context_n_cached(c) == (n < kept ? n : kept),
+              "after %d tokens: n_past %d, cached %d", n, tr_context_n_past(c), tr_context_n_cached(c));
+    }
+    tr_context_free(c);
+    if (s != TR_OK) {
+        free(all);
+        return NULL;
+    }
+    return all;
+}
+
+static double rows_nmse(const float *gold, const float *all, const int32_t *rows, int n_rows, int V)
+{
+    float *picked = malloc((size_t)n_rows * V * sizeof *picked);
+    for (int r = 0; r < n_rows; r++)
+        memcpy(picked + (size_t)r * V, all + (size_t)rows[r] * V, (size_t)V * sizeof *picked);
+    double e = tr_nmse(gold, picked, (size_t)n_rows * V);
+    free(picked);
+    return e;
+}
+
+static int json_int(const cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItem(o, key);
+    return cJSON_IsNumber(v) ? v->valueint : -1;
+}
+
+static void test_goldens(void)
+{
+    char *json = tr_read_file(tr_golden("sinks/cases.json"), NULL);
+    cJSON *cases = json ? cJSON_Parse(json) : NULL;
+    CHECK(cases != NULL, "tests/golden/sinks/cases.json missing or unreadable");
+    int n_cases = 0;
+    for (const cJSON *c = cases ? cases->child : NULL; c; c = c->next) {
+        const cJSON *model = cJSON_GetObjectItem(c, "model");
+        int n_sink = json_int(c, "n_sink"), window = json_int(c, "window"), prefill = json_int(c, "prefill");
+        if (!cJSON_IsString(model) || n_sink < 0 || window < 1) /* not a case (versions, notes) */
+            continue;
+        n_cases++;
+        char rel[256];
+        int n = 0, n_rows = 0, nd = 0;
+        int64_t shape[4];
+        char kind;
+        snprintf(rel, sizeof rel, "sinks/%s.ids", c->string);
+        int32_t *ids = tr_test_read_ints(tr_golden(rel), &n);
+        snprintf(rel, sizeof rel, "sinks/%s.rows", c->string);
+        int32_t *rows = tr_test_read_ints(tr_golden(rel), &n_rows);
+        snprintf(rel, sizeof rel, "sinks/%s.npy", c->string);
+        float *gold = tr_read_npy(tr_golden(rel), &nd, shape, &kind);
+        /* the steps: listed, or a prefill; single tokens after them */
+        const cJSON *st = cJSON_GetObjectItem(c, "steps");
+        int n_steps = 0, max_step = prefill > 1 ? prefill : 1;
+        int *steps = malloc((size_t)(cJSON_IsArray(st) ? cJSON_GetArraySize(st) + 1 : 1) * sizeof *steps);
+        if (steps && cJSON_IsArray(st)) {
+            for (const cJSON *x = st->child; x; x = x->next)
+                steps[n_steps++] = x->valueint;
+        } else if (steps && prefill > 0) {
+            steps[n_steps++] = prefill;
+        }
+        for (int i = 0; i < n_steps; i++)
+            max_step = steps[i] > max_step ? steps[i] : max_step;
+        CHECK(ids && rows && gold && steps && nd == 2 && shape[0] == n_rows, "%s: golden files", c->string);
+        if (!ids || !rows || !gold || !steps)
+            goto next;
+        /* cache sizes: the default (kept + n_batch), the tightest (the live run goes back to row 0 at
+         * almost every step) and one in between */
+        int kept = n_sink + window, ctx_sizes[] = {0, kept + max_step, kept + max_step + 5};
+        for (int b = 0; b < N_BACKENDS; b++) {
+            if (!usable[b])
+                continue;
+            tr_model *m = load_path(case_model_path(model->valuestring), backends[b]);
+            if (!m)
+                continue;
+            CHECK(shape[1] == tr_model_n_vocab(m), "%s: vocabulary", c->string);
+            for (int k = 0; k < 3; k++) {
+                /* cpu-ref is slow and the layouts are the same code: the tightest cache only */
+                if (b == 0 && k != 1)
+                    continue;
+                float *all = stream(m, ids, n, steps, n_steps, 1, n_sink, window, ctx_sizes[k]);
+                if (!all)
+                    continue;
+                double e = rows_nmse(gold, all, rows, n_rows, (int)shape[1]);
+                printf("%-28s %-8s n_ctx %-4d NMSE vs attention_sinks %.2e\n", c->string, backends[b], ctx_sizes[k], e);
+                CHECK(e <= BOUND, "%s on %s, n_ctx %d: NMSE %.3g vs attention_sinks", c->string, backends[b],
+                      ctx_sizes[k], e);
+                free(all);
+            }
+            if (b == 1) { /* the test must be able to fail: plain attention is far from the goldens */
+                float *plain = stream(m, ids, n, steps, n_steps, 0, 0, 1, 0);
+                double e = plain ? rows_nmse(gold, plain, rows, n_rows, (int)shape[1]) : 0;
+                printf("%-28s %-8s plain attention: NMSE vs attention_sinks %.2e\n", c->string, backends[b], e);
+                CHECK(e > 100 * BOUND, "%s: plain attention is within %.3g of the goldens: they cannot tell", c->string,
+                      e);
+                free(plain);
+            }
+            tr_model_free(m);
+        }
+    next:
+        free(steps);
+        free(ids);
+        free(rows);
+        free(gold);
+    }
+    CHECK(n_cases >= 8, "only %d golden cases", n_cases);
+    cJSON_Delete(cases);
+    free(json);
+}
+
+/* Until the first trim the sink cache is the plain cache: same rows, same positions, same kernels. */
+static void test_before_first_trim(void)
+{
+    tr_model *m = tr_test_load("models/stories260K/hf", "cpu");
+    if (!m)
+        return;
+    int n = 4 + 60 + 1, V = tr_model_n_vocab(m);
+    int32_t ids[65];
+    for (int i = 0; i < n; i++)
+        ids[i] = (i * 37 + 11) % V;
+    float *a = stream(m, ids, n, NULL, 0, 1, 4, 60, 0), *b = stream(m, ids, n, NULL, 0, 0, 0, 1, 0);
+    CHECK(a && b && memcmp(a, b, (size_t)n * V * sizeof *a) == 0, "sinks before the first trim differ from plain");
+    free(a);
+    free(b);
+    tr_model_free(m);
+}
+
+/* Memory is flat however long generation runs: the default model, 4 sinks + 252. */
+static void test_constant_memory(void)
+{
+    tr_model_params mp = tr_model_default_params();
+    mp.n_threads = 2;
+    tr_model *m = NULL;
+    char path[1024];
+    snprintf(path, sizeof path, "%s/../../models/default/transit-default.gguf", TR_GOLDEN_DIR);
+    CHECK(tr_model_load(path, &mp, &m) == TR_OK, "default model: %s", tr_last_error());
+    if (!m)
+        return;
+    tr_context_params cp = tr_context_default_params();
+    cp.sinks = (tr_sink_params){.enabled = 1, .n_sink = 4, .window = 252};
+    tr_context *c = NULL;
+    CHECK(tr_context_create(m, &cp, &c) == TR_OK, "context: %s", tr_last_error());
+    int V = tr_model_n_vocab(m);
+    int32_t tok = 1;
+    tr_memory_stats at2k = {0}, at8k = {0};
+    tr_status s = TR_OK;
+    for (int i = 1; c && s == TR_OK && i <= 8000; i++) {
+        s = tr_eval(c, &tok, 1, 0);
+        const float *l = tr_get_logits(c, -1);
+        for (int v = 1; s == TR_OK && v < V; v++) /* greedy */
+            tok = l[v] > l[tok] ? v : tok;
+        if (i == 2000)
+            tr_context_memory(c, &at2k);
+    }
+    CHECK(s == TR_OK, "8000 tokens with sinks: %s", tr_last_error());
+    if (c)
+        tr_context_memory(c, &at8k);
+    printf("memory after 2000 / 8000 tokens: KV %zu / %zu, activations %zu / %zu, workspace %zu / %zu bytes\n",
+           at2k.kv_cache, at8k.kv_cache, at2k.activations, at8k.activations, at2k.workspace, at8k.workspace);
+    CHECK(at2k.kv_cache > 0 && at2k.kv_cache == at8k.kv_cache && at2k.activations == at8k.activations &&
+              at2k.workspace == at8k.workspace,
+          "memory grew between 2000 and 8000 tokens");
+    CHECK(c && tr_context_n_cached(c) == 256 && tr_context_n_past(c) == 8000, "cache holds %d after %d",
+          c ? tr_context_n_cached(c) : -1, c ? tr_context_n_past(c) : -1);
+    tr_context_free(c);
+    tr_model_free(m);
+}
+
+/* The transition re-weights a prompt step; sinks decide what the cache keeps afterwards. */
+static float *prompt_then_decode(tr_model *m, const int32_t *ids, int n, int n_dec, const tr_sink_params *sp)
+{
+    int V = tr_model_n_vocab(m);
+    tr_context_params cp = tr_context_default_params();
+    cp.transition.enabled = 1;
+    cp.sinks = *sp;
+    cp.n_ctx = sp->enabled ? 0 : n + n_dec;
+    cp.n_batch = n;
+    tr_context *c = NULL;
+    float *all = malloc((size_t)(n + n_dec) * V * sizeof *all);
+    tr_status s = tr_context_create(m, &cp, &c);
+    if (s == TR_OK)
+        s = tr_eval(c, ids, n, 1);
+    for (int i = 0; s == TR_OK && i < n; i++)
+        memcpy(all + (size_t)i * V, tr_get_logits(c, i), (size_t)V * sizeof *all);
+    for (int i = 0; s == TR_OK && i < n_dec; i++) {
+        int32_t tok = (int32_t)((i * 7 + 3) % V);
+        s = tr_eval(c, &tok, 1, 1);
+        if (s == TR_OK)
+            memcpy(all + (size_t)(n + i) * V, tr_get_logits(c, 0), (size_t)V * sizeof *all);
+    }
+    CHECK(s == TR_OK, "transition with sinks: %s", tr_last_error());
+    tr_context_free(c);
+    if (s != TR_OK) {
+        free(all);
+        return NULL;
+    }
+    return all;
+}
+
+static void test_with_transition(void)
+{
+    int n = 0, n_dec = 30;
+    int32_t *ids = tr_test_read_ints(tr_golden("transition/stories260K.n401.ids"), &n);
+    CHECK(ids && n == 401, "transition golden ids");
+    if (!ids)
+        return;
+    tr_sink_params off = {0}, small = {.enabled = 1, .n_sink = 4, .window = 100},
+                   large = {.enabled = 1, .n_sink = 4, .window = 1000};
+    float *ref = NULL;
+    for (int b = 0; b < N_BACKENDS; b++) {
+        if (!usable[b])
+            continue;
+        tr_model *m = tr_test_load("models/stories260K/hf", backends[b]);
+        if (!m)
+            continue;
+        int V = tr_model_n_vocab(m);
+        size_t row = (size_t)V;
+        float *alone = prompt_then_decode(m, ids, n, n_dec, &off), *trim = prompt_then_decode(m, ids, n, n_dec, &small),
+              *never = prompt_then_decode(m, ids, n, n_dec, &large);
+        if (alone && trim && never) {
+            double prompt = tr_nmse(alone, trim, (size_t)n * row);
+            double untrimmed = tr_nmse(alone, never, (size_t)(n + n_dec) * row);
+            double decode = tr_nmse(alone + n * row, trim + n * row, (size_t)n_dec * row);
+            printf("transition + sinks on %-8s prompt vs transition alone %.2e, window never full %.2e, decode "
+                   "after the trim vs untrimmed %.2e\n",
+                   backends[b], prompt, untrimmed, decode);
+            CHECK(prompt == 0 && untrimmed == 0, "%s: sinks changed the transition's step (%.3g, %.3g)", backends[b],
+                  prompt, untrimmed);
+            CHECK(decode > 100 * BOUND, "%s: the trim changed nothing (%.3g)", backends[b], decode);
+            if (!ref) {
+                ref = trim;
+                trim = NULL;
+            } else {
+                double e = tr_nmse(ref, trim, (size_t)(n + n_dec) * row);
+                printf("transition + sinks on %-8s vs cpu-ref: %.2e\n", backends[b], e);
+                CHECK(e <= BOUND, "%s: transition + sinks NMSE %.3g vs cpu-ref", backends[b], e);
+            }
+        }
+        free(alone);
+        free(trim);
+        free(never);
+        tr_model_free(m);
+    }
+    free(ref);
+    free(ids);
+}
+
+static void test_bad_params(void)
+{
+    tr_model *m = tr_test_load("models/stories260K/hf", "cpu");
+    if (!m)
+        return;
+    struct {
+        int n_sink, window, n_ctx;
+        const char *says;
+    } bad[] = {{4, 0, 0, "window"}, {300, 252, 0, "do not fit a window"}, {-1, 10, 0, "do not fit"},
+               {4, 1000, 500, "KV cache"}, {4, 60, 64, "KV cache"}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        tr_context_params cp = tr_context_default_params();
+        cp.sinks = (tr_sink_params){.enabled = 1, .n_sink = bad[i].n_sink, .window = bad[i].window};
+        cp.n_ctx = bad[i].n_ctx;
+        tr_context *c = NULL;
+        tr_status s = tr_context_create(m, &cp, &c);
+        CHECK(s == TR_ERR_INVALID_ARG && c == NULL && strstr(tr_last_error(), bad[i].says),
+              "sinks %d window %d n_ctx %d: status %d, '%s'", bad[i].n_sink, bad[i].window, bad[i].n_ctx, s,
+              tr_last_error());
+        tr_context_free(c);
+    }
+    /* the smallest cache that works: one row beyond what is kept */
+    tr_context_params cp = tr_context_default_params();
+    cp.sinks = (tr_sink_params){.enabled = 1, .n_sink = 4, .window = 60};
+    cp.n_ctx = 65;
+    tr_context *c = NULL;
+    CHECK(tr_context_create(m, &cp, &c) == TR_OK, "n_ctx 65 for 4 + 60: %s", tr_last_error());
+    int32_t many[100] = {0};
+    CHECK(c && tr_eval(c, many, 100, 0) == TR_OK && tr_context_n_cached(c) == 64,
+          "100 tokens through a 65-row sink cache (in 1-token steps): %s", tr_last_error());
+    tr_context_free(c);
+    tr_model_free(m);
+}
+
+int main(void)
+{
+    for (int b = 0; b < N_BACKENDS; b++) {
+        tr_backend *be = NULL;
+        usable[b] = tr_backend_create(backends[b], NULL, &be) == TR_OK;
+        if (!usable[b])
+            printf("test_sinks: %s not usable here (%s): its cases are not run\n", backends[b], tr_last_error());
+        tr_backend_free(be);
+    }
+    test_goldens();
+    test_before_first_trim();
+    test_constant_memory();
+    test_with_transition();
+    test_bad_params();
+    return tr_test_finish("test_sinks");
+}
