@@ -54,6 +54,31 @@ static void add_row_ops(list *l)
                           .kv = {Ds[i], 11, T, 3}});
     }
     push(l, (op_case){.kind = OP_KV_WRITE, .bound = OP_BOUND_EXACT, .host = HOST(1), .kv = {48, 20, 5, 7}});
+    /* COPY of cache rows, as a sink move reads them: from row 0, from inside, a single row */
+    const int64_t copies[][4] = {{8, 11, 5, 0}, {67, 30, 17, 9}, {4096, 6, 1, 5}, {300, 40, 40, 0}};
+    for (int i = 0; i < COUNT(copies); i++)
+        push(l, (op_case){.kind = OP_COPY, .bound = OP_BOUND_EXACT, .host = i == 1 ? HOST(0) : 0,
+                          .kv = {copies[i][0], copies[i][1], copies[i][2], copies[i][3]}});
+}
+
+/* The attention-sink cache (core/kv_cache.c): sinks moved up onto rows they overlap (a trim of
+ * fewer entries than there are sinks), moved further, and a window moved back towards row 0 (keys
+ * turned by negative positions); head sizes 8 to 128, GQA, decode and a multi-token step. */
+static void add_sink_moves(list *l)
+{
+    const int cases[][10] = {
+        /* hd, H, Hkv, C, from, to, n, view0, keep, T */
+        {8, 4, 2, 40, 5, 7, 4, 7, 20, 1},     /* 2 entries trimmed, 4 sinks: the move overlaps itself */
+        {32, 8, 2, 56, 30, 4, 20, 0, 24, 3},  /* the window back to row 4, turned by -26 */
+        {128, 4, 1, 64, 10, 13, 4, 13, 40, 1}, /* head size 128, GQA 4 */
+        {64, 4, 4, 60, 2, 9, 4, 9, 30, 9},    /* 7 trimmed: no overlap; a 9-token step after it */
+        {16, 2, 1, 300, 0, 200, 1, 200, 60, 2}, /* one sink far up a long cache */
+    };
+    for (int i = 0; i < COUNT(cases); i++) {
+        const int *c = cases[i];
+        push(l, (op_case){.kind = OP_SINK_MOVE, .bound = OP_BOUND_F32, .host = HOST(5),
+                          .sink = {c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8], c[9]}});
+    }
 }
 
 /* Both layouts, the usual base and LLaMA 3's (with positions up to a long context). */
@@ -156,6 +181,7 @@ op_case *op_cases_make(int *n)
     add_matmul(&l);
     add_attention(&l);
     add_transition(&l);
+    add_sink_moves(&l);
     /* the layer's positions (leaf 8) are an input, as a context passes them */
     push(&l, (op_case){.kind = OP_LAYER_CHAIN, .bound = OP_BOUND_HALF, .host = HOST(8)});
     *n = l.n;
@@ -171,6 +197,7 @@ static const char *kind_name(op_kind k)
         [OP_SWIGLU] = "swiglu",     [OP_RMS_NORM] = "rms_norm", [OP_GET_ROWS] = "get_rows",
         [OP_KV_WRITE] = "kv_write", [OP_ROPE] = "rope",         [OP_MATMUL] = "matmul",
         [OP_ATTENTION] = "attention", [OP_TRANSITION] = "transition", [OP_LAYER_CHAIN] = "layer chain",
+        [OP_COPY] = "copy",         [OP_SINK_MOVE] = "sink moves",
     };
     return names[k];
 }
@@ -187,8 +214,14 @@ void op_case_name(const op_case *c, char *buf, size_t cap)
                  c->kind == OP_RMS_NORM ? "weight" : "table", tr_dtype_name(c->rows.dt));
         break;
     case OP_KV_WRITE:
-        snprintf(buf, cap, "%s D=%lld C=%lld T=%lld pos0=%lld", op, (long long)c->kv.D, (long long)c->kv.C,
-                 (long long)c->kv.T, (long long)c->kv.pos0);
+    case OP_COPY:
+        snprintf(buf, cap, "%s D=%lld C=%lld T=%lld %s=%lld", op, (long long)c->kv.D, (long long)c->kv.C,
+                 (long long)c->kv.T, c->kind == OP_COPY ? "row0" : "pos0", (long long)c->kv.pos0);
+        break;
+    case OP_SINK_MOVE:
+        snprintf(buf, cap, "%s hd=%d H=%d Hkv=%d C=%d rows %d+%d -> %d, attention from %d over %d+%d", op, c->sink.hd,
+                 c->sink.H, c->sink.Hkv, c->sink.C, c->sink.from, c->sink.n, c->sink.to, c->sink.view0, c->sink.keep,
+                 c->sink.T);
         break;
     case OP_ROPE:
         snprintf(buf, cap, "%s %s hd=%d H=%d T=%d theta=%g", op, c->rope.layout ? "half" : "adjacent", c->rope.hd,
@@ -280,6 +313,31 @@ static tr_tensor *layer_chain(const op_case *c, tr_graph *g)
     return tr_rms_norm(g, tr_view_rows(g, y, T - 1, 1), n, 1e-5f);
 }
 
+/* The attention-sink cache's moves (core/kv_cache.c) in one graph: key rows turned by RoPE and
+ * value rows copied into temporaries, written back onto rows that may overlap their own, the
+ * step's new rows after the live run, and attention through a view that starts at view0. */
+static tr_tensor *sink_moves(const op_case *c, tr_graph *g)
+{
+    const int hd = c->sink.hd, H = c->sink.H, Hkv = c->sink.Hkv, C = c->sink.C, T = c->sink.T, n = c->sink.n;
+    const int W = hd * Hkv, row0 = c->sink.view0 + c->sink.keep;
+    tr_tensor *kc = op_leaf(g, TR_F32, 2, (int64_t[]){W, C}, 1, where(c, 0));
+    tr_tensor *vc = op_leaf(g, TR_F32, 2, (int64_t[]){W, C}, 1, where(c, 1));
+    tr_tensor *q = op_leaf(g, TR_F32, 3, (int64_t[]){hd, H, T}, 1, where(c, 2));
+    tr_tensor *k_new = op_leaf(g, TR_F32, 2, (int64_t[]){W, T}, 1, where(c, 3));
+    tr_tensor *v_new = op_leaf(g, TR_F32, 2, (int64_t[]){W, T}, 1, where(c, 4));
+    tr_tensor *turn = op_int_leaf(g, n, 1, c->sink.to - c->sink.from, where(c, 5));
+    tr_rope_params rp = {10000.0f, TR_ROPE_HALF};
+    tr_tensor *k_moved = tr_rope(g, tr_reshape_3d(g, tr_view_rows(g, kc, c->sink.from, n), hd, Hkv, n), turn, rp);
+    tr_tensor *v_moved = tr_copy(g, tr_view_rows(g, vc, c->sink.from, n));
+    tr_tensor *kw = tr_kv_write(g, kc, tr_reshape_3d(g, k_moved, W, n, 1), c->sink.to);
+    tr_tensor *vw = tr_kv_write(g, vc, v_moved, c->sink.to);
+    kw = tr_kv_write(g, kw, k_new, row0);
+    vw = tr_kv_write(g, vw, v_new, row0);
+    tr_attn_params ap = {.scale = 1.0f / sqrtf((float)hd), .n_past = c->sink.keep, .n_kv = c->sink.keep + T};
+    int64_t rows = C - c->sink.view0;
+    return tr_attention(g, q, tr_view_rows(g, kw, c->sink.view0, rows), tr_view_rows(g, vw, c->sink.view0, rows), &ap);
+}
+
 /* The case's leaves (random, in its op's usual ranges) and its output node. Attention's leaves
  * only: the caller adds the node once the inputs keep the transition's margin. */
 static tr_tensor *build(const op_case *c, tr_graph *g, tr_tensor **leaves)
@@ -333,6 +391,12 @@ static tr_tensor *build(const op_case *c, tr_graph *g, tr_tensor **leaves)
     }
     case OP_LAYER_CHAIN:
         return layer_chain(c, g);
+    case OP_COPY: {
+        tr_tensor *cache = op_leaf(g, TR_F32, 2, (int64_t[]){c->kv.D, c->kv.C}, 1, where(c, 0));
+        return tr_copy(g, tr_view_rows(g, cache, c->kv.pos0, c->kv.T));
+    }
+    case OP_SINK_MOVE:
+        return sink_moves(c, g);
     case OP_KIND_COUNT:
         break;
     }
@@ -346,6 +410,10 @@ static void compare_or_refuse(const op_target *t, tr_graph *g, tr_tensor **outs,
 {
     char family[40];
     family_of(c, family, sizeof family);
+    if (!outs[0]) {
+        CHECK(0, "[%s] %s: the case's graph does not build: %s", t->name, what, tr_last_error());
+        return;
+    }
     const char *why = t->refusal ? t->refusal(outs[0]) : NULL;
     if (why)
         op_expect_refusal(t, g, outs[0], why, family, what);

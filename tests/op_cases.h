@@ -30,6 +30,8 @@ typedef enum op_kind {
     OP_ATTENTION,   /* plain */
     OP_TRANSITION,  /* attention with the Attention Transition variant */
     OP_LAYER_CHAIN, /* one small layer: memory reuse, views, a KV write read by attention */
+    OP_COPY,        /* COPY of a view of cache rows */
+    OP_SINK_MOVE,   /* the attention-sink cache's row moves, new rows, attention through a view */
     OP_KIND_COUNT
 } op_kind;
 
@@ -50,9 +52,15 @@ typedef struct op_case {
             int64_t D, T;
             tr_dtype dt; /* RMS_NORM's weight, GET_ROWS' table */
         } rows;
-        struct { /* KV_WRITE: src {D, T} into rows [pos0, pos0 + T) of cache {D, C} */
+        struct { /* KV_WRITE: src {D, T} into rows [pos0, pos0 + T) of cache {D, C};
+                    COPY: rows [pos0, pos0 + T) of a {D, C} leaf */
             int64_t D, C, T, pos0;
         } kv;
+        struct { /* SINK_MOVE (core/kv_cache.c): rows [from, from + n) of key and value caches
+                    {hd * Hkv, C} move to [to, to + n) (keys turned by to - from), T new rows follow
+                    at view0 + keep, and queries q {hd, H, T} attend over rows from view0 */
+            int hd, H, Hkv, C, from, to, n, view0, keep, T;
+        } sink;
         struct { /* ROPE: x {hd, H, T}, positions in [0, max_pos) */
             int hd, H, T, max_pos;
             float theta;

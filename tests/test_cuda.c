@@ -7,7 +7,8 @@
  * gate/up + SwiGLU, q/k RoPE, k/v writes), an unsupported op refused by name, and the bench
  * references. End to end: stories260K (GGUF, HF) and aidreams260K (HF) logits within 1e-6 NMSE of
  * the CPU reference, whole and chunked prefill, with and without the transition; 64 greedy tokens
- * equal to the expected ones and to the CPU's; CUDA graph replay equal to launching kernel by kernel.
+ * equal to the expected ones and to the CPU's; CUDA graph replay equal to launching kernel by kernel;
+ * attention sinks within 1e-6 of the `attention_sinks` package (tests/golden/sinks).
  *
  * Exits 77 (ctest: skipped) when the CUDA backend is not compiled in or there is no device. */
 #include <math.h>
@@ -21,6 +22,7 @@
 #include "model.h"
 #include "op_cases.h"
 #include "parity.h"
+#include "sinks_golden.h"
 #include "test_util.h"
 
 #define BOUND_E2E 1e-6 /* design §6: whole-model logits, f32 weights */
@@ -375,6 +377,36 @@ static void e2e_greedy_transition(void)
 
 /* The references of `transit bench` (cuda_measure.c): they must run on any shape and type, give a
  * positive rate and refuse a type without a product; the tests after them show the device usable. */
+/* Attention sinks against the `attention_sinks` package's logits (tests/golden/sinks): streamed one
+ * token at a time and in 3-token steps (sink moves onto their own rows), in the default cache and in
+ * the tightest one (the live run moved back to row 0 at every step). quick: the first 100 tokens of
+ * the streamed case only. */
+static void e2e_sinks(int quick)
+{
+    int n = 0;
+    sinks_case *cases = sinks_cases_load(&n);
+    const char *names[] = {"stories260K.stream", "stories260K.chunk3", "gqa2.prefill"};
+    for (int i = 0; i < (quick ? 1 : 3); i++) {
+        const sinks_case *c = sinks_case_find(cases, n, names[i]);
+        tr_model *m = NULL;
+        tr_model_params mp = tr_model_default_params();
+        mp.backend = "cuda";
+        if (!c || tr_model_load(c->model_path, &mp, &m) != TR_OK) {
+            CHECK(0, "sinks case %s: %s", names[i], tr_last_error());
+            continue;
+        }
+        int sizes[] = {0, c->n_sink + c->window + c->max_step};
+        for (int k = 0; k < 2; k++) {
+            double e = sinks_case_nmse(m, c, sizes[k], quick ? 100 : 0, 0);
+            printf("sinks %-20s n_ctx %-4d NMSE vs attention_sinks %.2e\n", c->name, sizes[k], e);
+            CHECK(e <= BOUND_E2E, "sinks %s, n_ctx %d: NMSE %.3g", c->name, sizes[k], e);
+        }
+        tr_model_free(m);
+    }
+    sinks_cases_free(cases, n);
+    free(cases);
+}
+
 static void test_measurements(void)
 {
     double bw = cu->iface->bandwidth(cu);
@@ -432,6 +464,7 @@ int main(int argc, char **argv)
     if (quick) { /* one model, the decoding graphs and the kept intermediates: minutes under cuda/emu */
         e2e_greedy("models/stories260K/stories260K.gguf", "models/stories260K/expected_greedy.json");
         e2e_capture("models/stories260K/hf");
+        e2e_sinks(1);
     }
     if (e2e) {
         e2e_greedy("models/stories260K/stories260K.gguf", "models/stories260K/expected_greedy.json");
@@ -443,6 +476,7 @@ int main(int argc, char **argv)
         e2e_capture("models/stories260K/hf");
         e2e_transition();
         e2e_greedy_transition();
+        e2e_sinks(0);
     }
 
     tr_backend_free(cu);

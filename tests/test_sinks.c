@@ -17,9 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <cJSON.h>
-
 #include "backend.h"
+#include "sinks_golden.h"
 #include "test_util.h"
 
 #define BOUND 1e-6 /* design §6: end-to-end logits with f32 weights */
@@ -39,154 +38,39 @@ static tr_model *load_path(const char *path, const char *backend)
     return m;
 }
 
-/* "shared:models/x/hf" (under ../shared) or "repo:tests/golden/sinks/models/x" (in this checkout) */
-static const char *case_model_path(const char *spec)
-{
-    if (!strncmp(spec, "shared:", 7)) {
-        static char buf[512];
-        snprintf(buf, sizeof buf, "models/%s", spec + 7);
-        return tr_shared(buf);
-    }
-    const char *repo = "repo:tests/golden/";
-    return !strncmp(spec, repo, strlen(repo)) ? tr_golden(spec + strlen(repo)) : spec;
-}
-
-/* Feeds ids in steps (one tr_eval call each, never split: n_batch is the largest step; single
- * tokens once the list ends) with sinks
- * (n_sink, window) in a cache of n_ctx rows (0: the default) and returns every position's logits.
- * sinks_on = 0 runs plain attention over a cache that holds everything. */
-static float *stream(tr_model *m, const int32_t *ids, int n, const int *steps, int n_steps, int sinks_on, int n_sink,
-                     int window, int n_ctx)
-{
-    int V = tr_model_n_vocab(m), max_step = 1;
-    for (int i = 0; i < n_steps; i++)
-        max_step = steps[i] > max_step ? steps[i] : max_step;
-    tr_context_params cp = tr_context_default_params();
-    cp.sinks = (tr_sink_params){.enabled = sinks_on, .n_sink = n_sink, .window = window};
-    cp.n_ctx = sinks_on ? n_ctx : n;
-    cp.n_batch = max_step;
-    tr_context *c = NULL;
-    float *all = malloc((size_t)n * V * sizeof *all);
-    tr_status s = all ? tr_context_create(m, &cp, &c) : TR_ERR_NOMEM;
-    int done = 0;
-    for (int i = 0; s == TR_OK && done < n; i++) {
-        int want = i < n_steps ? steps[i] : 1;
-        int T = want < n - done ? want : n - done;
-        s = tr_eval(c, ids + done, T, 1);
-        for (int t = 0; s == TR_OK && t < T; t++)
-            memcpy(all + (size_t)(done + t) * V, tr_get_logits(c, t), (size_t)V * sizeof *all);
-        done += T;
-    }
-    CHECK(s == TR_OK, "stream of %d tokens (sinks %d: %d + %d, n_ctx %d): %s", n, sinks_on, n_sink, window, n_ctx,
-          tr_last_error());
-    if (s == TR_OK && sinks_on) {
-        int kept = n_sink + window;
-        CHECK(tr_context_n_past(c) == n && tr_context_n_cached(c) == (n < kept ? n : kept),
-              "after %d tokens: n_past %d, cached %d", n, tr_context_n_past(c), tr_context_n_cached(c));
-    }
-    tr_context_free(c);
-    if (s != TR_OK) {
-        free(all);
-        return NULL;
-    }
-    return all;
-}
-
-static double rows_nmse(const float *gold, const float *all, const int32_t *rows, int n_rows, int V)
-{
-    float *picked = malloc((size_t)n_rows * V * sizeof *picked);
-    for (int r = 0; r < n_rows; r++)
-        memcpy(picked + (size_t)r * V, all + (size_t)rows[r] * V, (size_t)V * sizeof *picked);
-    double e = tr_nmse(gold, picked, (size_t)n_rows * V);
-    free(picked);
-    return e;
-}
-
-static int json_int(const cJSON *o, const char *key)
-{
-    const cJSON *v = cJSON_GetObjectItem(o, key);
-    return cJSON_IsNumber(v) ? v->valueint : -1;
-}
-
 static void test_goldens(void)
 {
-    char *json = tr_read_file(tr_golden("sinks/cases.json"), NULL);
-    cJSON *cases = json ? cJSON_Parse(json) : NULL;
-    CHECK(cases != NULL, "tests/golden/sinks/cases.json missing or unreadable");
     int n_cases = 0;
-    for (const cJSON *c = cases ? cases->child : NULL; c; c = c->next) {
-        const cJSON *model = cJSON_GetObjectItem(c, "model");
-        int n_sink = json_int(c, "n_sink"), window = json_int(c, "window"), prefill = json_int(c, "prefill");
-        if (!cJSON_IsString(model) || n_sink < 0 || window < 1) /* not a case (versions, notes) */
-            continue;
-        n_cases++;
-        char rel[256];
-        int n = 0, n_rows = 0, nd = 0;
-        int64_t shape[4];
-        char kind;
-        snprintf(rel, sizeof rel, "sinks/%s.ids", c->string);
-        int32_t *ids = tr_test_read_ints(tr_golden(rel), &n);
-        snprintf(rel, sizeof rel, "sinks/%s.rows", c->string);
-        int32_t *rows = tr_test_read_ints(tr_golden(rel), &n_rows);
-        snprintf(rel, sizeof rel, "sinks/%s.npy", c->string);
-        float *gold = tr_read_npy(tr_golden(rel), &nd, shape, &kind);
-        /* the steps: listed, or a prefill; single tokens after them */
-        const cJSON *st = cJSON_GetObjectItem(c, "steps");
-        int n_steps = 0, max_step = prefill > 1 ? prefill : 1;
-        int *steps = malloc((size_t)(cJSON_IsArray(st) ? cJSON_GetArraySize(st) + 1 : 1) * sizeof *steps);
-        if (steps && cJSON_IsArray(st)) {
-            for (const cJSON *x = st->child; x; x = x->next)
-                steps[n_steps++] = x->valueint;
-        } else if (steps && prefill > 0) {
-            steps[n_steps++] = prefill;
-        }
-        for (int i = 0; i < n_steps; i++)
-            max_step = steps[i] > max_step ? steps[i] : max_step;
-        CHECK(ids && rows && gold && steps && nd == 2 && shape[0] == n_rows, "%s: golden files", c->string);
-        if (!ids || !rows || !gold || !steps)
-            goto next;
+    sinks_case *cases = sinks_cases_load(&n_cases);
+    CHECK(n_cases >= 14, "only %d golden cases", n_cases);
+    for (int i = 0; i < n_cases; i++) {
+        const sinks_case *c = &cases[i];
         /* cache sizes: the default (kept + n_batch), the tightest (the live run goes back to row 0 at
          * almost every step) and one in between */
-        int kept = n_sink + window, ctx_sizes[] = {0, kept + max_step, kept + max_step + 5};
+        int kept = c->n_sink + c->window, ctx_sizes[] = {0, kept + c->max_step, kept + c->max_step + 5};
         for (int b = 0; b < N_BACKENDS; b++) {
             if (!usable[b])
                 continue;
-            tr_model *m = load_path(case_model_path(model->valuestring), backends[b]);
-            if (!m)
-                continue;
-            CHECK(shape[1] == tr_model_n_vocab(m), "%s: vocabulary", c->string);
-            for (int k = 0; k < 3; k++) {
-                /* cpu-ref is slow and the layouts are the same code: the tightest cache only */
-                if (b == 0 && k != 1)
+            tr_model *m = load_path(c->model_path, backends[b]);
+            for (int k = 0; m && k < 3; k++) {
+                if (b == 0 && k != 1) /* cpu-ref is slow, and the layouts are the same code */
                     continue;
-                float *all = stream(m, ids, n, steps, n_steps, 1, n_sink, window, ctx_sizes[k]);
-                if (!all)
-                    continue;
-                double e = rows_nmse(gold, all, rows, n_rows, (int)shape[1]);
-                printf("%-28s %-8s n_ctx %-4d NMSE vs attention_sinks %.2e\n", c->string, backends[b], ctx_sizes[k], e);
-                CHECK(e <= BOUND, "%s on %s, n_ctx %d: NMSE %.3g vs attention_sinks", c->string, backends[b],
+                double e = sinks_case_nmse(m, c, ctx_sizes[k], 0, 0);
+                printf("%-28s %-8s n_ctx %-4d NMSE vs attention_sinks %.2e\n", c->name, backends[b], ctx_sizes[k], e);
+                CHECK(e <= BOUND, "%s on %s, n_ctx %d: NMSE %.3g vs attention_sinks", c->name, backends[b],
                       ctx_sizes[k], e);
-                free(all);
             }
-            if (b == 1) { /* the test must be able to fail: plain attention is far from the goldens */
-                float *plain = stream(m, ids, n, steps, n_steps, 0, 0, 1, 0);
-                double e = plain ? rows_nmse(gold, plain, rows, n_rows, (int)shape[1]) : 0;
-                printf("%-28s %-8s plain attention: NMSE vs attention_sinks %.2e\n", c->string, backends[b], e);
-                CHECK(e > 100 * BOUND, "%s: plain attention is within %.3g of the goldens: they cannot tell", c->string,
+            if (m && b == 1) { /* the test must be able to fail: plain attention is far from the goldens */
+                double e = sinks_case_nmse(m, c, 0, 0, 1);
+                printf("%-28s %-8s plain attention: NMSE vs attention_sinks %.2e\n", c->name, backends[b], e);
+                CHECK(e > 100 * BOUND, "%s: plain attention is within %.3g of the goldens: they cannot tell", c->name,
                       e);
-                free(plain);
             }
             tr_model_free(m);
         }
-    next:
-        free(steps);
-        free(ids);
-        free(rows);
-        free(gold);
     }
-    CHECK(n_cases >= 8, "only %d golden cases", n_cases);
-    cJSON_Delete(cases);
-    free(json);
+    sinks_cases_free(cases, n_cases);
+    free(cases);
 }
 
 /* Until the first trim the sink cache is the plain cache: same rows, same positions, same kernels. */
@@ -199,7 +83,8 @@ static void test_before_first_trim(void)
     int32_t ids[65];
     for (int i = 0; i < n; i++)
         ids[i] = (i * 37 + 11) % V;
-    float *a = stream(m, ids, n, NULL, 0, 1, 4, 60, 0), *b = stream(m, ids, n, NULL, 0, 0, 0, 1, 0);
+    tr_sink_params sp = {.enabled = 1, .n_sink = 4, .window = 60};
+    float *a = sinks_stream(m, ids, n, NULL, 0, &sp, 0), *b = sinks_stream(m, ids, n, NULL, 0, NULL, 0);
     CHECK(a && b && memcmp(a, b, (size_t)n * V * sizeof *a) == 0, "sinks before the first trim differ from plain");
     free(a);
     free(b);

@@ -30,7 +30,7 @@ PY
 done
 g++ -std=c++17 -O2 -g $INC -c "$EMU/cuemu.cpp" -o "$OUT/cuemu.o"
 for f in "$ROOT"/core/*.c "$ROOT"/backends/*.c "$ROOT"/cpu/*.c "$ROOT"/cuda/*.c "$ROOT"/tests/test_cuda.c "$ROOT"/tests/test_util.c \
-         "$ROOT"/tests/op_cases.c "$ROOT"/tests/op_harness.c; do
+         "$ROOT"/tests/op_cases.c "$ROOT"/tests/op_harness.c "$ROOT"/tests/sinks_golden.c; do
     b=$(basename "$f" .c)
     gcc -std=c11 -O2 -g -D_GNU_SOURCE -DTR_HAVE_CUDA -DTR_SHARED_DIR="\"$ROOT/../shared\"" \
         -DTR_GOLDEN_DIR="\"$ROOT/tests/golden\"" -DTR_TRANSIT_BIN="\"\"" $INC -c "$f" -o "$OUT/c_$b.o"
