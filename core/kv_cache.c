@@ -5,6 +5,9 @@
 #include "model.h"
 
 #define SINK_DEFAULT_BATCH 512 /* tokens one step may add when neither n_ctx nor n_batch says */
+/* Rows beyond the kept ones, at least: the live run moves back to row 0 (copying every kept row)
+ * once per this many single-token steps, so the copies cost a few rows per step, not all of them. */
+#define SINK_MIN_SLACK 256
 
 tr_status tr_kv_sinks_check(const tr_sink_params *p, int *n_ctx, int *n_batch)
 {
@@ -23,7 +26,7 @@ tr_status tr_kv_sinks_check(const tr_sink_params *p, int *n_ctx, int *n_batch)
                        p->n_sink, p->window, (long long)kept, *n_ctx);
     int batch = *n_batch > 0 ? *n_batch : *n_ctx > 0 ? *n_ctx - (int)kept : SINK_DEFAULT_BATCH;
     if (*n_ctx <= 0)
-        *n_ctx = (int)kept + batch;
+        *n_ctx = (int)kept + (batch > SINK_MIN_SLACK ? batch : SINK_MIN_SLACK);
     if (batch > *n_ctx - kept)
         batch = *n_ctx - (int)kept;
     *n_batch = batch;

@@ -129,7 +129,8 @@ typedef struct tr_sink_params {
 typedef struct tr_context_params {
     int n_ctx;     /* KV cache length in tokens; 0 = the model's training length (capped at 4096).
                       With sinks: the cache's rows, more than n_sink + window (the rest holds the
-                      tokens of one step); 0 = n_sink + window + n_batch */
+                      tokens of one step and room to move the rest rarely); 0 = n_sink + window +
+                      max(n_batch, 256) */
     int n_batch;   /* largest number of tokens one tr_eval call computes at once; 0 = n_ctx
                       (with sinks: 0 = 512, and at most n_ctx - n_sink - window) */
     int n_threads; /* 0 = the model's setting */

@@ -2,7 +2,9 @@
  * PyTorch numbers tools/train-default/train.py wrote for the first windows of the held-out text
  * (tests/golden/perplexity/heldout_head.{txt,ppl}); and the model's Hugging Face and GGUF copies giving
  * the same tokens and logits through the C API. Both copies hold float16 weights, so their logits
- * must agree as closely as two layouts of the same numbers can. */
+ * must agree as closely as two layouts of the same numbers can. The stream mode: the experiment of
+ * design §5 on the held-out text (plain attention climbs past the trained length of 256, sinks stay
+ * within 10% of the model's perplexity in 256-token windows), and its picture checked by its data. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -141,6 +143,128 @@ out:
     tr_model_free(gg);
 }
 
+/* The held-out 10% of Tiny Shakespeare (tools/train-default/train.py: from the first line break
+ * after 90% of the characters), written to path. */
+static int write_heldout(const char *path)
+{
+    size_t len = 0;
+    char *text = tr_read_file(tr_shared("corpus/tinyshakespeare.txt"), &len);
+    if (!text)
+        return 0;
+    char *cut = strchr(text + (size_t)(len * 0.9), '\n');
+    int ok = cut && tr_write_file(path, cut + 1, len - (size_t)(cut + 1 - text));
+    free(text);
+    return ok;
+}
+
+/* "data-NAME=\"...\"" of an SVG element: up to cap numbers into v; the count. */
+static int svg_numbers(const char *elem, const char *attr, double *v, int cap)
+{
+    char key[64];
+    snprintf(key, sizeof key, " %s=\"", attr);
+    const char *p = strstr(elem, key);
+    if (!p)
+        return 0;
+    p += strlen(key);
+    int n = 0;
+    while (n < cap && *p && *p != '"') {
+        char *end;
+        v[n] = strtod(p, &end);
+        if (end == p)
+            break;
+        n++;
+        p = end;
+        while (*p == ' ' || *p == ',')
+            p++;
+    }
+    return n;
+}
+
+static void test_stream_compare(void)
+{
+    const char *text = "/tmp/transit_heldout.txt", *svg = "/tmp/transit_ppl_stream.svg";
+    CHECK(write_heldout(text), "cannot write the held-out text");
+    char cmd[2048], line[512];
+    /* 2,048 scored tokens: eight times the trained length, long enough for plain attention to fall
+     * apart; docs/attention-sinks.md has the 8,192-token run */
+    snprintf(cmd, sizeof cmd,
+             "%s perplexity -m %s -f %s --sinks 4 --window 252 --compare -n 2049 --print-every 256 --plot %s -t 2 "
+             "2>/dev/null </dev/null",
+             TR_TRANSIT_BIN, MODEL_GGUF, text, svg);
+    FILE *p = popen(cmd, "r");
+    enum { ROWS = 8 };
+    double tok[ROWS], val[4][ROWS];
+    int n_rows = 0, header = 0;
+    while (p && fgets(line, sizeof line, p)) {
+        double t, a, b, c, d;
+        if (strstr(line, "| plain ") && strstr(line, "| window 256 ") && strstr(line, "| sinks 4+252 ") &&
+            strstr(line, "| windows of 256 |"))
+            header = 1;
+        if (sscanf(line, "| %lf | %lf | %lf | %lf | %lf |", &t, &a, &b, &c, &d) == 5 && n_rows < ROWS) {
+            tok[n_rows] = t;
+            val[0][n_rows] = a, val[1][n_rows] = b, val[2][n_rows] = c, val[3][n_rows] = d;
+            n_rows++;
+        }
+    }
+    int st = p ? pclose(p) : -1;
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0 && header && n_rows == ROWS, "stream --compare: exit %d, %d rows",
+          st, n_rows);
+    if (n_rows != ROWS)
+        return;
+    for (int r = 0; r < ROWS; r++) {
+        double rel = fabs(val[2][r] / val[3][r] - 1);
+        printf("stream %5.0f tokens: plain %8.3f | window %7.3f | sinks %7.3f | windows of 256 %7.3f (sinks %+.1f%%)\n",
+               tok[r], val[0][r], val[1][r], val[2][r], val[3][r], 100 * (val[2][r] / val[3][r] - 1));
+        if (tok[r] >= 1024)
+            CHECK(rel <= 0.10, "at %.0f tokens sinks %.3f vs windows %.3f: more than 10%% apart", tok[r], val[2][r],
+                  val[3][r]);
+    }
+    CHECK(val[0][ROWS - 1] > 2 * val[2][ROWS - 1] && val[0][ROWS - 1] > 2 * val[0][0],
+          "plain attention did not climb past the trained length: %.3f at 256, %.3f at 2048 (sinks %.3f)", val[0][0],
+          val[0][ROWS - 1], val[2][ROWS - 1]);
+
+    /* the picture: one line per column, drawn from the numbers of the table */
+    char *pic = tr_read_file(svg, NULL);
+    CHECK(pic != NULL, "%s not written", svg);
+    const char *area = pic ? strstr(pic, "<g id=\"plot\"") : NULL;
+    double ax[9];
+    const char *keys[] = {"data-x0", "data-x1", "data-y0", "data-y1", "data-px0", "data-px1", "data-py0", "data-py1", "data-log-y"};
+    int have = 0;
+    for (int k = 0; area && k < 9; k++)
+        have += svg_numbers(area, keys[k], &ax[k], 1);
+    CHECK(have == 9 && ax[8] == 1, "the plot area does not say how data maps to pixels");
+    const char *names[] = {"plain", "window 256", "sinks 4+252", "windows of 256 (as -c 256)"};
+    int n_lines = 0;
+    for (const char *q = pic; have == 9 && q && (q = strstr(q, "<polyline class=\"series\"")); q++, n_lines++) {
+        double x[64], y[64], pts[128];
+        int nx = svg_numbers(q, "data-x", x, 64), ny = svg_numbers(q, "data-y", y, 64),
+            np = svg_numbers(q, "points", pts, 128);
+        int s = -1;
+        for (int k = 0; k < 4; k++) {
+            char want[96];
+            snprintf(want, sizeof want, "data-name=\"%s\"", names[k]);
+            const char *end = strchr(q, '>');
+            const char *at = strstr(q, want);
+            s = at && at < end ? k : s;
+        }
+        CHECK(s >= 0 && nx == ROWS && ny == ROWS && np == 2 * ROWS, "series %d: name %d, %d x, %d y, %d coordinates",
+              n_lines, s, nx, ny, np);
+        for (int r = 0; s >= 0 && r < nx && r < ROWS; r++) {
+            double want_px = ax[4] + (x[r] - ax[0]) / (ax[1] - ax[0]) * (ax[5] - ax[4]);
+            double want_py = ax[6] + (log10(y[r]) - ax[2]) / (ax[3] - ax[2]) * (ax[7] - ax[6]);
+            CHECK(x[r] == tok[r] && fabs(y[r] / val[s][r] - 1) < 1e-5, "series %s point %d: (%g, %g), table (%g, %g)",
+                  names[s], r, x[r], y[r], tok[r], val[s][r]);
+            CHECK(fabs(pts[2 * r] - want_px) < 0.01 && fabs(pts[2 * r + 1] - want_py) < 0.01,
+                  "series %s point %d drawn at (%g, %g), its data maps to (%g, %g)", names[s], r, pts[2 * r],
+                  pts[2 * r + 1], want_px, want_py);
+        }
+    }
+    CHECK(n_lines == 4, "%d lines in the picture, 4 expected", n_lines);
+    free(pic);
+    remove(text);
+    remove(svg);
+}
+
 int main(void)
 {
     char *golden = tr_read_file(GOLDEN, NULL);
@@ -151,6 +275,7 @@ int main(void)
     }
     test_perplexity_cli(golden);
     test_hf_gguf_parity();
+    test_stream_compare();
     free(golden);
     return tr_test_finish("test_perplexity");
 }

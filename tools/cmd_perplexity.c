@@ -16,10 +16,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
+#include "perplexity.h"
 
 static const char help[] =
     "usage: transit perplexity -m MODEL -f TEXT [-c 256] [--batch N] [--second-half] [options]\n"
+    "       transit perplexity -m MODEL -f TEXT (--stream | --sinks N [--window W] [--compare])\n"
+    "                          [-n TOKENS] [--print-every 256] [--plot FILE.svg] [options]\n"
     "\n"
     "Perplexity of the model on a text, in consecutive windows of -c tokens, each evaluated from an\n"
     "empty context, as llama.cpp's llama-perplexity does: the text is tokenized once, and the first\n"
@@ -34,10 +36,21 @@ static const char help[] =
     "                      by default every token after the first of each window is scored\n"
     "      --backend NAME  cpu (default), vulkan or cuda\n"
     "  -t, --threads N     CPU threads (all cores)\n"
-    "  -v, --verbose       log what the engine does to stderr\n";
+    "  -v, --verbose       log what the engine does to stderr\n"
+    "\n"
+    "Stream mode (--stream, or --sinks): the text is fed as one stream through one context, -b tokens\n"
+    "at a time (1, as the attention_sinks benchmark does), each position's logits scoring the next\n"
+    "token, and the running perplexity is printed every --print-every scored tokens. --stream alone\n"
+    "is plain attention over the whole stream (its KV cache grows with it).\n"
+    "  -n TOKENS           the first TOKENS tokens of the text (all)\n"
+    CLI_SINKS_HELP
+    "      --compare       three columns over the same stream: plain attention, a window of N + W\n"
+    "                      recent tokens without sinks, and the sinks; a fourth, the model's own\n"
+    "                      perplexity in consecutive windows of -c tokens (N + W) over the same prefix\n"
+    "      --print-every K a table row every K scored tokens (256)\n"
+    "      --plot FILE.svg running perplexity against tokens, one line per column\n";
 
-/* -log softmax(logits)[target], in double. */
-static double token_nll(const float *logits, int n_vocab, int target)
+double ppl_token_nll(const float *logits, int n_vocab, int target)
 {
     double mx = logits[0];
     for (int i = 1; i < n_vocab; i++)
@@ -49,18 +62,51 @@ static double token_nll(const float *logits, int n_vocab, int target)
     return log(sum) + mx - (double)logits[target];
 }
 
+tr_status ppl_window(tr_context *c, int n_vocab, int32_t *win, int n_ctx, int first, int bos, double *sum,
+                     double *sum2)
+{
+    if (bos >= 0)
+        win[0] = bos;
+    tr_context_reset(c);
+    tr_status s = tr_eval(c, win, n_ctx, 1);
+    if (s != TR_OK)
+        return s;
+    for (int i = first; i < n_ctx - 1; i++) {
+        double nll = ppl_token_nll(tr_get_logits(c, i), n_vocab, win[i + 1]);
+        *sum += nll;
+        *sum2 += nll * nll;
+    }
+    return TR_OK;
+}
+
 int cmd_perplexity(int argc, char **argv)
 {
-    /* --second-half is a flag of this command only; the rest goes to the shared parser. */
-    int second_half = 0, n_args = 0;
+    /* this command's own options; the rest goes to the shared parser */
+    int second_half = 0, stream = 0, n_args = 0;
+    ppl_stream_opts so = {.print_every = 256};
     char **args = malloc((size_t)(argc + 1) * sizeof *args);
     if (!args)
         return cli_fail("perplexity: out of memory");
     for (int i = 0; i < argc; i++) {
-        if (i >= 2 && !strcmp(argv[i], "--second-half"))
+        if (i >= 2 && !strcmp(argv[i], "--second-half")) {
             second_half = 1;
-        else
+        } else if (i >= 2 && !strcmp(argv[i], "--stream")) {
+            stream = 1;
+        } else if (i >= 2 && !strcmp(argv[i], "--compare")) {
+            so.compare = 1;
+        } else if (i >= 2 && i + 1 < argc && !strcmp(argv[i], "--plot")) {
+            so.plot = argv[++i];
+        } else if (i >= 2 && i + 1 < argc && !strcmp(argv[i], "--print-every")) {
+            char *end;
+            long v = strtol(argv[++i], &end, 10);
+            if (*end || v < 1 || v > 1 << 24) {
+                free(args);
+                return cli_fail("--print-every: expected a count of tokens >= 1, got '%s'", argv[i]);
+            }
+            so.print_every = (int)v;
+        } else {
             args[n_args++] = argv[i];
+        }
     }
     args[n_args] = NULL;
     cli_opts o;
@@ -72,6 +118,15 @@ int cmd_perplexity(int argc, char **argv)
         fputs(help, stdout);
         return 0;
     }
+    stream |= o.sinks.enabled || so.compare;
+    if (so.compare && !o.sinks.enabled)
+        return cli_fail("perplexity: --compare sets plain attention and a window beside the sinks: add --sinks N");
+    if (so.plot && (strlen(so.plot) < 4 || strcmp(so.plot + strlen(so.plot) - 4, ".svg")))
+        return cli_fail("perplexity: --plot writes an SVG picture: give a FILE.svg (got '%s')", so.plot);
+    if (so.plot && !stream)
+        return cli_fail("perplexity: --plot draws the stream mode's running perplexity: add --sinks N or --stream");
+    if (stream && second_half)
+        return cli_fail("perplexity: --second-half is for windows; the stream scores every token");
     const int n_ctx = o.n_ctx ? o.n_ctx : 256;
     const int first = second_half ? n_ctx / 2 : 0; /* logits at first .. n_ctx-2 are used */
     const int per_window = n_ctx - 1 - first;
@@ -91,6 +146,12 @@ int cmd_perplexity(int argc, char **argv)
     const int bos = info.add_bos && info.bos_id >= 0 ? info.bos_id : -1;
     if (cli_prompt_ids(&o, m, &ids, &n))
         goto done;
+    if (stream) {
+        if (o.n_given && o.n_predict < n)
+            n = o.n_predict; /* -n: the first N tokens of the stream */
+        rc = ppl_stream(&o, m, ids, n, &so);
+        goto done;
+    }
     const int n_windows = n / n_ctx;
     if (n_windows < 1) {
         rc = cli_fail("perplexity: the text has %d tokens, fewer than one window of %d (use a smaller -c)", n, n_ctx);
@@ -111,20 +172,11 @@ int cmd_perplexity(int argc, char **argv)
     long count = 0;
     double t0 = cli_now();
     for (int w = 0; w < n_windows; w++) {
-        int32_t *win = ids + (size_t)w * n_ctx;
-        if (bos >= 0)
-            win[0] = bos;
-        tr_context_reset(c);
-        if ((s = tr_eval(c, win, n_ctx, 1)) != TR_OK) {
+        if ((s = ppl_window(c, n_vocab, ids + (size_t)w * n_ctx, n_ctx, first, bos, &sum, &sum2)) != TR_OK) {
             rc = cli_fail_status(s);
             goto done;
         }
-        for (int i = first; i < n_ctx - 1; i++) {
-            double nll = token_nll(tr_get_logits(c, i), n_vocab, win[i + 1]);
-            sum += nll;
-            sum2 += nll * nll;
-            count++;
-        }
+        count += n_ctx - 1 - first;
         printf("[%d] %.4f\n", w + 1, exp(sum / (double)count));
         fflush(stdout);
     }

@@ -24,7 +24,8 @@ static const char help[] =
     "      --backend NAME     cpu (default), vulkan or cuda\n"
     "  -t, --threads N        CPU threads (all cores)\n"
     "  -b, --batch N          prefill the prompt in chunks of N tokens (whole prompt)\n"
-    "  -c, --ctx N            context length (prompt + n-predict; with --sinks: n_sink + window + -b)\n"
+    "  -c, --ctx N            context length (prompt + n-predict; with --sinks the cache's rows, more\n"
+    "                         than N + W: N + W + max(-b, 256))\n"
     CLI_SINKS_HELP
     "      --transition       Attention Transition during prefill (docs/attention-transition.md)\n"
     "      --transition-alpha A        elimination threshold numerator (0.5)\n"
