@@ -46,7 +46,7 @@ static const char help[] =
     CLI_SINKS_HELP
     "      --compare       three columns over the same stream: plain attention, a window of N + W\n"
     "                      recent tokens without sinks, and the sinks; a fourth, the model's own\n"
-    "                      perplexity in consecutive windows of -c tokens (N + W) over the same prefix\n"
+    "                      perplexity in consecutive windows of N + W tokens over the same prefix\n"
     "      --print-every K a table row every K scored tokens (256)\n"
     "      --plot FILE.svg running perplexity against tokens, one line per column\n";
 

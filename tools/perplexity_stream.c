@@ -50,7 +50,7 @@ static tr_status make_context(tr_model *m, const cli_opts *o, int n_ctx, const t
                               tr_context **c)
 {
     tr_context_params cp = tr_context_default_params();
-    cp.n_ctx = sp->enabled ? 0 : n_ctx; /* (-c sets the windowed column's length here) */
+    cp.n_ctx = sp->enabled ? o->n_ctx : n_ctx; /* -c: the sink cache's rows, as everywhere */
     cp.n_batch = step;
     cp.sinks = *sp;
     return tr_context_create(m, &cp, c);
@@ -83,7 +83,7 @@ int ppl_stream(const cli_opts *o, tr_model *m, int32_t *ids, int n, const ppl_st
         params[n_modes] = &sinks;
         snprintf(modes[n_modes++].name, sizeof modes[0].name, "sinks %d+%d", sinks.n_sink, sinks.window);
     }
-    windows win = {.C = o->n_ctx ? o->n_ctx : sinks.n_sink + sinks.window,
+    windows win = {.C = sinks.n_sink + sinks.window,
                    .bos = info.add_bos && info.bos_id >= 0 ? info.bos_id : -1};
     double *xs = malloc((size_t)n_rows_cap * sizeof *xs), *win_curve = malloc((size_t)n_rows_cap * sizeof *win_curve);
     int32_t *scratch = malloc((size_t)(win.C > 0 ? win.C : 1) * sizeof *scratch);
