@@ -197,6 +197,11 @@ int cmd_parity(int argc, char **argv)
     }
     tr_model_info info;
     tr_model_get_info(ref, &info);
+    char sinks[64] = "off";
+    if (o.sinks.enabled) {
+        tr_sink_params sp = cli_context_params(&o, ref, 0).sinks;
+        snprintf(sinks, sizeof sinks, "%d + %d", sp.n_sink, sp.window);
+    }
     int half = strcmp(info.weight_type, "f32") != 0;
     double bound = half ? 2e-3 : 1e-6;
     int V = info.n_vocab;
@@ -207,8 +212,9 @@ int cmd_parity(int argc, char **argv)
         free(ids);
         return cli_fail_status(s);
     }
-    printf("parity: %s, %d prompt tokens, %d greedy tokens, %s weights, transition %s; reference cpu-ref "
-           "(%.0f ms)\n", cli_model_path(&o), n, n_gen, info.weight_type, o.transition.enabled ? "on" : "off", rr.seconds * 1e3);
+    printf("parity: %s, %d prompt tokens, %d greedy tokens, %s weights, transition %s, sinks %s; reference cpu-ref "
+           "(%.0f ms)\n", cli_model_path(&o), n, n_gen, info.weight_type, o.transition.enabled ? "on" : "off", sinks,
+           rr.seconds * 1e3);
     printf("| backend  | logits NMSE | max abs diff | greedy agree | time ms | result |\n");
     printf("| -------- | ----------- | ------------ | ------------ | ------- | ------ |\n");
     int failed = 0;
