@@ -119,7 +119,7 @@ int plot_svg(const char *path, const char *title, const char *x_label, const cha
         const char *color = colors[i % (int)(sizeof colors / sizeof colors[0])];
         /* earlier series are drawn wider, so that one hidden under a later one still shows */
         fprintf(f, "<polyline class=\"series\" fill=\"none\" stroke=\"%s\" stroke-width=\"%.1f\"%s data-name=\"",
-                color, 1.5 + 1.5 * (n_series - 1 - i), s[i].dashed ? " stroke-dasharray=\"6,4\"" : "");
+                color, s[i].dashed ? 2.0 : 2.0 + 0.9 * (n_series - 1 - i), s[i].dashed ? " stroke-dasharray=\"6,4\"" : "");
         escape(f, s[i].name);
         fputs("\" data-x=\"", f);
         for (int j = 0; j < s[i].n; j++)
