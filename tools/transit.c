@@ -16,6 +16,7 @@ static const char usage[] =
     "  info       list the backends usable here and, with -m, a model's hyperparameters\n"
     "  bench      prompt-processing and generation speed (pp512 / tg128), and memory\n"
     "  perplexity perplexity of a model on a text, in windows of -c tokens (llama-perplexity's scoring)\n"
+    "             or as one stream, with attention sinks beside plain attention (--sinks, --compare)\n"
     "  parity     the same prompt on every backend against the CPU reference; non-zero exit on a\n"
     "             broken bound (for CI)\n"
     "  help       this text; `transit <command> --help` explains one command\n"
