@@ -41,7 +41,8 @@ template <int HD> __global__ __launch_bounds__(AT_THREADS) void attn_tiled_kerne
     const int rows = min(AT_BM, a.T - t0);
     const int n_past = *a.n_past;
     const int kmax = n_past + t0 + rows; /* keys seen by the tile's last row */
-    const float *kb = a.k + (int64_t)g * HD, *vb = a.v + (int64_t)g * HD;
+    const int64_t kv0 = (a.kv_row0 ? (int64_t)*a.kv_row0 : 0) * a.kv_rs + (int64_t)g * HD;
+    const float *kb = a.k + kv0, *vb = a.v + kv0;
     const float4 zero4 = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
 
     for (int idx = tid; idx < AT_BM * (HD / 4); idx += AT_THREADS) {

@@ -108,7 +108,8 @@ __global__ __launch_bounds__(AR_THREADS) void attn_rows_kernel(const trc_attn_ar
     while (lpk < dg_n && lpk < 32)
         lpk <<= 1;
     const int kpw = 32 / lpk, sub = lane % lpk, kslot = lane / lpk;
-    const float *kbase = a.k + (int64_t)g * hd, *vbase = a.v + (int64_t)g * hd;
+    const int64_t kv0 = (a.kv_row0 ? (int64_t)*a.kv_row0 : 0) * a.kv_rs + (int64_t)g * hd;
+    const float *kbase = a.k + kv0, *vbase = a.v + kv0;
     float thr = 0.0f;
     if (TRANS)
         thr = a.alpha / (float)(bstart + a.iv);

@@ -5,8 +5,9 @@
  *
  * Layouts are the IR's (core/ir.h): a {D, T} activation is T rows of D floats; a weight {K, N} is N
  * rows of K elements; caches are rows of kv_rs floats. Values that change from one decoding step to
- * the next (n_past, a KV write's first row) are read by the kernels from device memory (`dyn`
- * pointers), so that a captured CUDA graph can be replayed for every step (cuda_lower.c). */
+ * the next (n_past, a KV write's first row, the first row of a moving view of a cache) are read by
+ * the kernels from device memory (`dyn` pointers), so that a captured CUDA graph can be replayed for
+ * every step (cuda_lower.c). */
 #ifndef TR_CUDA_KERNELS_H
 #define TR_CUDA_KERNELS_H
 
@@ -55,10 +56,12 @@ typedef struct trc_binary_args {
 cudaError_t trc_binary(const trc_binary_args *a, cudaStream_t s);
 cudaError_t trc_swiglu(const trc_binary_args *a, cudaStream_t s);
 
-/* RoPE of up to two tensors {hd, H_i, T} at the same positions (q and k of one layer). */
+/* RoPE of up to two tensors {hd, H_i, T} at the same positions (q and k of one layer). x[i] starts
+ * at row *x_row0[i] (device; NULL: 0) of rows of H_i * hd floats: a moving view of cache rows. */
 typedef struct trc_rope_args {
     int n;
     const float *x[2];
+    const int32_t *x_row0[2];
     float *out[2];
     int64_t H[2];
     const int32_t *pos; /* device, [T] */
@@ -68,10 +71,13 @@ typedef struct trc_rope_args {
 } trc_rope_args;
 cudaError_t trc_rope(const trc_rope_args *a, cudaStream_t s);
 
-/* KV_WRITE of up to two caches (k and v of one layer): rows [*pos0, *pos0 + T) of cache get src. */
+/* KV_WRITE of up to two caches (k and v of one layer): rows [*pos0, *pos0 + T) of cache get src,
+ * whose rows start at row *src_row0[i] (device; NULL: 0) of rows of width floats. COPY is the same
+ * kernel with the node's own memory as the cache. */
 typedef struct trc_kv_write_args {
     int n;
     const float *src[2];
+    const int32_t *src_row0[2];
     float *cache[2];
     const int32_t *pos0[2]; /* device */
     int64_t width, T, cache_rs; /* floats per source row, rows, floats per cache row */
@@ -133,6 +139,7 @@ typedef struct trc_attn_args {
     const float *q;
     int64_t q_hs, q_ts; /* floats between heads, between tokens */
     const float *k, *v;
+    const int32_t *kv_row0; /* device (NULL: 0): the keys and values start at this row of k and v */
     int64_t kv_rs; /* floats between cache rows */
     float *out;
     int64_t o_ts; /* floats between output rows (hd * H) */

@@ -9,7 +9,7 @@ __global__ __launch_bounds__(KV_THREADS) void kv_write_kernel(const trc_kv_write
 {
     const int n = blockIdx.y;
     const int64_t t = blockIdx.x, pos = *a.pos0[n] + t;
-    const float *src = a.src[n] + t * a.width;
+    const float *src = a.src[n] + (t + (a.src_row0[n] ? (int64_t)*a.src_row0[n] : 0)) * a.width;
     float *dst = a.cache[n] + pos * a.cache_rs;
     if (vec) {
         for (int64_t i = threadIdx.x; i < a.width / 4; i += KV_THREADS)

@@ -24,7 +24,8 @@ __global__ __launch_bounds__(ROPE_THREADS) void rope_kernel(const trc_rope_args 
     __syncthreads();
     for (int n = 0; n < a.n; n++) {
         const int64_t H = a.H[n], total = H * half;
-        const float *x = a.x[n] + t * H * a.hd;
+        const int64_t row = t + (a.x_row0[n] ? (int64_t)*a.x_row0[n] : 0);
+        const float *x = a.x[n] + row * H * a.hd;
         float *out = a.out[n] + t * H * a.hd;
         for (int64_t idx = threadIdx.x; idx < total; idx += ROPE_THREADS) {
             int64_t h = idx / half, i = idx - h * half;
