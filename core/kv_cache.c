@@ -24,12 +24,20 @@ tr_status tr_kv_sinks_check(const tr_sink_params *p, int *n_ctx, int *n_batch)
                        "sinks: %d sink tokens + a window of %d need a KV cache of more than %lld tokens, and %d were "
                        "asked for",
                        p->n_sink, p->window, (long long)kept, *n_ctx);
-    int batch = *n_batch > 0 ? *n_batch : *n_ctx > 0 ? *n_ctx - (int)kept : SINK_DEFAULT_BATCH;
-    if (*n_ctx <= 0)
-        *n_ctx = (int)kept + (batch > SINK_MIN_SLACK ? batch : SINK_MIN_SLACK);
-    if (batch > *n_ctx - kept)
-        batch = *n_ctx - (int)kept;
-    *n_batch = batch;
+    /* a step is never cut silently: with sinks, where a call is cut decides what attention sees */
+    int64_t room = *n_ctx > 0 ? *n_ctx - kept : INT32_MAX;
+    if (*n_batch > room)
+        return tr_fail(TR_ERR_INVALID_ARG,
+                       "sinks: steps of %d tokens do not fit a KV cache of %d beside the %lld kept (at most %lld)",
+                       *n_batch, *n_ctx, (long long)kept, (long long)room);
+    int64_t batch = *n_batch > 0 ? *n_batch : room < SINK_DEFAULT_BATCH ? room : SINK_DEFAULT_BATCH;
+    if (*n_ctx <= 0) {
+        int64_t rows = kept + (batch > SINK_MIN_SLACK ? batch : SINK_MIN_SLACK);
+        if (rows > INT32_MAX)
+            return tr_fail(TR_ERR_INVALID_ARG, "sinks: steps of %lld tokens make a KV cache too large", (long long)batch);
+        *n_ctx = (int)rows;
+    }
+    *n_batch = (int)batch;
     return TR_OK;
 }
 
@@ -120,7 +128,7 @@ tr_status tr_kv_append(tr_context *c, tr_graph *g, int l, tr_tensor *k, tr_tenso
 
 void tr_kv_commit(tr_context *c, int T)
 {
-    c->n_past += T;
+    c->n_past = c->n_past > INT32_MAX - T ? INT32_MAX : c->n_past + T; /* an endless stream saturates */
     if (!c->sinks.enabled)
         return;
     c->kv_base = c->step.view0;

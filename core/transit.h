@@ -132,7 +132,8 @@ typedef struct tr_context_params {
                       tokens of one step and room to move the rest rarely); 0 = n_sink + window +
                       max(n_batch, 256) */
     int n_batch;   /* largest number of tokens one tr_eval call computes at once; 0 = n_ctx
-                      (with sinks: 0 = 512, and at most n_ctx - n_sink - window) */
+                      (with sinks a chunk is a step of the policy: 0 = 512, or n_ctx - n_sink -
+                      window if less; more than that is refused) */
     int n_threads; /* 0 = the model's setting */
     tr_transition_params transition;
     tr_sink_params sinks;
@@ -154,7 +155,8 @@ void tr_set_prompt_length(tr_context *ctx, int n_prompt);
 /* Logits of the i-th token of the last tr_eval call (i < 0 counts from the end), n_vocab floats owned
  * by the context, valid until the next tr_eval. NULL if that row was not kept. */
 const float *tr_get_logits(const tr_context *ctx, int i);
-int tr_context_n_past(const tr_context *ctx);   /* tokens evaluated since the cache was last empty */
+int tr_context_n_past(const tr_context *ctx);   /* tokens evaluated since the cache was last empty
+                                                   (with sinks it saturates at INT32_MAX) */
 int tr_context_n_cached(const tr_context *ctx); /* entries the KV cache holds (== n_past without sinks) */
 int tr_context_n_ctx(const tr_context *ctx);
 void tr_context_reset(tr_context *ctx); /* empties the KV cache */

@@ -66,18 +66,20 @@ static void add_row_ops(list *l)
  * turned by negative positions); head sizes 8 to 128, GQA, decode and a multi-token step. */
 static void add_sink_moves(list *l)
 {
-    const int cases[][10] = {
-        /* hd, H, Hkv, C, from, to, n, view0, keep, T */
+    const int cases[][13] = {
+        /* hd, H, Hkv, C, from, to, n, view0, keep, T, (second move) from2, to2, n2 */
         {8, 4, 2, 40, 5, 7, 4, 7, 20, 1},     /* 2 entries trimmed, 4 sinks: the move overlaps itself */
         {32, 8, 2, 56, 30, 4, 20, 0, 24, 3},  /* the window back to row 4, turned by -26 */
         {128, 4, 1, 64, 10, 13, 4, 13, 40, 1}, /* head size 128, GQA 4 */
         {64, 4, 4, 60, 2, 9, 4, 9, 30, 9},    /* 7 trimmed: no overlap; a 9-token step after it */
         {16, 2, 1, 300, 0, 200, 1, 200, 60, 2}, /* one sink far up a long cache */
+        /* back to row 0 in two moves: the sinks' rows [10, 14) lie where the window lands */
+        {32, 4, 2, 40, 10, 0, 4, 0, 16, 2, 16, 4, 12},
     };
     for (int i = 0; i < COUNT(cases); i++) {
         const int *c = cases[i];
-        push(l, (op_case){.kind = OP_SINK_MOVE, .bound = OP_BOUND_F32, .host = HOST(5),
-                          .sink = {c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8], c[9]}});
+        push(l, (op_case){.kind = OP_SINK_MOVE, .bound = OP_BOUND_F32, .host = HOST(5) | HOST(6),
+                          .sink = {c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8], c[9], c[10], c[11], c[12]}});
     }
 }
 
@@ -219,9 +221,9 @@ void op_case_name(const op_case *c, char *buf, size_t cap)
                  (long long)c->kv.T, c->kind == OP_COPY ? "row0" : "pos0", (long long)c->kv.pos0);
         break;
     case OP_SINK_MOVE:
-        snprintf(buf, cap, "%s hd=%d H=%d Hkv=%d C=%d rows %d+%d -> %d, attention from %d over %d+%d", op, c->sink.hd,
-                 c->sink.H, c->sink.Hkv, c->sink.C, c->sink.from, c->sink.n, c->sink.to, c->sink.view0, c->sink.keep,
-                 c->sink.T);
+        snprintf(buf, cap, "%s hd=%d H=%d Hkv=%d C=%d rows %d+%d -> %d%s, attention from %d over %d+%d", op, c->sink.hd,
+                 c->sink.H, c->sink.Hkv, c->sink.C, c->sink.from, c->sink.n, c->sink.to,
+                 c->sink.n2 ? " and a second move" : "", c->sink.view0, c->sink.keep, c->sink.T);
         break;
     case OP_ROPE:
         snprintf(buf, cap, "%s %s hd=%d H=%d T=%d theta=%g", op, c->rope.layout ? "half" : "adjacent", c->rope.hd,
@@ -325,12 +327,19 @@ static tr_tensor *sink_moves(const op_case *c, tr_graph *g)
     tr_tensor *q = op_leaf(g, TR_F32, 3, (int64_t[]){hd, H, T}, 1, where(c, 2));
     tr_tensor *k_new = op_leaf(g, TR_F32, 2, (int64_t[]){W, T}, 1, where(c, 3));
     tr_tensor *v_new = op_leaf(g, TR_F32, 2, (int64_t[]){W, T}, 1, where(c, 4));
-    tr_tensor *turn = op_int_leaf(g, n, 1, c->sink.to - c->sink.from, where(c, 5));
     tr_rope_params rp = {10000.0f, TR_ROPE_HALF};
-    tr_tensor *k_moved = tr_rope(g, tr_reshape_3d(g, tr_view_rows(g, kc, c->sink.from, n), hd, Hkv, n), turn, rp);
-    tr_tensor *v_moved = tr_copy(g, tr_view_rows(g, vc, c->sink.from, n));
-    tr_tensor *kw = tr_kv_write(g, kc, tr_reshape_3d(g, k_moved, W, n, 1), c->sink.to);
-    tr_tensor *vw = tr_kv_write(g, vc, v_moved, c->sink.to);
+    const int from[2] = {c->sink.from, c->sink.from2}, to[2] = {c->sink.to, c->sink.to2}, rows_of[2] = {n, c->sink.n2};
+    tr_tensor *k_moved[2] = {NULL, NULL}, *v_moved[2] = {NULL, NULL};
+    for (int j = 0; j < 2 && rows_of[j] > 0; j++) { /* reads first */
+        tr_tensor *turn = op_int_leaf(g, rows_of[j], 1, to[j] - from[j], where(c, 5 + j));
+        k_moved[j] = tr_rope(g, tr_reshape_3d(g, tr_view_rows(g, kc, from[j], rows_of[j]), hd, Hkv, rows_of[j]), turn, rp);
+        v_moved[j] = tr_copy(g, tr_view_rows(g, vc, from[j], rows_of[j]));
+    }
+    tr_tensor *kw = kc, *vw = vc;
+    for (int j = 0; j < 2 && rows_of[j] > 0; j++) {
+        kw = tr_kv_write(g, kw, tr_reshape_3d(g, k_moved[j], W, rows_of[j], 1), to[j]);
+        vw = tr_kv_write(g, vw, v_moved[j], to[j]);
+    }
     kw = tr_kv_write(g, kw, k_new, row0);
     vw = tr_kv_write(g, vw, v_new, row0);
     tr_attn_params ap = {.scale = 1.0f / sqrtf((float)hd), .n_past = c->sink.keep, .n_kv = c->sink.keep + T};

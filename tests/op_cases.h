@@ -57,9 +57,10 @@ typedef struct op_case {
             int64_t D, C, T, pos0;
         } kv;
         struct { /* SINK_MOVE (core/kv_cache.c): rows [from, from + n) of key and value caches
-                    {hd * Hkv, C} move to [to, to + n) (keys turned by to - from), T new rows follow
-                    at view0 + keep, and queries q {hd, H, T} attend over rows from view0 */
-            int hd, H, Hkv, C, from, to, n, view0, keep, T;
+                    {hd * Hkv, C} move to [to, to + n) (keys turned by to - from), and so do
+                    [from2, from2 + n2) to [to2, ..) when n2 > 0, all read before any is written;
+                    T new rows follow at view0 + keep; queries q {hd, H, T} attend from view0 */
+            int hd, H, Hkv, C, from, to, n, view0, keep, T, from2, to2, n2;
         } sink;
         struct { /* ROPE: x {hd, H, T}, positions in [0, max_pos) */
             int hd, H, T, max_pos;

@@ -228,6 +228,7 @@ static void test_sinks_cli(void)
 
     /* generation never runs out, and the cache does not grow */
     size_t kv[2] = {0, 0};
+    double rss[2] = {0, 0};
     const int lengths[2] = {2000, 8000};
     for (int i = 0; i < 2; i++) {
         char *out = NULL;
@@ -235,8 +236,10 @@ static void test_sinks_cli(void)
                  model, lengths[i]);
         int rc = run(args, &out, &err);
         int n_gen = 0;
-        const char *tg = err ? strstr(err, "| tg ") : NULL, *kvs = err ? strstr(err, "KV cache ") : NULL;
-        CHECK(rc == 0 && tg && sscanf(tg, "| tg %d tokens", &n_gen) == 1 && kvs && sscanf(kvs, "KV cache %zu", &kv[i]) == 1,
+        const char *tg = err ? strstr(err, "| tg ") : NULL, *kvs = err ? strstr(err, "KV cache ") : NULL,
+                   *rs = err ? strstr(err, "peak RSS ") : NULL;
+        CHECK(rc == 0 && tg && sscanf(tg, "| tg %d tokens", &n_gen) == 1 && kvs && sscanf(kvs, "KV cache %zu", &kv[i]) == 1 &&
+                  rs && sscanf(rs, "peak RSS %lf", &rss[i]) == 1,
               "%s: exit %d: %s", args, rc, err ? err : "");
         /* stories260K ends stories with EOS now and then: far past its 512 positions is what counts */
         CHECK(n_gen > 600, "run --sinks stopped after %d tokens", n_gen);
@@ -244,6 +247,9 @@ static void test_sinks_cli(void)
         free(err);
     }
     CHECK(kv[0] > 0 && kv[0] == kv[1], "KV cache %zu bytes after 2000 tokens, %zu after 8000", kv[0], kv[1]);
+    printf("run --sinks 4 --window 252: peak RSS %.1f MB after 2000 tokens, %.1f MB after 8000\n", rss[0], rss[1]);
+    CHECK(rss[0] > 0 && rss[1] <= rss[0] * 1.05, "peak RSS grew from %.1f MB (2000 tokens) to %.1f MB (8000)", rss[0],
+          rss[1]);
 
     /* bad sizes, on every command that takes them */
     const char *cmds[] = {"run -p hi -n 2", "eval -p hi --logits /dev/null", "bench -p 8 -n 2 -r 1",
@@ -261,6 +267,10 @@ static void test_sinks_cli(void)
         }
     snprintf(args, sizeof args, "perplexity -m %s -p \"hi there\" --sinks 4 --plot x.png", model);
     expect_one_line_error(args, "SVG");
+    snprintf(args, sizeof args, "perplexity -m %s -p \"hi there\" --stream -c 64", model);
+    expect_one_line_error(args, "whole stream");
+    snprintf(args, sizeof args, "eval -m %s -p \"hi there\" --logits /dev/null --sinks 4 --window 60 -c 80 -b 32", model);
+    expect_one_line_error(args, "steps of 32 tokens do not fit");
 }
 
 static void test_info_help(void)

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "model.h"
 #include "sinks_golden.h"
 #include "test_util.h"
 
@@ -110,8 +111,11 @@ static void test_constant_memory(void)
     int32_t tok = 1;
     tr_memory_stats at2k = {0}, at8k = {0};
     tr_status s = TR_OK;
+    int layout_ok = 1;
     for (int i = 1; c && s == TR_OK && i <= 8000; i++) {
         s = tr_eval(c, &tok, 1, 0);
+        /* the live run: never more than what is kept plus the step, always inside the buffer */
+        layout_ok &= c->kv_live <= 256 + 1 && c->kv_base >= 0 && c->kv_base + c->kv_live <= c->n_ctx;
         const float *l = tr_get_logits(c, -1);
         for (int v = 1; s == TR_OK && v < V; v++) /* greedy */
             tok = l[v] > l[tok] ? v : tok;
@@ -119,6 +123,7 @@ static void test_constant_memory(void)
             tr_context_memory(c, &at2k);
     }
     CHECK(s == TR_OK, "8000 tokens with sinks: %s", tr_last_error());
+    CHECK(layout_ok, "the live run left the kept size or the buffer");
     if (c)
         tr_context_memory(c, &at8k);
     printf("memory after 2000 / 8000 tokens: KV %zu / %zu, activations %zu / %zu, workspace %zu / %zu bytes\n",
@@ -217,14 +222,16 @@ static void test_bad_params(void)
     if (!m)
         return;
     struct {
-        int n_sink, window, n_ctx;
+        int n_sink, window, n_ctx, n_batch;
         const char *says;
-    } bad[] = {{4, 0, 0, "window"}, {300, 252, 0, "do not fit a window"}, {-1, 10, 0, "do not fit"},
-               {4, 1000, 500, "KV cache"}, {4, 60, 64, "KV cache"}};
+    } bad[] = {{4, 0, 0, 0, "window"},        {300, 252, 0, 0, "do not fit a window"}, {-1, 10, 0, 0, "do not fit"},
+               {4, 1000, 500, 0, "KV cache"}, {4, 60, 64, 0, "KV cache"},
+               {4, 60, 80, 32, "steps of 32 tokens do not fit a KV cache of 80 beside the 64 kept (at most 16)"}};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         tr_context_params cp = tr_context_default_params();
         cp.sinks = (tr_sink_params){.enabled = 1, .n_sink = bad[i].n_sink, .window = bad[i].window};
         cp.n_ctx = bad[i].n_ctx;
+        cp.n_batch = bad[i].n_batch;
         tr_context *c = NULL;
         tr_status s = tr_context_create(m, &cp, &c);
         CHECK(s == TR_ERR_INVALID_ARG && c == NULL && strstr(tr_last_error(), bad[i].says),
@@ -232,6 +239,16 @@ static void test_bad_params(void)
               tr_last_error());
         tr_context_free(c);
     }
+    /* -c alone: steps of what fits beside the kept entries, at most 512 */
+    tr_context_params big = tr_context_default_params();
+    big.sinks = (tr_sink_params){.enabled = 1, .n_sink = 4, .window = 60};
+    big.n_ctx = 1000;
+    tr_context *cb = NULL;
+    int32_t ids600[600] = {0};
+    CHECK(tr_context_create(m, &big, &cb) == TR_OK && tr_eval(cb, ids600, 600, 0) == TR_OK &&
+              tr_context_n_cached(cb) == 64 && cb->n_batch == 512,
+          "n_ctx 1000 for 4 + 60: steps of %d: %s", cb ? cb->n_batch : -1, tr_last_error());
+    tr_context_free(cb);
     /* the smallest cache that works: one row beyond what is kept */
     tr_context_params cp = tr_context_default_params();
     cp.sinks = (tr_sink_params){.enabled = 1, .n_sink = 4, .window = 60};

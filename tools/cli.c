@@ -41,7 +41,7 @@ double cli_peak_rss_mb(void)
 {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_maxrss / 1e3; /* ru_maxrss is in KiB on Linux */
+    return (double)ru.ru_maxrss * 1024 / 1e6; /* ru_maxrss is in KiB on Linux */
 }
 
 static int parse_int(const char *opt, const char *v, int lo, int hi, int *out)
@@ -176,11 +176,15 @@ tr_context_params cli_context_params(const cli_opts *o, const tr_model *m, int n
     cp.transition = o->transition;
     cp.sinks = o->sinks;
     if (o->sinks.enabled && !o->window_given) {
-        /* what fits the model: the reference's 1024 kept tokens, or the trained context if shorter */
+        /* what fits the model: the reference's 1024 kept tokens, or the trained context if shorter;
+         * then what fits -c beside one token of a step; never fewer than the sinks */
         tr_model_info info;
         tr_model_get_info(m, &info);
         int fit = info.n_ctx_train > 0 && info.n_ctx_train < 1024 ? info.n_ctx_train : 1024;
-        cp.sinks.window = fit - o->sinks.n_sink;
+        int w = fit - o->sinks.n_sink;
+        if (o->n_ctx && w > o->n_ctx - o->sinks.n_sink - (o->n_batch ? o->n_batch : 1))
+            w = o->n_ctx - o->sinks.n_sink - (o->n_batch ? o->n_batch : 1);
+        cp.sinks.window = w > o->sinks.n_sink ? w : o->sinks.n_sink > 0 ? o->sinks.n_sink : 1;
     }
     return cp;
 }

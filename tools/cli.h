@@ -23,7 +23,7 @@ typedef struct cli_opts {
     "                         its first N tokens and a window of the most recent ones, so the context\n"    \
     "                         never runs out and memory stays flat (0: a window without sinks)\n"           \
     "      --window W         recent tokens kept with --sinks (default: 1024 - N, or the model's trained\n" \
-    "                         context - N when that is shorter)\n"
+    "                         context - N when that is shorter, or what fits -c; at least N)\n"
 
 /* Parses argv[first..] into o. Returns 0, or prints "transit: ..." and returns 1 on a bad option. */
 int cli_parse(int argc, char **argv, int first, cli_opts *o, const char *cmd);

@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 
 #include "cli.h"
 
@@ -275,13 +274,11 @@ int cmd_bench(int argc, char **argv)
         if (rc)
             break;
         stat st = summarise(rates, reps);
-        struct rusage ru;
-        getrusage(RUSAGE_SELF, &ru);
         char name[16];
         snprintf(name, sizeof name, "%s%d", np ? "pp" : "tg", np ? np : ng);
         printf("| %-7s | %6.2f ± %4.2f | %14.1f | %12.2f | %5.1f | %11.1f |\n", name, st.mean, st.sd,
                (double)mem.activations / 1e6, (double)mem.workspace / 1e6, (double)mem.kv_cache / 1e6,
-               (double)ru.ru_maxrss / 1e3);
+               cli_peak_rss_mb());
         if (ng > 0)
             tg_rate = st.mean;
         else

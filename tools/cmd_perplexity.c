@@ -125,6 +125,8 @@ int cmd_perplexity(int argc, char **argv)
         return cli_fail("perplexity: --plot writes an SVG picture: give a FILE.svg (got '%s')", so.plot);
     if (so.plot && !stream)
         return cli_fail("perplexity: --plot draws the stream mode's running perplexity: add --sinks N or --stream");
+    if (stream && !o.sinks.enabled && o.n_ctx)
+        return cli_fail("perplexity: -c sizes the sink cache; a plain stream's cache holds the whole stream");
     if (stream && second_half)
         return cli_fail("perplexity: --second-half is for windows; the stream scores every token");
     const int n_ctx = o.n_ctx ? o.n_ctx : 256;
