@@ -66,7 +66,6 @@ import json
 import logging
 import math
 import os
-import shutil
 import warnings
 
 import numpy as np
@@ -86,6 +85,8 @@ from transformers import (  # noqa: E402
     LlamaForCausalLM,
 )
 from transformers.models.diffllama import modeling_diffllama  # noqa: E402
+
+from golden_util import rel_rows, save_model_dir, write_ints  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VOCAB = 512
@@ -152,13 +153,7 @@ def make_model(out_dir, name, shared):
     if tied:
         assert torch.equal(model.lm_head.weight, model.model.embed_tokens.weight)
     path = os.path.join(out_dir, "models", name)
-    if os.path.isdir(path):
-        shutil.rmtree(path)
-    model.save_pretrained(path, safe_serialization=True)
-    os.chmod(os.path.join(path, "model.safetensors"), 0o644)  # safetensors may write it 0600
-    gen_cfg = os.path.join(path, "generation_config.json")
-    if os.path.exists(gen_cfg):
-        os.remove(gen_cfg)
+    save_model_dir(model, path, shared)
     cfg_path = os.path.join(path, "config.json")
     with open(cfg_path) as f:
         cj = json.load(f)
@@ -169,8 +164,6 @@ def make_model(out_dir, name, shared):
     with open(cfg_path, "w") as f:
         json.dump(cj, f, indent=2, sort_keys=True)
         f.write("\n")
-    for fn in ["tokenizer.json", "tokenizer_config.json"]:
-        shutil.copyfile(os.path.join(shared, "models", "stories260K", "hf", fn), os.path.join(path, fn))
     saved = load_file(os.path.join(path, "model.safetensors"))
     assert sorted(saved) == sorted(weights), (sorted(saved), sorted(weights))
     for k, v in weights.items():
@@ -298,12 +291,6 @@ class Sec4Ref:
         return x @ w["lm_head.weight"].T
 
 
-def rel_rows(a, b):
-    """Per-row relative L2 difference of a from b."""
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    return np.linalg.norm(a - b, axis=-1) / np.linalg.norm(b, axis=-1)
-
-
 # ---------------------------------------------------------------------------------------------------
 # lambda as HF computes it
 
@@ -396,11 +383,6 @@ def plain_llama_logits(path, ids):
     return forward(model, ids)[0]
 
 
-def write_ids(path, ids):
-    with open(path, "w") as f:
-        f.write(" ".join(str(int(i)) for i in ids) + "\n")
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--shared", default=os.path.join(ROOT, "..", "shared"))
@@ -472,9 +454,9 @@ def main():
             assert wrong[variant] > WRONG, f"{name}: goldens do not reject {variant} ({wrong[variant]:.2e})"
 
         stem = os.path.join(args.out, name)
-        write_ids(stem + ".prompt.ids", prompt)
+        write_ints(stem + ".prompt.ids", prompt)
         np.save(stem + ".prompt.npy", prompt_logits.astype(np.float32))
-        write_ids(stem + ".decode.ids", ids)
+        write_ints(stem + ".decode.ids", ids)
         np.save(stem + ".decode.npy", decode_logits.astype(np.float32))
         meta[name] = dict(
             model=f"repo:tests/golden/diffllama/models/{name}",

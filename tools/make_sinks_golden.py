@@ -91,6 +91,8 @@ import transformers  # noqa: E402
 from attention_sinks.models.llama.pos_shift import llama_pos_shift_attention_forward  # noqa: E402
 from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM  # noqa: E402
 
+from golden_util import rel_rows, save_model_dir, write_ints  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VOCAB = 512
 STORY = (
@@ -165,15 +167,7 @@ def make_random_model(out_dir, name, shape, shared):
         sd[key] = torch.from_numpy(a.astype(np.float32))
     model.load_state_dict(sd)
     path = os.path.join(out_dir, "models", name)
-    if os.path.isdir(path):
-        shutil.rmtree(path)
-    model.save_pretrained(path, safe_serialization=True)
-    os.chmod(os.path.join(path, "model.safetensors"), 0o644)  # safetensors writes it 0600
-    gen_cfg = os.path.join(path, "generation_config.json")
-    if os.path.exists(gen_cfg):
-        os.remove(gen_cfg)
-    for f in ["tokenizer.json", "tokenizer_config.json"]:
-        shutil.copyfile(os.path.join(shared, "models", "stories260K", "hf", f), os.path.join(path, f))
+    save_model_dir(model, path, shared)
     return path
 
 
@@ -315,12 +309,6 @@ class Sec5Ref:
         return torch.cat(out).numpy()
 
 
-def rel_rows(a, b):
-    """Per-row relative L2 difference of a from b."""
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    return np.linalg.norm(a - b, axis=-1) / np.linalg.norm(b, axis=-1)
-
-
 # ---------------------------------------------------------------------------------------------------
 
 
@@ -396,10 +384,8 @@ def main():
                     continue  # without sinks every cached key shifts alike: RoPE is relative, same logits
                 assert wrong[variant] > WRONG, f"{name}.{case}: goldens do not reject {variant}"
             stem = os.path.join(args.out, f"{name}.{case}")
-            with open(stem + ".ids", "w") as f:
-                f.write(" ".join(str(i) for i in ids) + "\n")
-            with open(stem + ".rows", "w") as f:
-                f.write(" ".join(str(i) for i in rows) + "\n")
+            write_ints(stem + ".ids", ids)
+            write_ints(stem + ".rows", rows)
             np.save(stem + ".npy", ref[rows].astype(np.float32))
             meta[f"{name}.{case}"] = dict(
                 model=label, n_sink=S, window=W, prefill=P, n_tokens=n, first_divergence=first,
