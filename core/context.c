@@ -116,13 +116,7 @@ void tr_context_reset(tr_context *c)
 }
 
 int tr_context_n_past(const tr_context *c) { return c->n_past; }
-int tr_context_n_cached(const tr_context *c)
-{
-    if (!c->sinks.enabled)
-        return c->n_past;
-    int kept = c->sinks.n_sink + c->sinks.window; /* what the last step's trim leaves */
-    return c->kv_live < kept ? c->kv_live : kept;
-}
+int tr_context_n_cached(const tr_context *c) { return tr_kv_n_kept(c); }
 int tr_context_n_ctx(const tr_context *c) { return c->n_ctx; }
 void tr_context_memory(const tr_context *c, tr_memory_stats *st)
 {

@@ -43,6 +43,11 @@ tr_status tr_kv_sinks_check(const tr_sink_params *p, int *n_ctx, int *n_batch)
 
 static int32_t min32(int32_t a, int32_t b) { return a < b ? a : b; }
 
+int32_t tr_kv_n_kept(const tr_context *c)
+{
+    return c->sinks.enabled ? min32(c->kv_live, c->sinks.n_sink + c->sinks.window) : c->n_past;
+}
+
 void tr_kv_plan(tr_context *c, int T)
 {
     tr_kv_step *s = &c->step;
@@ -52,8 +57,8 @@ void tr_kv_plan(tr_context *c, int T)
     } else {
         /* The previous step left n_live entries from row base; its trim keeps the first n_sink
          * and the last window of them, dropping the e in between. */
-        int32_t kept = c->sinks.n_sink + c->sinks.window, base = c->kv_base;
-        int32_t keep = min32(c->kv_live, kept), e = c->kv_live - keep, sinks = min32(c->sinks.n_sink, keep);
+        int32_t base = c->kv_base, keep = tr_kv_n_kept(c), e = c->kv_live - keep;
+        int32_t sinks = min32(c->sinks.n_sink, keep);
         int32_t view0 = base + e;
         if (view0 + keep + T > c->n_ctx) {
             /* the run goes back to row 0: sinks first, then the window after the dropped rows */

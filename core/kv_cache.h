@@ -43,6 +43,9 @@ typedef struct tr_kv_step {
 /* Checks the sink parameters against the cache rows; fills n_ctx and n_batch (0 = defaults). */
 tr_status tr_kv_sinks_check(const tr_sink_params *p, int *n_ctx, int *n_batch);
 
+/* Entries the cache holds once the last step's trim is made (all of them without sinks). */
+int32_t tr_kv_n_kept(const tr_context *c);
+
 /* Decides c->step for T tokens (T <= n_batch) and fills c->pos with the tokens' positions. */
 void tr_kv_plan(tr_context *c, int T);
 

@@ -21,7 +21,7 @@ tr_tensor *tr_llama_build(tr_context *ctx, tr_graph *g, int n_tokens, int all_lo
     const int T = n_tokens, hd = hp->head_dim, n_past = ctx->step.n_past;
     const tr_rope_params rope = {.theta = hp->rope_theta, .layout = hp->rope_layout};
     /* The transition's schedule is in prompt positions: they are cache rows until the first trim. */
-    const int transition_ok = ctx->n_dropped == 0 && ctx->step.dropped == 0 && ctx->step.view0 == 0;
+    const int transition_ok = ctx->n_dropped + ctx->step.dropped == 0;
 
     /* Inputs: token ids and their positions (cache rows), host memory owned by the context. */
     tr_tensor *ids = tr_new_tensor_1d(g, TR_I32, T, "ids");

@@ -249,12 +249,9 @@ static const int32_t *dyn_param(lower_ctx *L, int32_t value)
     return L->dyn_dev + L->n_dyn++;
 }
 
-/* A view of whole rows of a cache (or of a KV write, whose value is its cache), whose rows are
- * row_bytes apart: the cache's own pointer, with the view's first row as a dynamic parameter in
- * *row0. The attention-sink cache moves its views by a row or more every decoding step; read this
- * way, the step's records stay byte-identical and it replays as a CUDA graph. Anything else: its
- * own pointer, *row0 = NULL (row 0). *rows gets the rows the pointer's tensor holds. */
-static void *rows_of(lower_ctx *L, const tr_tensor *t, size_t row_bytes, const int32_t **row0, int64_t *rows)
+/* Whether t is a view of whole rows of a cache (or of a KV write, whose value is its cache) whose
+ * rows are row_bytes apart; if so, *root is the cache and *row the view's first row. */
+static bool cache_rows(const tr_tensor *t, size_t row_bytes, const tr_tensor **root, int32_t *row)
 {
     size_t off = 0;
     const tr_tensor *r = t;
@@ -262,16 +259,27 @@ static void *rows_of(lower_ctx *L, const tr_tensor *t, size_t row_bytes, const i
         off += r->p.view_offset;
         r = r->src[0];
     }
-    *row0 = NULL;
-    if (rows)
-        *rows = t->ne[1];
     if (r == t || (r->op != TR_OP_KV_WRITE && r->op != TR_OP_NONE) || r->ne[2] != 1 || r->nb[1] != row_bytes ||
         off % row_bytes != 0 || off / row_bytes > INT32_MAX)
+        return false;
+    *root = r;
+    *row = (int32_t)(off / row_bytes);
+    return true;
+}
+
+/* The pointer a kernel reads t through. The attention-sink cache moves its views by a row or more
+ * every decoding step; such a view is read as its cache's pointer with the first row as a dynamic
+ * parameter in *row0, so the step's records stay byte-identical and it replays as a CUDA graph.
+ * Anything else: its own pointer, *row0 = NULL (row 0). */
+static void *rows_of(lower_ctx *L, const tr_tensor *t, size_t row_bytes, const int32_t **row0)
+{
+    const tr_tensor *root;
+    int32_t row;
+    *row0 = NULL;
+    if (!cache_rows(t, row_bytes, &root, &row))
         return dptr(L->c, t);
-    *row0 = dyn_param(L, (int32_t)(off / row_bytes));
-    if (rows)
-        *rows = r->ne[1];
-    return dptr(L->c, r);
+    *row0 = dyn_param(L, row);
+    return dptr(L->c, root);
 }
 
 static tr_status push(lower_ctx *L, const trc_record *r)
@@ -359,21 +367,20 @@ static tr_status lower_attention(lower_ctx *L, int i)
     a->q_hs = (int64_t)(q->nb[1] / sizeof(float));
     a->q_ts = (int64_t)(q->nb[2] / sizeof(float));
     a->kv_rs = (int64_t)(k->nb[1] / sizeof(float));
-    /* the sink cache's moving view: the cache's pointers and a dynamic first row (both views move
-     * together; if they ever did not, their own pointers) */
-    const int32_t *k_row0, *v_row0;
-    int64_t cap, v_cap;
-    size_t mark = (size_t)L->n_dyn;
-    a->k = rows_of(L, k, k->nb[1], &k_row0, &cap);
-    a->v = rows_of(L, v, v->nb[1], &v_row0, &v_cap);
-    if (k_row0 && v_row0 && L->dyn_host[k_row0 - L->dyn_dev] == L->dyn_host[v_row0 - L->dyn_dev] && cap == v_cap) {
-        a->kv_row0 = k_row0;
-        L->n_dyn = (int)mark + 1; /* one row parameter serves both */
+    /* the sink cache's moving view: the caches' pointers and one dynamic first row for both (they
+     * move together; if they ever did not, their own pointers) */
+    const tr_tensor *k_root, *v_root;
+    int32_t k_row, v_row;
+    int64_t cap = k->ne[1];
+    if (cache_rows(k, k->nb[1], &k_root, &k_row) && cache_rows(v, v->nb[1], &v_root, &v_row) && k_row == v_row &&
+        k_root->ne[1] == v_root->ne[1]) {
+        a->k = dptr(c, k_root);
+        a->v = dptr(c, v_root);
+        a->kv_row0 = dyn_param(L, k_row);
+        cap = k_root->ne[1];
     } else {
-        L->n_dyn = (int)mark;
         a->k = dptr(c, k);
         a->v = dptr(c, v);
-        cap = k->ne[1];
     }
     a->out = dptr(c, t);
     a->o_ts = (int64_t)hd * H;
@@ -494,12 +501,12 @@ static tr_status lower_node(lower_ctx *L, int i)
         a->T = t->ne[2];
         a->theta = t->p.rope.theta;
         a->layout = (int)t->p.rope.layout;
-        a->x[0] = rows_of(L, t->src[0], t->src[0]->nb[2], &a->x_row0[0], NULL);
+        a->x[0] = rows_of(L, t->src[0], t->src[0]->nb[2], &a->x_row0[0]);
         a->out[0] = dptr(c, t);
         a->H[0] = t->ne[1];
         if (c->fz[i].kind == FZ_ROPE2) { /* the layer's other RoPE, at the same positions */
             const tr_tensor *u = g->nodes[c->fz[i].m[0]];
-            a->x[1] = rows_of(L, u->src[0], u->src[0]->nb[2], &a->x_row0[1], NULL);
+            a->x[1] = rows_of(L, u->src[0], u->src[0]->nb[2], &a->x_row0[1]);
             a->out[1] = dptr(c, u);
             a->H[1] = u->ne[1];
             a->n = 2;
@@ -514,12 +521,12 @@ static tr_status lower_node(lower_ctx *L, int i)
         a->width = src->ne[0];
         a->T = src->ne[1];
         a->cache_rs = (int64_t)(cache->nb[1] / sizeof(float));
-        a->src[0] = rows_of(L, src, src->nb[1], &a->src_row0[0], NULL);
+        a->src[0] = rows_of(L, src, src->nb[1], &a->src_row0[0]);
         a->cache[0] = dptr(c, cache);
         a->pos0[0] = dyn_param(L, t->p.pos0);
         if (c->fz[i].kind == FZ_KV2) { /* the layer's other cache write */
             const tr_tensor *u = g->nodes[c->fz[i].m[0]];
-            a->src[1] = rows_of(L, u->src[0], u->src[0]->nb[1], &a->src_row0[1], NULL);
+            a->src[1] = rows_of(L, u->src[0], u->src[0]->nb[1], &a->src_row0[1]);
             a->cache[1] = dptr(c, u->src[1]);
             a->pos0[1] = dyn_param(L, u->p.pos0);
             a->n = 2;
@@ -533,7 +540,7 @@ static tr_status lower_node(lower_ctx *L, int i)
         a->width = t->src[0]->ne[0];
         a->T = tr_nelements(t->src[0]) / a->width;
         a->cache_rs = a->width;
-        a->src[0] = rows_of(L, t->src[0], t->src[0]->nb[1], &a->src_row0[0], NULL);
+        a->src[0] = rows_of(L, t->src[0], t->src[0]->nb[1], &a->src_row0[0]);
         a->cache[0] = dptr(c, t);
         a->pos0[0] = dyn_param(L, 0);
         return push(L, &r);

@@ -28,17 +28,6 @@ static const char *const backends[] = {"cpu-ref", "cpu", "vulkan", "cuda"};
 #define N_BACKENDS 4
 static int usable[N_BACKENDS];
 
-static tr_model *load_path(const char *path, const char *backend)
-{
-    tr_model *m = NULL;
-    tr_model_params p = tr_model_default_params();
-    p.backend = backend;
-    p.n_threads = 2;
-    tr_status s = tr_model_load(path, &p, &m);
-    CHECK(s == TR_OK, "load %s on %s: %s", path, backend, tr_last_error());
-    return m;
-}
-
 static void test_goldens(void)
 {
     int n_cases = 0;
@@ -52,7 +41,7 @@ static void test_goldens(void)
         for (int b = 0; b < N_BACKENDS; b++) {
             if (!usable[b])
                 continue;
-            tr_model *m = load_path(c->model_path, backends[b]);
+            tr_model *m = tr_test_load_path(c->model_path, backends[b]);
             for (int k = 0; m && k < 3; k++) {
                 if (b == 0 && k != 1) /* cpu-ref is slow, and the layouts are the same code */
                     continue;
@@ -95,12 +84,7 @@ static void test_before_first_trim(void)
 /* Memory is flat however long generation runs: the default model, 4 sinks + 252. */
 static void test_constant_memory(void)
 {
-    tr_model_params mp = tr_model_default_params();
-    mp.n_threads = 2;
-    tr_model *m = NULL;
-    char path[1024];
-    snprintf(path, sizeof path, "%s/../../models/default/transit-default.gguf", TR_GOLDEN_DIR);
-    CHECK(tr_model_load(path, &mp, &m) == TR_OK, "default model: %s", tr_last_error());
+    tr_model *m = tr_test_load_path(TR_GOLDEN_DIR "/../../models/default/transit-default.gguf", "cpu");
     if (!m)
         return;
     tr_context_params cp = tr_context_default_params();

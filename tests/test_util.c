@@ -196,16 +196,18 @@ int32_t *tr_test_read_ints(const char *path, int *n)
     return v;
 }
 
-tr_model *tr_test_load(const char *rel, const char *backend)
+tr_model *tr_test_load_path(const char *path, const char *backend)
 {
     tr_model *m = NULL;
     tr_model_params p = tr_model_default_params();
     p.backend = backend;
     p.n_threads = 2;
-    tr_status s = tr_model_load(tr_shared(rel), &p, &m);
-    CHECK(s == TR_OK, "load %s on %s: %s", rel, backend, tr_last_error());
+    tr_status s = tr_model_load(path, &p, &m);
+    CHECK(s == TR_OK, "load %s on %s: %s", path, backend, tr_last_error());
     return m;
 }
+
+tr_model *tr_test_load(const char *rel, const char *backend) { return tr_test_load_path(tr_shared(rel), backend); }
 
 float *tr_test_eval_all(tr_model *m, const int32_t *ids, int n, int n_batch, const tr_transition_params *tp,
                         int announce)

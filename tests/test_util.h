@@ -54,6 +54,7 @@ int32_t *tr_test_read_ints(const char *path, int *n);
 /* A model under ../shared (rel) on a backend ("cpu", "cpu-ref", "vulkan", "cuda"), 2 CPU threads;
  * a failure is a test failure. */
 tr_model *tr_test_load(const char *rel, const char *backend);
+tr_model *tr_test_load_path(const char *path, const char *backend); /* the same, for any path */
 
 /* The logits of every position of ids ([n, vocab], caller frees), prefilled in chunks of n_batch
  * (0: one batch) with the transition parameters tp (NULL: off). announce = 1 announces the prompt

@@ -123,6 +123,13 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* The median of x[0..n) (sorted in place). */
+static double median(double *x, int n)
+{
+    qsort(x, (size_t)n, sizeof *x, cmp_double);
+    return n % 2 ? x[n / 2] : (x[n / 2 - 1] + x[n / 2]) / 2;
+}
+
 /* A/B: plain and transition prefills alternate, so both see the same machine load; the cost of
  * the transition is the median over pairs of time(transition) / time(plain). */
 static int ab_transition(tr_model *m, const cli_opts *o, const int *pp, int n_pp, int reps)
@@ -149,8 +156,7 @@ static int ab_transition(tr_model *m, const cli_opts *o, const int *pp, int n_pp
         if (rc)
             break;
         stat sa = summarise(a, reps), sb = summarise(b, reps);
-        qsort(ratio, (size_t)reps, sizeof *ratio, cmp_double);
-        double med = reps % 2 ? ratio[reps / 2] : (ratio[reps / 2 - 1] + ratio[reps / 2]) / 2;
+        double med = median(ratio, reps);
         printf("| pp%-5d | %7.2f ± %5.2f | %7.2f ± %5.2f | %31.3f | %12.2f | %14.1f |\n", pp[t], sa.mean, sa.sd,
                sb.mean, sb.sd, med, (double)mem.workspace / 1e6, (double)mem.activations / 1e6);
         fflush(stdout);
@@ -184,8 +190,7 @@ static int sinks_vs_plain(tr_model *m, const cli_opts *o, int n_gen, int reps)
     }
     if (!rc) {
         stat sa = summarise(a, reps), sb = summarise(b, reps);
-        qsort(ratio, (size_t)reps, sizeof *ratio, cmp_double);
-        double med = reps % 2 ? ratio[reps / 2] : (ratio[reps / 2 - 1] + ratio[reps / 2]) / 2;
+        double med = median(ratio, reps); /* ratio is sorted now: its range is its ends */
         printf("\ndecode after %d cached tokens (the sinks' %d + %d): tg%d, %d repetitions alternated\n", depth,
                cp.sinks.n_sink, cp.sinks.window, n_gen, reps);
         printf("| cache                         |              t/s | kv MB |\n");
