@@ -58,6 +58,11 @@ tr_status tr_context_create(tr_model *m, const tr_context_params *params, tr_con
     c->transition = p.transition;
     c->sinks = p.sinks;
     tr_status s = tr_transition_check(&c->transition);
+    /* The transition re-weights one softmax row per head; a differential head is the difference of
+     * two rows, and the paper says nothing of which to re-weight (docs/architecture.md). */
+    if (s == TR_OK && c->transition.enabled && m->hp.diff_attn)
+        s = tr_fail(TR_ERR_UNSUPPORTED, "%s: the Attention Transition is not defined for differential attention "
+                    "(DiffLlama); leave it off for this model", m->file.path);
     if (s == TR_OK && c->sinks.enabled) {
         s = tr_kv_sinks_check(&c->sinks, &p.n_ctx, &p.n_batch);
     } else {

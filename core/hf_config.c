@@ -165,15 +165,6 @@ static tr_status check_unsupported_features(const cJSON *root, const char *path)
     const cJSON *j = cJSON_GetObjectItemCaseSensitive(root, "rope_scaling");
     if (j && !cJSON_IsNull(j))
         return tr_fail(TR_ERR_UNSUPPORTED, "%s: 'rope_scaling' is set; RoPE scaling is not supported yet", path);
-    j = cJSON_GetObjectItemCaseSensitive(root, "hidden_act");
-    if (j && !cJSON_IsNull(j)) {
-        char q[64];
-        if (!cJSON_IsString(j))
-            return tr_fail(TR_ERR_FORMAT, "%s: 'hidden_act' must be a string, got %s", path, tr_json_type_name(j));
-        if (strcmp(j->valuestring, "silu") != 0)
-            return tr_fail(TR_ERR_UNSUPPORTED, "%s: 'hidden_act' is '%s'; only 'silu' is supported", path,
-                           tr_quote(j->valuestring, strlen(j->valuestring), q, sizeof q));
-    }
     static const char *const bias_keys[] = {"attention_bias", "mlp_bias"};
     for (int i = 0; i < 2; i++) {
         int on = 0;
@@ -182,6 +173,25 @@ static tr_status check_unsupported_features(const cJSON *root, const char *path)
             return tr_fail(TR_ERR_UNSUPPORTED, "%s: '%s' is true; biases are not supported", path, bias_keys[i]);
     }
     return TR_OK;
+}
+
+/* hidden_act: the activations transformers' ACT2FN defines under these names. */
+static tr_status get_activation(const cJSON *root, const char *path, tr_activation *out)
+{
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(root, "hidden_act");
+    *out = TR_ACT_SILU;
+    if (!j || cJSON_IsNull(j))
+        return TR_OK;
+    if (!cJSON_IsString(j))
+        return tr_fail(TR_ERR_FORMAT, "%s: 'hidden_act' must be a string, got %s", path, tr_json_type_name(j));
+    for (int a = 0; a < TR_ACT_COUNT; a++)
+        if (strcmp(j->valuestring, tr_activation_name((tr_activation)a)) == 0) {
+            *out = (tr_activation)a;
+            return TR_OK;
+        }
+    char q[64];
+    return tr_fail(TR_ERR_UNSUPPORTED, "%s: 'hidden_act' is '%s'; supported are 'silu', 'gelu' and 'gelu_pytorch_tanh'",
+                   path, tr_quote(j->valuestring, strlen(j->valuestring), q, sizeof q));
 }
 
 static tr_status read_config(const cJSON *root, const char *path, tr_hparams *hp)
@@ -193,13 +203,15 @@ static tr_status read_config(const cJSON *root, const char *path, tr_hparams *hp
         return tr_fail(TR_ERR_FORMAT, "%s: 'model_type' is missing", path);
     if (!cJSON_IsString(mt))
         return tr_fail(TR_ERR_FORMAT, "%s: 'model_type' must be a string, got %s", path, tr_json_type_name(mt));
-    if (strcmp(mt->valuestring, "llama") != 0) {
+    hp->diff_attn = strcmp(mt->valuestring, "diffllama") == 0;
+    if (strcmp(mt->valuestring, "llama") != 0 && !hp->diff_attn) {
         char q[64];
-        return tr_fail(TR_ERR_UNSUPPORTED, "%s: model_type '%s' is not supported (only 'llama')", path,
+        return tr_fail(TR_ERR_UNSUPPORTED, "%s: model_type '%s' is not supported (only 'llama' and 'diffllama')", path,
                        tr_quote(mt->valuestring, strlen(mt->valuestring), q, sizeof q));
     }
     TR_TRY(check_unsupported_features(root, path));
-    snprintf(hp->arch, sizeof hp->arch, "llama");
+    TR_TRY(get_activation(root, path, &hp->act));
+    snprintf(hp->arch, sizeof hp->arch, "%s", hp->diff_attn ? "diffllama" : "llama");
     hp->rope_layout = TR_ROPE_HALF;
     TR_TRY(get_int(root, path, "hidden_size", 1, 0, 1, &hp->dim));
     TR_TRY(get_int(root, path, "intermediate_size", 1, 0, 1, &hp->ffn_dim));
@@ -221,6 +233,13 @@ static tr_status read_config(const cJSON *root, const char *path, tr_hparams *hp
     if ((int64_t)hp->n_heads * hp->head_dim > MAX_HPARAM)
         return tr_fail(TR_ERR_FORMAT, "%s: 'num_attention_heads' x 'head_dim' (%d x %d) is implausibly large", path,
                        hp->n_heads, hp->head_dim);
+    if (hp->diff_attn && (hp->n_heads % 2 != 0 || hp->n_kv_heads % 2 != 0))
+        return tr_fail(TR_ERR_FORMAT, "%s: differential attention pairs heads, but 'num_attention_heads' (%d) and "
+                       "'num_key_value_heads' (%d) are not both even", path, hp->n_heads, hp->n_kv_heads);
+    if (hp->diff_attn) { /* only initialises the lambda vectors in training; checked, then unused */
+        float std_dev;
+        TR_TRY(get_float(root, path, "lambda_std_dev", 0.1, -1, 1e6, &std_dev));
+    }
     TR_TRY(get_float(root, path, "rms_norm_eps", 1e-6, 0, 1, &hp->rms_eps));
     TR_TRY(get_float(root, path, "rope_theta", 10000, 0, 1e12, &hp->rope_theta));
     TR_TRY(get_bool(root, path, "tie_word_embeddings", 0, &hp->tied_embeddings));

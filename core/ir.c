@@ -20,7 +20,7 @@ typedef struct tr_arena {
 static const char *const op_names[] = {
     [TR_OP_NONE] = "none",         [TR_OP_VIEW] = "view",       [TR_OP_GET_ROWS] = "get_rows",
     [TR_OP_RMS_NORM] = "rms_norm", [TR_OP_ADD] = "add",         [TR_OP_MUL] = "mul",
-    [TR_OP_MATMUL] = "matmul",     [TR_OP_ROPE] = "rope",       [TR_OP_SWIGLU] = "swiglu",
+    [TR_OP_MATMUL] = "matmul",     [TR_OP_ROPE] = "rope",       [TR_OP_GLU] = "glu",
     [TR_OP_KV_WRITE] = "kv_write", [TR_OP_ATTENTION] = "attention", [TR_OP_COPY] = "copy",
 };
 _Static_assert(sizeof op_names / sizeof op_names[0] == TR_OP_COUNT, "every op needs a name");
@@ -274,15 +274,17 @@ tr_tensor *tr_rope(tr_graph *g, tr_tensor *x, tr_tensor *pos, tr_rope_params p)
     return t;
 }
 
-tr_tensor *tr_swiglu(tr_graph *g, tr_tensor *gate, tr_tensor *up)
+tr_tensor *tr_glu(tr_graph *g, tr_tensor *gate, tr_tensor *up, tr_activation act)
 {
-    NEED(gate && up, "swiglu", "missing operand");
-    NEED(gate->dtype == TR_F32 && up->dtype == TR_F32 && same_shape(gate, up), "swiglu",
+    NEED(gate && up, "glu", "missing operand");
+    NEED(gate->dtype == TR_F32 && up->dtype == TR_F32 && same_shape(gate, up), "glu",
          "f32 operands of one shape");
-    tr_tensor *t = make(g, TR_OP_SWIGLU, TR_F32, gate->ndim, gate->ne);
+    NEED((unsigned)act < TR_ACT_COUNT, "glu", "unknown activation");
+    tr_tensor *t = make(g, TR_OP_GLU, TR_F32, gate->ndim, gate->ne);
     if (t) {
         t->src[0] = gate;
         t->src[1] = up;
+        t->p.act = act;
     }
     return t;
 }
@@ -327,6 +329,8 @@ tr_tensor *tr_attention(tr_graph *g, tr_tensor *q, tr_tensor *k_cache, tr_tensor
              (p->transition.n_blocks >= 0 && p->transition.n_blocks <= TR_MAX_TRANSITION_BLOCKS &&
               p->transition.iv > 0),
          "attention", "bad transition blocks");
+    NEED(p->variant != TR_ATTN_DIFF || (H % 2 == 0 && Hkv % 2 == 0), "attention",
+         "differential attention needs even query and kv head counts");
     tr_tensor *t = make(g, TR_OP_ATTENTION, TR_F32, 2, (int64_t[]){hd * H, T});
     if (t) {
         t->src[0] = q;

@@ -21,7 +21,10 @@
  *              for pair i < hd/2, angle = pos[t] * theta^(-2i/hd), (a, b) -> (a cos - b sin,
  *              a sin + b cos), where (a, b) = (x[2i], x[2i+1]) in the ADJACENT layout (GGUF/Meta)
  *              and (x[i], x[i+hd/2]) in the HALF layout (Hugging Face rotate_half).
- *   SWIGLU     out = silu(gate) * up, silu(g) = g / (1 + exp(-g))      gate, up {F, T}
+ *   GLU        out = act(gate) * up               gate, up {F, T}; act (p.act) is one of
+ *              silu(g) = g / (1 + exp(-g))                           (SwiGLU: LLaMA)
+ *              gelu(g) = g/2 (1 + erf(g / sqrt 2))                   (GEGLU: hidden_act gelu)
+ *              gelu_tanh(g) = g/2 (1 + tanh(sqrt(2/pi) (g + 0.044715 g^3)))  (gelu_pytorch_tanh)
  *   KV_WRITE   writes src {hd*Hkv, T} into rows [pos0, pos0+T) of cache {hd*Hkv, C}; its value is
  *              the cache itself (so ATTENTION, which reads it, runs after the write).
  *   COPY       out = x                             x {D, T} f32 (a view of a cache, say) -> a copy of
@@ -33,6 +36,11 @@
  *              s[c] = scale * q . k[c], a = softmax(s) over c <= p, out[t][h] = sum_c a[c] v[c]
  *              -> {hd*H, T}. Variants (tr_attn_params.variant) change the weights a[c]; see
  *              docs/architecture.md and docs/attention-transition.md.
+ *              DIFF (differential attention, design §4; H even): heads pair as (j, j + H/2),
+ *              j < H/2. With a = kv head of j, b = kv head of j + H/2, a_j, a_{j+H/2} the two
+ *              heads' softmax rows and lambda, out_scale, eps from p.attn.diff:
+ *                y = sum_c (a_j[c] - lambda a_{j+H/2}[c]) [v_a[c], v_b[c]]      (2 hd wide)
+ *                out[t][2 hd j .. 2 hd (j+1)) = out_scale * y / sqrt(mean(y^2) + eps)
  *   VIEW       no computation: an alias of src[0] with its own shape/strides/offset.
  */
 #ifndef TR_IR_H
@@ -55,7 +63,7 @@ typedef enum tr_op {
     TR_OP_MUL,
     TR_OP_MATMUL,
     TR_OP_ROPE,
-    TR_OP_SWIGLU,
+    TR_OP_GLU,
     TR_OP_KV_WRITE,
     TR_OP_ATTENTION,
     TR_OP_COPY,
@@ -71,6 +79,7 @@ const char *tr_op_name(tr_op op);
 typedef enum tr_attn_variant {
     TR_ATTN_PLAIN = 0,
     TR_ATTN_TRANSITION = 1, /* design §3: re-weighted probabilities on scheduled row blocks */
+    TR_ATTN_DIFF = 2,       /* design §4: differential attention (DiffLlama), head pairs */
 } tr_attn_variant;
 
 typedef struct tr_rope_params {
@@ -92,6 +101,11 @@ typedef struct tr_attn_params {
         float alpha, beta;
         int32_t strategy; /* tr_transition_strategy */
     } transition;
+    struct {
+        float lambda;    /* the layer's lambda (design §4 step 4) */
+        float out_scale; /* 1 - lambda_init */
+        float eps;       /* of the weightless RMS norm over each pair's 2 hd values */
+    } diff;
 } tr_attn_params;
 
 typedef struct tr_buffer tr_buffer; /* backend memory; see backend.h */
@@ -107,6 +121,7 @@ typedef struct tr_tensor {
         float eps;           /* RMS_NORM */
         tr_rope_params rope; /* ROPE */
         int32_t pos0;        /* KV_WRITE */
+        tr_activation act;   /* GLU */
         size_t view_offset;  /* VIEW: byte offset into src[0] */
         tr_attn_params attn; /* ATTENTION */
     } p;
@@ -165,7 +180,7 @@ tr_tensor *tr_add(tr_graph *g, tr_tensor *x, tr_tensor *y);
 tr_tensor *tr_mul(tr_graph *g, tr_tensor *x, tr_tensor *y);
 tr_tensor *tr_matmul(tr_graph *g, tr_tensor *x, tr_tensor *w);
 tr_tensor *tr_rope(tr_graph *g, tr_tensor *x, tr_tensor *pos, tr_rope_params p);
-tr_tensor *tr_swiglu(tr_graph *g, tr_tensor *gate, tr_tensor *up);
+tr_tensor *tr_glu(tr_graph *g, tr_tensor *gate, tr_tensor *up, tr_activation act);
 tr_tensor *tr_kv_write(tr_graph *g, tr_tensor *cache, tr_tensor *src, int32_t pos0);
 tr_tensor *tr_copy(tr_graph *g, tr_tensor *x);
 tr_tensor *tr_attention(tr_graph *g, tr_tensor *q, tr_tensor *k_cache, tr_tensor *v_cache,

@@ -6,8 +6,11 @@
  *     k, v appended to the layer's KV cache (with attention sinks, after the cache's trim: kv_cache.h)
  *     x = x + attention(q, k_cache, v_cache) Wo^T
  *     h = rms_norm(x) * ffn_norm
- *     x = x + (silu(h Wgate^T) * h Wup^T) Wdown^T
- * then logits = rms_norm(x) * output_norm Woutput^T. */
+ *     x = x + (act(h Wgate^T) * h Wup^T) Wdown^T          act = silu (SwiGLU) unless hidden_act says
+ * then logits = rms_norm(x) * output_norm Woutput^T.
+ *
+ * DiffLlama (design §4) is this graph with the attention op's DIFF variant: the layer's lambda and
+ * 1 - lambda_init ride on the node, and the kernels pair the heads, subtract and normalise. */
 #include <math.h>
 
 #include "error.h"
@@ -59,7 +62,14 @@ tr_tensor *tr_llama_build(tr_context *ctx, tr_graph *g, int n_tokens, int all_lo
             .n_kv = n_past + T,
             .variant = TR_ATTN_PLAIN,
         };
-        /* Attention Transition (design §3): this layer's scheduled row blocks, absolute rows. */
+        if (hp->diff_attn) {
+            ap.variant = TR_ATTN_DIFF;
+            ap.diff.lambda = (float)w->lambda;
+            ap.diff.out_scale = (float)(1.0 - w->lambda_init);
+            ap.diff.eps = hp->rms_eps;
+        }
+        /* Attention Transition (design §3): this layer's scheduled row blocks, absolute rows.
+         * (Refused on differential attention when the context is made: context.c.) */
         int n_blocks = transition_ok ? tr_transition_blocks(&ctx->transition, hp->n_layers, ctx->schedule_len, l,
                                                             ap.transition.start)
                                      : 0;
@@ -81,13 +91,13 @@ tr_tensor *tr_llama_build(tr_context *ctx, tr_graph *g, int n_tokens, int all_lo
         /* feed-forward block */
         h = tr_rms_norm(g, x, w->ffn_norm, hp->rms_eps);
         tr_tensor *gate = tr_matmul(g, h, w->w_gate), *up = tr_matmul(g, h, w->w_up);
-        tr_tensor *ff = tr_swiglu(g, gate, up);
+        tr_tensor *ff = tr_glu(g, gate, up, hp->act);
         tr_tensor *down = tr_matmul(g, ff, w->w_down);
         x = tr_add(g, x, down);
         tr_set_name(h, "ffn_norm.%d", l);
         tr_set_name(gate, "gate.%d", l);
         tr_set_name(up, "up.%d", l);
-        tr_set_name(ff, "swiglu.%d", l);
+        tr_set_name(ff, "glu.%d", l);
         tr_set_name(down, "ffn_out.%d", l);
         tr_set_name(x, "resid_ffn.%d", l);
     }

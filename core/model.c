@@ -1,10 +1,12 @@
 /* model.c: tr_model: open the checkpoint, build its tokenizer, create the backend and place the
  * weights on it. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "error.h"
+#include "half.h"
 #include "model.h"
 
 tr_model_params tr_model_default_params(void) { return (tr_model_params){.backend = "cpu", .n_threads = 0}; }
@@ -24,6 +26,56 @@ static tr_tensor *weight(tr_model *m, const char *name)
     m->n_params += tr_nelements(t);
     m->weight_bytes += w->nbytes;
     return t;
+}
+
+static double weight_value(const tr_weight *w, int64_t i)
+{
+    const void *d = w->data;
+    switch (w->dtype) {
+    case TR_F16: return tr_f16_to_f32(((const uint16_t *)d)[i]);
+    case TR_BF16: return tr_bf16_to_f32(((const uint16_t *)d)[i]);
+    default: return ((const float *)d)[i];
+    }
+}
+
+/* exp(sum_i a[i] b[i]) of two lambda vectors (validated: [head_dim] each) */
+static double lambda_term(tr_model *m, int l, const char *a, const char *b)
+{
+    char na[64], nb[64];
+    snprintf(na, sizeof na, "blk.%d.attn_lambda_%s", l, a);
+    snprintf(nb, sizeof nb, "blk.%d.attn_lambda_%s", l, b);
+    const tr_weight *wa = tr_model_file_find(&m->file, na), *wb = tr_model_file_find(&m->file, nb);
+    double dot = 0;
+    for (int64_t i = 0; i < wa->ne[0]; i++)
+        dot += weight_value(wa, i) * weight_value(wb, i);
+    m->n_params += 2 * wa->ne[0];
+    m->weight_bytes += wa->nbytes + wb->nbytes;
+    return exp(dot);
+}
+
+/* Differential attention's scalars (design §4). Computed once here in double (transformers sums and
+ * exponentiates in float32; the difference is far below the bounds of design §6). The lambda vectors
+ * are used nowhere else, so they stay in the file and never reach a backend. */
+static tr_status compute_lambdas(tr_model *m)
+{
+    for (int l = 0; l < m->hp.n_layers; l++) {
+        tr_llama_layer *L = &m->layers[l];
+        L->lambda_init = 0.8 - 0.6 * exp(-0.3 * l);
+        L->lambda = lambda_term(m, l, "q1", "k1") - lambda_term(m, l, "q2", "k2") + L->lambda_init;
+        if (!isfinite(L->lambda))
+            return tr_fail(TR_ERR_FORMAT, "%s: layer %d's lambda vectors give lambda = %g (exp overflows)", m->file.path,
+                           l, L->lambda);
+    }
+    return TR_OK;
+}
+
+int tr_model_diff_lambda(const tr_model *m, int layer, double *lambda, double *lambda_init)
+{
+    if (!m->hp.diff_attn || layer < 0 || layer >= m->hp.n_layers)
+        return 0;
+    *lambda = m->layers[layer].lambda;
+    *lambda_init = m->layers[layer].lambda_init;
+    return 1;
 }
 
 static tr_status bind_weights(tr_model *m)
@@ -55,7 +107,7 @@ static tr_status bind_weights(tr_model *m)
                 return TR_ERR_FORMAT;
         }
     }
-    return TR_OK;
+    return m->hp.diff_attn ? compute_lambdas(m) : TR_OK;
 }
 
 /* On a device backend, copy every weight into one device buffer; the CPU reads the mmap directly. */
@@ -177,6 +229,8 @@ void tr_model_get_info(const tr_model *m, tr_model_info *info)
     const tr_hparams *hp = &m->hp;
     memset(info, 0, sizeof *info);
     info->arch = hp->arch;
+    info->diff_attn = hp->diff_attn;
+    info->activation = tr_activation_name(hp->act);
     info->source = m->file.is_gguf ? "gguf" : "hf";
     info->weight_type = tr_dtype_name(weight_dtype(m));
     info->n_vocab = hp->n_vocab;

@@ -19,6 +19,7 @@ typedef struct tr_llama_layer {
     tr_tensor *w_gate;    /* {dim, ffn_dim} */
     tr_tensor *w_up;      /* {dim, ffn_dim} */
     tr_tensor *w_down;    /* {ffn_dim, dim} */
+    double lambda, lambda_init; /* differential attention (design §4), from the lambda vectors */
 } tr_llama_layer;
 
 struct tr_model {

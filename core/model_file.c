@@ -28,7 +28,10 @@
 /* ---- canonical names ------------------------------------------------------------------------ */
 
 enum { K_TOKEN_EMBD, K_OUTPUT_NORM, K_OUTPUT, K_LAYER }; /* K_LAYER + per-layer index */
-enum { L_ATTN_NORM, L_Q, L_K, L_V, L_O, L_FFN_NORM, L_GATE, L_UP, L_DOWN, N_LAYER_TENSORS };
+enum { L_ATTN_NORM, L_Q, L_K, L_V, L_O, L_FFN_NORM, L_GATE, L_UP, L_DOWN,
+       L_LAMBDA_Q1, L_LAMBDA_K1, L_LAMBDA_Q2, L_LAMBDA_K2, /* differential attention only */
+       N_LAYER_TENSORS };
+#define N_LLAMA_LAYER_TENSORS L_LAMBDA_Q1
 
 static const char *const global_names[K_LAYER] = {"token_embd.weight", "output_norm.weight", "output.weight"};
 static const char *const hf_global_names[K_LAYER] = {"model.embed_tokens.weight", "model.norm.weight",
@@ -36,12 +39,21 @@ static const char *const hf_global_names[K_LAYER] = {"model.embed_tokens.weight"
 static const char *const layer_names[N_LAYER_TENSORS] = {
     "attn_norm.weight", "attn_q.weight",   "attn_k.weight",  "attn_v.weight",   "attn_output.weight",
     "ffn_norm.weight",  "ffn_gate.weight", "ffn_up.weight",  "ffn_down.weight",
+    "attn_lambda_q1",   "attn_lambda_k1",  "attn_lambda_q2", "attn_lambda_k2",
 };
 static const char *const hf_layer_names[N_LAYER_TENSORS] = {
     "input_layernorm.weight",     "self_attn.q_proj.weight", "self_attn.k_proj.weight",
     "self_attn.v_proj.weight",    "self_attn.o_proj.weight", "post_attention_layernorm.weight",
     "mlp.gate_proj.weight",       "mlp.up_proj.weight",      "mlp.down_proj.weight",
+    "self_attn.lambda_q1",        "self_attn.lambda_k1",     "self_attn.lambda_q2",
+    "self_attn.lambda_k2",
 };
+
+const char *tr_activation_name(tr_activation a)
+{
+    static const char *const names[TR_ACT_COUNT] = {"silu", "gelu", "gelu_pytorch_tanh"};
+    return (unsigned)a < TR_ACT_COUNT ? names[a] : "?";
+}
 
 /* Parses "<prefix><N>.<suffix>" and returns the index of suffix in table, or -1. N is decimal
  * without leading zeros and below 2^24. */
@@ -101,6 +113,8 @@ static int expected_shape(const tr_hparams *hp, int kind, int64_t ne[2])
     case K_LAYER + L_K: case K_LAYER + L_V: ne[0] = hp->dim; ne[1] = kv; return 2;
     case K_LAYER + L_O: ne[0] = q; ne[1] = hp->dim; return 2;
     case K_LAYER + L_GATE: case K_LAYER + L_UP: ne[0] = hp->dim; ne[1] = hp->ffn_dim; return 2;
+    case K_LAYER + L_LAMBDA_Q1: case K_LAYER + L_LAMBDA_K1: case K_LAYER + L_LAMBDA_Q2: case K_LAYER + L_LAMBDA_K2:
+        ne[0] = hp->head_dim; return 1;
     default: ne[0] = hp->ffn_dim; ne[1] = hp->dim; return 2; /* L_DOWN */
     }
 }
@@ -257,7 +271,8 @@ static tr_status validate(loader *L)
     hp->tied_embeddings = !has_output;
     for (int l = 0; l < hp->n_layers; l++)
         for (int i = 0; i < N_LAYER_TENSORS; i++)
-            TR_TRY(check_weight(L, K_LAYER + i, l, 1));
+            if (i < N_LLAMA_LAYER_TENSORS || hp->diff_attn)
+                TR_TRY(check_weight(L, K_LAYER + i, l, 1));
     return TR_OK;
 }
 
@@ -347,12 +362,14 @@ static tr_status gguf_hparams(const tr_gguf *g, const char *file, tr_hparams *hp
     if (arch->type != TR_GGUF_STRING)
         return tr_fail(TR_ERR_FORMAT, "%s: general.architecture has type %s, expected a string", file,
                        tr_gguf_vtype_name(arch->type));
-    if (arch->str_len != 5 || memcmp(arch->str, "llama", 5) != 0)
-        return tr_fail(TR_ERR_UNSUPPORTED, "%s: architecture '%s' is not supported (only 'llama')", file,
+    hp->diff_attn = arch->str_len == 9 && memcmp(arch->str, "diffllama", 9) == 0;
+    if (!hp->diff_attn && (arch->str_len != 5 || memcmp(arch->str, "llama", 5) != 0))
+        return tr_fail(TR_ERR_UNSUPPORTED, "%s: architecture '%s' is not supported (only 'llama' and 'diffllama')", file,
                        tr_quote(arch->str, (size_t)arch->str_len, q, sizeof q));
-    snprintf(hp->arch, sizeof hp->arch, "llama");
+    snprintf(hp->arch, sizeof hp->arch, "%s", hp->diff_attn ? "diffllama" : "llama");
     hp->rope_layout = TR_ROPE_ADJACENT;
-#define KEY(suffix) (snprintf(key, sizeof key, "llama.%s", suffix), key)
+    /* Every key lives under the architecture's prefix (llama.*, diffllama.*), as llama.cpp names them. */
+#define KEY(suffix) (snprintf(key, sizeof key, "%s.%s", hp->arch, suffix), key)
     TR_TRY(gguf_int(g, file, KEY("context_length"), 1, 0, &hp->n_ctx_train));
     TR_TRY(gguf_int(g, file, KEY("embedding_length"), 1, 0, &hp->dim));
     TR_TRY(gguf_int(g, file, KEY("feed_forward_length"), 1, 0, &hp->ffn_dim));
@@ -360,8 +377,8 @@ static tr_status gguf_hparams(const tr_gguf *g, const char *file, tr_hparams *hp
     TR_TRY(gguf_int(g, file, KEY("attention.head_count"), 1, 0, &hp->n_heads));
     TR_TRY(gguf_int(g, file, KEY("attention.head_count_kv"), 0, hp->n_heads, &hp->n_kv_heads));
     if (!tr_gguf_find_kv(g, KEY("attention.key_length")) && hp->dim % hp->n_heads != 0)
-        return tr_fail(TR_ERR_FORMAT, "%s: llama.embedding_length (%d) is not divisible by the head count (%d)", file,
-                       hp->dim, hp->n_heads);
+        return tr_fail(TR_ERR_FORMAT, "%s: %s.embedding_length (%d) is not divisible by the head count (%d)", file,
+                       hp->arch, hp->dim, hp->n_heads);
     TR_TRY(gguf_int(g, file, KEY("attention.key_length"), 0, hp->dim / hp->n_heads, &hp->head_dim));
     int value_len = 0, rope_dims = 0;
     TR_TRY(gguf_int(g, file, KEY("attention.value_length"), 0, hp->head_dim, &value_len));
@@ -370,8 +387,8 @@ static tr_status gguf_hparams(const tr_gguf *g, const char *file, tr_hparams *hp
                        value_len, hp->head_dim);
     TR_TRY(gguf_int(g, file, KEY("rope.dimension_count"), 0, hp->head_dim, &rope_dims));
     if (rope_dims != hp->head_dim)
-        return tr_fail(TR_ERR_UNSUPPORTED, "%s: llama.rope.dimension_count is %d but heads have %d dimensions; "
-                       "partial rotary embeddings are not supported", file, rope_dims, hp->head_dim);
+        return tr_fail(TR_ERR_UNSUPPORTED, "%s: %s.rope.dimension_count is %d but heads have %d dimensions; "
+                       "partial rotary embeddings are not supported", file, hp->arch, rope_dims, hp->head_dim);
     if (hp->n_heads % hp->n_kv_heads != 0)
         return tr_fail(TR_ERR_FORMAT, "%s: the head count (%d) is not a multiple of the KV head count (%d)", file,
                        hp->n_heads, hp->n_kv_heads);
@@ -384,8 +401,27 @@ static tr_status gguf_hparams(const tr_gguf *g, const char *file, tr_hparams *hp
     TR_TRY(gguf_float(g, file, KEY("rope.freq_base"), 0, 10000, 1e12, &hp->rope_theta));
     const tr_gguf_kv *scaling = tr_gguf_find_kv(g, KEY("rope.scaling.type"));
     if (scaling && !(scaling->type == TR_GGUF_STRING && scaling->str_len == 4 && memcmp(scaling->str, "none", 4) == 0))
-        return tr_fail(TR_ERR_UNSUPPORTED, "%s: llama.rope.scaling.type is set; RoPE scaling is not supported yet",
-                       file);
+        return tr_fail(TR_ERR_UNSUPPORTED, "%s: %s.rope.scaling.type is set; RoPE scaling is not supported yet",
+                       file, hp->arch);
+    if (hp->diff_attn && (hp->n_heads % 2 != 0 || hp->n_kv_heads % 2 != 0))
+        return tr_fail(TR_ERR_FORMAT, "%s: differential attention pairs heads, but the head counts (%d, %d kv) are "
+                       "not both even", file, hp->n_heads, hp->n_kv_heads);
+    /* transit's key (design §4, docs/gguf.md): the feed-forward gate's activation, HF's name for it */
+    hp->act = TR_ACT_SILU;
+    const tr_gguf_kv *act = tr_gguf_find_kv(g, KEY("hidden_act"));
+    if (act) {
+        int found = 0;
+        for (int a = 0; a < TR_ACT_COUNT && act->type == TR_GGUF_STRING && !found; a++)
+            if ((size_t)act->str_len == strlen(tr_activation_name((tr_activation)a)) &&
+                memcmp(act->str, tr_activation_name((tr_activation)a), (size_t)act->str_len) == 0) {
+                hp->act = (tr_activation)a;
+                found = 1;
+            }
+        if (!found)
+            return tr_fail(TR_ERR_UNSUPPORTED, "%s: %s is %s; supported are 'silu', 'gelu' and 'gelu_pytorch_tanh'",
+                           file, key, act->type == TR_GGUF_STRING ? tr_quote(act->str, (size_t)act->str_len, q, sizeof q)
+                                                                  : "not a string");
+    }
     hp->n_vocab = 0;
     TR_TRY(gguf_int(g, file, KEY("vocab_size"), 0, 0, &hp->n_vocab));
 #undef KEY

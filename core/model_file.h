@@ -18,8 +18,9 @@
  *   blk.N.ffn_gate.weight      [dim, ffn_dim]
  *   blk.N.ffn_up.weight        [dim, ffn_dim]
  *   blk.N.ffn_down.weight      [ffn_dim, dim]
+ *   blk.N.attn_lambda_q1 (k1, q2, k2) [head_dim]     (differential attention only, design §4)
  * Hugging Face names map onto these (model.layers.N.self_attn.q_proj.weight -> blk.N.attn_q.weight,
- * ...). HF q/k rows stay in HF's rotate-half order: hp.rope_layout says which RoPE pairing applies. */
+ * model.layers.N.self_attn.lambda_q1 -> blk.N.attn_lambda_q1, ...). HF q/k rows stay in HF's rotate-half order: hp.rope_layout says which RoPE pairing applies. */
 #ifndef TR_MODEL_FILE_H
 #define TR_MODEL_FILE_H
 
@@ -35,8 +36,19 @@ typedef enum tr_rope_layout {
     TR_ROPE_HALF = 1,     /* rotate (x[i], x[i + d/2]): Hugging Face */
 } tr_rope_layout;
 
+/* The gate activation of the feed-forward GLU (config.json hidden_act). */
+typedef enum tr_activation {
+    TR_ACT_SILU = 0,      /* "silu": SwiGLU, every LLaMA */
+    TR_ACT_GELU = 1,      /* "gelu": exact, erf form */
+    TR_ACT_GELU_TANH = 2, /* "gelu_pytorch_tanh": the tanh approximation */
+    TR_ACT_COUNT
+} tr_activation;
+const char *tr_activation_name(tr_activation a);
+
 typedef struct tr_hparams {
-    char arch[32]; /* "llama" */
+    char arch[32]; /* "llama" or "diffllama" */
+    int diff_attn; /* differential attention (design §4): arch "diffllama" */
+    tr_activation act; /* the feed-forward gate's activation */
     int n_vocab, dim, n_layers, n_heads, n_kv_heads, head_dim, ffn_dim, n_ctx_train;
     float rms_eps, rope_theta;
     int tied_embeddings;

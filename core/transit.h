@@ -61,7 +61,9 @@ tr_status tr_model_load(const char *path, const tr_model_params *params, tr_mode
 void tr_model_free(tr_model *model);
 
 typedef struct tr_model_info {
-    const char *arch;        /* "llama" */
+    const char *arch;        /* "llama" or "diffllama" */
+    int diff_attn;           /* differential attention (DiffLlama): tr_model_diff_lambda per layer */
+    const char *activation;  /* the feed-forward gate: "silu", "gelu" or "gelu_pytorch_tanh" */
     const char *source;      /* "gguf" or "hf" */
     const char *weight_type; /* dtype of the largest matrices: "f32", "f16", "bf16" */
     int n_vocab, dim, n_layers, n_heads, n_kv_heads, head_dim, ffn_dim, n_ctx_train;
@@ -78,6 +80,10 @@ typedef struct tr_model_info {
 } tr_model_info;
 
 void tr_model_get_info(const tr_model *model, tr_model_info *info);
+/* Differential attention's per-layer scalars (design §4): lambda_init = 0.8 - 0.6 exp(-0.3 layer) and
+ * lambda = exp(sum lambda_q1 lambda_k1) - exp(sum lambda_q2 lambda_k2) + lambda_init. Returns 0 when
+ * the model has no differential attention or layer is out of range. */
+int tr_model_diff_lambda(const tr_model *model, int layer, double *lambda, double *lambda_init);
 int tr_model_n_vocab(const tr_model *model);
 
 /* ---- tokens --------------------------------------------------------------------------------- */

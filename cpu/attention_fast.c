@@ -1,6 +1,6 @@
 /* attention_fast.c: the CPU fast path of the fused ATTENTION op.
  *
- * Work is split into tasks of (query head, tile of 32 query rows), taken dynamically from the pool
+ * Work is split into tasks of (query head or differential head pair, tile of 32 query rows), taken dynamically from the pool
  * (causal rows grow longer towards the end). A task computes its tile's scores and weighted values
  * with two single-threaded sgemm calls, so the inner loops run at BLAS speed; its scratch is one
  * tile of score rows, 32 x n_kv floats per thread: O(n) memory, never the n x n matrix.
@@ -56,24 +56,17 @@ static void transition_weights(const tr_attn_params *ap, int64_t start, float *e
         e[c] += (c >= b1 ? 7.0f : 3.0f) * share * (e[c] >= t ? 1.0f : 0.01f);
 }
 
-/* One task: query head h, query rows [t0, t1). Keys 0 .. kmax-1 are the ones the last row sees.
- *   S = scale * Q K^T            (rows x kmax, one sgemm; the causal corner is masked after)
+/* The probability rows of query head h (kv columns from col) for query rows [t0, t0 + rows) into
+ * e (rows x kmax, keys past a row's own position zero). Keys 0 .. kmax-1 are the ones the last row sees.
+ *   S = scale * Q K^T            (one sgemm; the causal corner is masked after)
  *   E = exp(S - rowmax), sums    (in place: pass 1)
- *   P = E / sum, or for a transition row its re-weighted row (pass 2, in place)
- *   O = P V                      (one sgemm, written straight into the output rows) */
-static void attn_task(void *arg, int task, int thread)
+ *   P = E / sum, or for a transition row its re-weighted row (pass 2, in place) */
+static void prob_tile(const tr_tensor *dst, int64_t h, int64_t col, int64_t t0, int64_t rows, int64_t kmax, float *e)
 {
-    attn_job *j = arg;
-    tr_tensor *dst = j->dst;
-    const tr_tensor *q = dst->src[0], *k = dst->src[1], *v = dst->src[2];
+    const tr_tensor *q = dst->src[0], *k = dst->src[1];
     const tr_attn_params *ap = &dst->p.attn;
-    int64_t hd = q->ne[0], H = q->ne[1], T = q->ne[2], Hkv = k->ne[0] / hd;
-    int64_t h = task / j->row_blocks, t0 = (task % j->row_blocks) * ROWS_PER_TASK;
-    int64_t t1 = t0 + ROWS_PER_TASK < T ? t0 + ROWS_PER_TASK : T, rows = t1 - t0;
-    int64_t col = (h / (H / Hkv)) * hd, kmax = ap->n_past + t1;
-    float *e = j->st->scratch + (size_t)thread * j->st->scratch_per_thread; /* rows x kmax */
-    int lq = (int)(q->nb[2] / sizeof(float)), lk = (int)(k->nb[1] / sizeof(float)), lo = (int)(dst->nb[1] / sizeof(float));
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)kmax, (int)hd, ap->scale,
+    int lq = (int)(q->nb[2] / sizeof(float)), lk = (int)(k->nb[1] / sizeof(float));
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)kmax, (int)q->ne[0], ap->scale,
                 tr_at(q, 0, h, t0), lq, tr_at(k, col, 0, 0), lk, 0.0f, e, (int)kmax);
     for (int64_t r = 0; r < rows; r++) {
         float *er = e + r * kmax, mx = -INFINITY, sum = 0;
@@ -93,12 +86,57 @@ static void attn_task(void *arg, int task, int thread)
                 er[c] *= inv;
         }
     }
+}
+
+/* One task: query head h (a head pair for differential attention), query rows [t0, t1).
+ *   plain:  O = P V                                   (one sgemm, straight into the output rows)
+ *   DIFF:   W = P_j - lambda P_{j+H/2}                (the pair's two tiles, combined in place)
+ *           O = [W V_a, W V_b], then each row's 2 hd values scaled by out_scale / rms (design §4) */
+static void attn_task(void *arg, int task, int thread)
+{
+    attn_job *j = arg;
+    tr_tensor *dst = j->dst;
+    const tr_tensor *q = dst->src[0], *k = dst->src[1], *v = dst->src[2];
+    const tr_attn_params *ap = &dst->p.attn;
+    int64_t hd = q->ne[0], H = q->ne[1], T = q->ne[2], Hkv = k->ne[0] / hd, rep = H / Hkv;
+    int64_t h = task / j->row_blocks, t0 = (task % j->row_blocks) * ROWS_PER_TASK;
+    int64_t t1 = t0 + ROWS_PER_TASK < T ? t0 + ROWS_PER_TASK : T, rows = t1 - t0;
+    int64_t kmax = ap->n_past + t1;
+    float *e = j->st->scratch + (size_t)thread * j->st->scratch_per_thread; /* rows x kmax (x 2 for DIFF) */
+    int lk = (int)(k->nb[1] / sizeof(float)), lo = (int)(dst->nb[1] / sizeof(float));
+    if (ap->variant != TR_ATTN_DIFF) {
+        int64_t col = (h / rep) * hd;
+        prob_tile(dst, h, col, t0, rows, kmax, e);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)hd, (int)kmax, 1.0f, e, (int)kmax,
+                    tr_at(v, col, 0, 0), lk, 0.0f, tr_at(dst, h * hd, t0, 0), lo);
+        return;
+    }
+    int64_t a = (h / rep) * hd, b = ((h + H / 2) / rep) * hd, n = rows * kmax;
+    float *eb = e + n, lambda = ap->diff.lambda;
+    prob_tile(dst, h, a, t0, rows, kmax, e);
+    prob_tile(dst, h + H / 2, b, t0, rows, kmax, eb);
+    for (int64_t i = 0; i < n; i++)
+        e[i] -= lambda * eb[i];
+    float *out = tr_at(dst, 2 * hd * h, t0, 0);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)hd, (int)kmax, 1.0f, e, (int)kmax,
-                tr_at(v, col, 0, 0), lk, 0.0f, tr_at(dst, h * hd, t0, 0), lo);
+                tr_at(v, a, 0, 0), lk, 0.0f, out, lo);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)hd, (int)kmax, 1.0f, e, (int)kmax,
+                tr_at(v, b, 0, 0), lk, 0.0f, out + hd, lo);
+    for (int64_t r = 0; r < rows; r++) {
+        float *y = out + r * lo, ss = 0;
+        for (int64_t i = 0; i < 2 * hd; i++)
+            ss += y[i] * y[i];
+        float scale = ap->diff.out_scale / sqrtf(ss / (float)(2 * hd) + ap->diff.eps);
+        for (int64_t i = 0; i < 2 * hd; i++)
+            y[i] *= scale;
+    }
 }
 
 /* One tile of score rows per thread. */
-size_t tr_attention_scratch_floats(const tr_tensor *dst) { return (size_t)ROWS_PER_TASK * (size_t)dst->p.attn.n_kv; }
+size_t tr_attention_scratch_floats(const tr_tensor *dst)
+{
+    return (dst->p.attn.variant == TR_ATTN_DIFF ? 2 : 1) * (size_t)ROWS_PER_TASK * (size_t)dst->p.attn.n_kv;
+}
 
 void attention_f32_fast(tr_cpu_state *st, tr_tensor *dst)
 {
@@ -106,6 +144,7 @@ void attention_f32_fast(tr_cpu_state *st, tr_tensor *dst)
     attn_job j = {st, dst, (T + ROWS_PER_TASK - 1) / ROWS_PER_TASK};
     /* every task calls sgemm on its own small tile: OpenBLAS must not start threads of its own */
     openblas_set_num_threads(1);
-    tr_pool_run(st->pool, (int)(H * j.row_blocks), attn_task, &j);
+    int64_t heads = dst->p.attn.variant == TR_ATTN_DIFF ? H / 2 : H; /* DIFF: one task per head pair */
+    tr_pool_run(st->pool, (int)(heads * j.row_blocks), attn_task, &j);
     openblas_set_num_threads(st->n_threads);
 }

@@ -33,7 +33,7 @@ typedef void (*fast_kernel)(tr_cpu_state *st, tr_tensor *dst);
 static const ref_kernel ref_kernels[TR_OP_COUNT] = {
     [TR_OP_GET_ROWS] = get_rows_ref,    [TR_OP_RMS_NORM] = rms_norm_f32_ref, [TR_OP_ADD] = add_f32_ref,
     [TR_OP_MUL] = mul_f32_ref,          [TR_OP_MATMUL] = matmul_ref,         [TR_OP_ROPE] = rope_f32_ref,
-    [TR_OP_SWIGLU] = swiglu_f32_ref,    [TR_OP_KV_WRITE] = kv_write_f32_ref, [TR_OP_ATTENTION] = attention_f32_ref,
+    [TR_OP_GLU] = glu_f32_ref,       [TR_OP_KV_WRITE] = kv_write_f32_ref, [TR_OP_ATTENTION] = attention_f32_ref,
     [TR_OP_COPY] = copy_f32_ref,
 };
 static const fast_kernel fast_kernels[TR_OP_COUNT] = {

@@ -125,13 +125,23 @@ void rope_f32_ref(tr_tensor *dst)
     }
 }
 
-void swiglu_f32_ref(tr_tensor *dst)
+/* The GLU activations of core/ir.h, in double. */
+double tr_activation_ref(tr_activation act, double g)
+{
+    switch (act) {
+    case TR_ACT_GELU: return 0.5 * g * (1.0 + erf(g / sqrt(2.0)));
+    case TR_ACT_GELU_TANH: return 0.5 * g * (1.0 + tanh(0.79788456080286535588 /* sqrt(2 / pi) */ * (g + 0.044715 * g * g * g)));
+    default: return g / (1.0 + exp(-g));
+    }
+}
+
+void glu_f32_ref(tr_tensor *dst)
 {
     const tr_tensor *gate = dst->src[0], *up = dst->src[1];
     for (int64_t r = 0; r < gate->ne[1]; r++)
         for (int64_t i = 0; i < gate->ne[0]; i++) {
             double g = *(float *)tr_at(gate, i, r, 0);
-            *(float *)tr_at(dst, i, r, 0) = (float)(g / (1.0 + exp(-g)) * *(float *)tr_at(up, i, r, 0));
+            *(float *)tr_at(dst, i, r, 0) = (float)(tr_activation_ref(dst->p.act, g) * *(float *)tr_at(up, i, r, 0));
         }
 }
 
@@ -184,10 +194,71 @@ static void transition_row_ref(double *p, int64_t start, const tr_attn_params *a
     free(mark);
 }
 
+/* The causal softmax row of query head h at position pos over keys 0..pos into p. */
+static void softmax_row_ref(const tr_tensor *q, const tr_tensor *k, const tr_attn_params *ap, int64_t h, int64_t t,
+                            int64_t kvh, int64_t n_keys, double *p)
+{
+    int64_t hd = q->ne[0];
+    const float *qv = tr_at(q, 0, h, t);
+    double mx = -INFINITY, sum = 0;
+    for (int64_t c = 0; c < n_keys; c++) {
+        const float *kv = (const float *)tr_at(k, kvh * hd, c, 0);
+        double s = 0;
+        for (int64_t i = 0; i < hd; i++)
+            s += (double)qv[i] * kv[i];
+        p[c] = s * ap->scale;
+        if (p[c] > mx)
+            mx = p[c];
+    }
+    for (int64_t c = 0; c < n_keys; c++)
+        sum += p[c] = exp(p[c] - mx);
+    for (int64_t c = 0; c < n_keys; c++)
+        p[c] /= sum;
+}
+
+/* Differential attention (design §4, core/ir.h DIFF), step by step: both heads' rows, the pair's
+ * 2 hd-wide value [v_a, v_b], the subtraction, the weightless RMS norm and the scale. */
+static void attention_diff_ref(tr_tensor *dst)
+{
+    const tr_tensor *q = dst->src[0], *k = dst->src[1], *v = dst->src[2];
+    const tr_attn_params *ap = &dst->p.attn;
+    int64_t hd = q->ne[0], H = q->ne[1], T = q->ne[2], Hkv = k->ne[0] / hd, rep = H / Hkv;
+    double *pa = malloc((size_t)ap->n_kv * sizeof *pa), *pb = malloc((size_t)ap->n_kv * sizeof *pb);
+    double *y = malloc((size_t)(2 * hd) * sizeof *y);
+    for (int64_t t = 0; pa && pb && y && t < T; t++) {
+        int64_t n_keys = ap->n_past + t + 1;
+        for (int64_t j = 0; j < H / 2; j++) {
+            int64_t a = j / rep, b = (j + H / 2) / rep;
+            softmax_row_ref(q, k, ap, j, t, a, n_keys, pa);
+            softmax_row_ref(q, k, ap, j + H / 2, t, b, n_keys, pb);
+            double ss = 0;
+            for (int64_t i = 0; i < 2 * hd; i++) {
+                int64_t col = i < hd ? a * hd + i : b * hd + (i - hd);
+                double acc = 0;
+                for (int64_t c = 0; c < n_keys; c++)
+                    acc += (pa[c] - (double)ap->diff.lambda * pb[c]) * *(const float *)tr_at(v, col, c, 0);
+                y[i] = acc;
+                ss += acc * acc;
+            }
+            double norm = (double)ap->diff.out_scale / sqrt(ss / (double)(2 * hd) + (double)ap->diff.eps);
+            float *out = tr_at(dst, 2 * hd * j, t, 0);
+            for (int64_t i = 0; i < 2 * hd; i++)
+                out[i] = (float)(y[i] * norm);
+        }
+    }
+    free(pa);
+    free(pb);
+    free(y);
+}
+
 /* Attention: for each head and query row, the probability row is materialised in full and then
  * used, the literal reading of the definition (and of design §3 for transition rows). */
 void attention_f32_ref(tr_tensor *dst)
 {
+    if (dst->p.attn.variant == TR_ATTN_DIFF) {
+        attention_diff_ref(dst);
+        return;
+    }
     const tr_tensor *q = dst->src[0], *k = dst->src[1], *v = dst->src[2];
     const tr_attn_params *ap = &dst->p.attn;
     int64_t hd = q->ne[0], H = q->ne[1], T = q->ne[2], Hkv = k->ne[0] / hd;
@@ -204,22 +275,7 @@ void attention_f32_ref(tr_tensor *dst)
         int32_t block = tr_transition_row_block(ap, pos);
         for (int64_t h = 0; h < H; h++) {
             int64_t kvh = h / (H / Hkv);
-            const float *qv = tr_at(q, 0, h, t);
-            double mx = -INFINITY;
-            for (int64_t c = 0; c < n_keys; c++) {
-                const float *kv = (const float *)tr_at(k, kvh * hd, c, 0);
-                double s = 0;
-                for (int64_t i = 0; i < hd; i++)
-                    s += (double)qv[i] * kv[i];
-                p[c] = s * ap->scale;
-                if (p[c] > mx)
-                    mx = p[c];
-            }
-            double sum = 0;
-            for (int64_t c = 0; c < n_keys; c++)
-                sum += p[c] = exp(p[c] - mx);
-            for (int64_t c = 0; c < n_keys; c++)
-                p[c] /= sum;
+            softmax_row_ref(q, k, ap, h, t, kvh, n_keys, p);
             if (block >= 0) {
                 /* the block's rows see keys up to end - 1 > pos only as zeros */
                 for (int64_t c = n_keys; c < block + ap->transition.iv; c++)

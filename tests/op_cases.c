@@ -36,12 +36,13 @@ static const tr_dtype weight_types[] = {TR_F32, TR_F16, TR_BF16};
 static void add_row_ops(list *l)
 {
     const int64_t Ds[] = {1, 8, 67, 300, 4096, 4100}, T = 5;
-    const op_kind binary[] = {OP_ADD, OP_MUL, OP_MUL_ROW, OP_SWIGLU};
+    const op_kind binary[] = {OP_ADD, OP_MUL, OP_MUL_ROW, OP_GLU};
     for (int i = 0; i < COUNT(Ds); i++) {
         for (int k = 0; k < COUNT(binary); k++)
-            push(l, (op_case){.kind = binary[k], .bound = OP_BOUND_ELEMENTWISE,
-                              .host = i % 3 == 1 ? HOST(0) : i % 3 == 2 ? HOST(1) : 0,
-                              .rows = {Ds[i], T, TR_F32}});
+            for (int act = 0; act < (binary[k] == OP_GLU ? TR_ACT_COUNT : 1); act++)
+                push(l, (op_case){.kind = binary[k], .bound = OP_BOUND_ELEMENTWISE,
+                                  .host = (i + act) % 3 == 1 ? HOST(0) : (i + act) % 3 == 2 ? HOST(1) : 0,
+                                  .rows = {Ds[i], T, TR_F32, act}});
         for (int d = 0; d < COUNT(weight_types); d++) {
             push(l, (op_case){.kind = OP_RMS_NORM, .bound = OP_BOUND_ELEMENTWISE, .host = d == 1 ? HOST(0) : 0,
                               .rows = {Ds[i], T, weight_types[d]}});
@@ -175,6 +176,33 @@ static void add_transition(list *l)
                                    cases[i].tr}});
 }
 
+/* Differential attention (design §4): head sizes 8, 64, 128, GQA 1, 2, 4 (kv heads even, so
+ * the pair's two value halves come from different kv heads), the lambdas of shallow and deep layers
+ * and ones outside [0, 1], prompts of odd length, chunks at n_past > 0 and decode over long caches. */
+static void add_diff(list *l)
+{
+    const int shapes[][3] = {{0, 1, 4}, {0, 37, 40}, {11, 1, 14}, {5, 9, 17}, {130, 7, 139}, {700, 1, 1024},
+                             {3, 70, 76}};
+    const int hds[] = {8, 64, 128}, ratios[] = {1, 2, 4};
+    const float lambdas[][2] = {{0.2f, 0.2f}, {0.83f, 0.78f}, {-0.35f, 0.45f}, {1.4f, 0.8f}}; /* lambda, lambda_init */
+    int idx = 0;
+    for (int a = 0; a < COUNT(hds); a++)
+        for (int b = 0; b < COUNT(ratios); b++)
+            for (int c = 0; c < COUNT(shapes); c++, idx++) {
+                int Hkv = idx % 3 == 2 ? 4 : 2;
+                push(l, (op_case){.kind = OP_DIFF, .bound = OP_BOUND_F32, .host = idx % 2 ? 0 : HOST(0),
+                                  .attn = {.hd = hds[a], .H = Hkv * ratios[b], .Hkv = Hkv, .n_past = shapes[c][0],
+                                           .T = shapes[c][1], .C = shapes[c][2], .lambda = lambdas[idx % 4][0],
+                                           .lambda_init = lambdas[idx % 4][1]}});
+            }
+    /* head sizes that are not powers of two, and a head pair over 2 x 6 query heads of GQA 3 */
+    const int extra[][6] = {{6, 2, 2, 0, 37, 40}, {16, 4, 2, 700, 1, 1024}, {96, 4, 2, 9, 13, 30}, {32, 12, 4, 0, 33, 40}};
+    for (int i = 0; i < COUNT(extra); i++)
+        push(l, (op_case){.kind = OP_DIFF, .bound = OP_BOUND_F32, .host = i % 2 ? HOST(0) : 0,
+                          .attn = {.hd = extra[i][0], .H = extra[i][1], .Hkv = extra[i][2], .n_past = extra[i][3],
+                                   .T = extra[i][4], .C = extra[i][5], .lambda = 0.6f, .lambda_init = 0.5f}});
+}
+
 op_case *op_cases_make(int *n)
 {
     list l = {0};
@@ -183,6 +211,7 @@ op_case *op_cases_make(int *n)
     add_matmul(&l);
     add_attention(&l);
     add_transition(&l);
+    add_diff(&l);
     add_sink_moves(&l);
     /* the layer's positions (leaf 8) are an input, as a context passes them */
     push(&l, (op_case){.kind = OP_LAYER_CHAIN, .bound = OP_BOUND_HALF, .host = HOST(8)});
@@ -196,10 +225,10 @@ static const char *kind_name(op_kind k)
 {
     static const char *names[] = {
         [OP_ADD] = "add",           [OP_MUL] = "mul",           [OP_MUL_ROW] = "mul broadcast",
-        [OP_SWIGLU] = "swiglu",     [OP_RMS_NORM] = "rms_norm", [OP_GET_ROWS] = "get_rows",
+        [OP_GLU] = "glu",        [OP_RMS_NORM] = "rms_norm", [OP_GET_ROWS] = "get_rows",
         [OP_KV_WRITE] = "kv_write", [OP_ROPE] = "rope",         [OP_MATMUL] = "matmul",
         [OP_ATTENTION] = "attention", [OP_TRANSITION] = "transition", [OP_LAYER_CHAIN] = "layer chain",
-        [OP_COPY] = "copy",         [OP_SINK_MOVE] = "sink moves",
+        [OP_COPY] = "copy",         [OP_SINK_MOVE] = "sink moves", [OP_DIFF] = "diff attention",
     };
     return names[k];
 }
@@ -233,9 +262,17 @@ void op_case_name(const op_case *c, char *buf, size_t cap)
         snprintf(buf, cap, "%s %s K=%lld N=%lld T=%lld", op, tr_dtype_name(c->mm.dt), (long long)c->mm.K,
                  (long long)c->mm.N, (long long)c->mm.T);
         break;
+    case OP_GLU:
+        snprintf(buf, cap, "%s %s D=%lld T=%lld", op, tr_activation_name((tr_activation)c->rows.act),
+                 (long long)c->rows.D, (long long)c->rows.T);
+        break;
     case OP_ATTENTION:
-    case OP_TRANSITION: {
+    case OP_TRANSITION:
+    case OP_DIFF: {
         int n = snprintf(buf, cap, "%s hd=%d H=%d Hkv=%d n_past=%d T=%d C=%d", op, c->attn.hd, c->attn.H, c->attn.Hkv, c->attn.n_past, c->attn.T, c->attn.C);
+        if (c->kind == OP_DIFF && n > 0 && (size_t)n < cap)
+            snprintf(buf + n, cap - (size_t)n, " lambda=%g lambda_init=%g", (double)c->attn.lambda,
+                     (double)c->attn.lambda_init);
         const op_transition *tr = &c->attn.tr;
         if (is_transition(c) && n > 0 && (size_t)n < cap)
             snprintf(buf + n, cap - (size_t)n, " %s %dx%d rows from %d (gap %d) alpha=%g beta=%g",
@@ -259,8 +296,8 @@ static void family_of(const op_case *c, char *buf, size_t cap)
         snprintf(buf, cap, "matmul %s %s", tr_dtype_name(c->mm.dt), c->mm.T <= 8 ? "T<=8" : "T>8");
     else if (is_transition(c))
         snprintf(buf, cap, "attention transition");
-    else if (c->kind == OP_ATTENTION)
-        snprintf(buf, cap, "attention %s", c->attn.T <= 4 ? "T<=4" : "T>4");
+    else if (c->kind == OP_ATTENTION || c->kind == OP_DIFF)
+        snprintf(buf, cap, "%s %s", kind_name(c->kind), c->attn.T <= 4 ? "T<=4" : "T>4");
     else
         snprintf(buf, cap, "%s", kind_name(c->kind));
 }
@@ -283,6 +320,12 @@ static tr_attn_params attn_params(const op_case *c)
         ap.transition.alpha = tr->alpha;
         ap.transition.beta = tr->beta;
         ap.transition.strategy = tr->strategy;
+    }
+    if (c->kind == OP_DIFF) {
+        ap.variant = TR_ATTN_DIFF;
+        ap.diff.lambda = c->attn.lambda;
+        ap.diff.out_scale = 1.0f - c->attn.lambda_init;
+        ap.diff.eps = 1e-5f;
     }
     return ap;
 }
@@ -355,10 +398,12 @@ static tr_tensor *build(const op_case *c, tr_graph *g, tr_tensor **leaves)
     switch (c->kind) {
     case OP_ADD:
     case OP_MUL:
-    case OP_SWIGLU: {
+    case OP_GLU: {
         tr_tensor *x = op_leaf(g, TR_F32, 2, (int64_t[]){D, T}, 2, where(c, 0));
         tr_tensor *y = op_leaf(g, TR_F32, 2, (int64_t[]){D, T}, 2, where(c, 1));
-        return c->kind == OP_ADD ? tr_add(g, x, y) : c->kind == OP_MUL ? tr_mul(g, x, y) : tr_swiglu(g, x, y);
+        return c->kind == OP_ADD   ? tr_add(g, x, y)
+               : c->kind == OP_MUL ? tr_mul(g, x, y)
+                                   : tr_glu(g, x, y, (tr_activation)c->rows.act);
     }
     case OP_MUL_ROW: {
         tr_tensor *x = op_leaf(g, TR_F32, 2, (int64_t[]){D, T}, 2, where(c, 0));
@@ -389,7 +434,8 @@ static tr_tensor *build(const op_case *c, tr_graph *g, tr_tensor **leaves)
         return tr_matmul(g, x, op_leaf(g, c->mm.dt, 2, (int64_t[]){c->mm.K, c->mm.N}, 0.5f, where(c, 1)));
     }
     case OP_ATTENTION:
-    case OP_TRANSITION: {
+    case OP_TRANSITION:
+    case OP_DIFF: {
         /* the transition's scores spread wider (scale 2), so that some weights fall below its threshold */
         float s = is_transition(c) ? 2 : 1;
         int64_t hd = c->attn.hd, W = hd * c->attn.Hkv;
@@ -486,7 +532,7 @@ void op_cases_run(const op_target *t)
             continue;
         }
         double t0 = tr_test_now();
-        if (c->kind == OP_ATTENTION || c->kind == OP_TRANSITION) {
+        if (c->kind == OP_ATTENTION || c->kind == OP_TRANSITION || c->kind == OP_DIFF) {
             run_attention(t, c, name);
         } else {
             tr_graph g;

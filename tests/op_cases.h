@@ -8,7 +8,8 @@
  * (not multiples of a workgroup or warp), every weight dtype, head sizes 6 to 256, GQA ratios 1 to
  * 16, decode and prefill, n_past > 0, caches longer than the keys in use, and Attention Transition
  * rows (inputs redrawn until every weight of a touched row is >= 1e-5 relative from its threshold:
- * tr_test_transition_margin, docs/attention-transition.md). */
+ * tr_test_transition_margin, docs/attention-transition.md), differential attention (head dims 8 to
+ * 128, GQA 1 to 4, lambdas either side of 0 and 1, odd token counts, chunks at n_past > 0, decode). */
 #ifndef TR_OP_CASES_H
 #define TR_OP_CASES_H
 
@@ -21,7 +22,7 @@ typedef enum op_kind {
     OP_ADD,
     OP_MUL,
     OP_MUL_ROW, /* MUL with a {D} row broadcast over the rows */
-    OP_SWIGLU,
+    OP_GLU,
     OP_RMS_NORM,
     OP_GET_ROWS,
     OP_KV_WRITE,
@@ -29,6 +30,7 @@ typedef enum op_kind {
     OP_MATMUL,
     OP_ATTENTION,   /* plain */
     OP_TRANSITION,  /* attention with the Attention Transition variant */
+    OP_DIFF,        /* differential attention (design §4) */
     OP_LAYER_CHAIN, /* one small layer: memory reuse, views, a KV write read by attention */
     OP_COPY,        /* COPY of a view of cache rows */
     OP_SINK_MOVE,   /* the attention-sink cache's row moves, new rows, attention through a view */
@@ -48,9 +50,10 @@ typedef struct op_case {
     double bound;  /* NMSE against the reference, design §6 */
     unsigned host; /* bit i: the case's i-th leaf (in the order it makes them) is OP_HOST */
     union {
-        struct { /* ADD, MUL, MUL_ROW, SWIGLU: x, y; RMS_NORM: x, w; GET_ROWS: table {D, 50}, ids {T} */
+        struct { /* ADD, MUL, MUL_ROW, GLU: x, y; RMS_NORM: x, w; GET_ROWS: table {D, 50}, ids {T} */
             int64_t D, T;
             tr_dtype dt; /* RMS_NORM's weight, GET_ROWS' table */
+            int act;     /* GLU: tr_activation */
         } rows;
         struct { /* KV_WRITE: src {D, T} into rows [pos0, pos0 + T) of cache {D, C};
                     COPY: rows [pos0, pos0 + T) of a {D, C} leaf */
@@ -71,9 +74,10 @@ typedef struct op_case {
             int64_t K, N, T;
             tr_dtype dt;
         } mm;
-        struct { /* ATTENTION, TRANSITION: q {hd, H, T}, caches {hd * Hkv, C}, queries at n_past.. */
+        struct { /* ATTENTION, TRANSITION, DIFF: q {hd, H, T}, caches {hd * Hkv, C}, queries at n_past.. */
             int hd, H, Hkv, n_past, T, C;
             op_transition tr; /* TRANSITION only */
+            float lambda, lambda_init; /* DIFF only */
         } attn;
     };
 } op_case;

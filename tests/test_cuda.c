@@ -83,7 +83,7 @@ static void test_fused_products(void)
             tr_tensor *wu = leaf(&g, dts[d], 2, (int64_t[]){K, 72}, 0.3f, 1);
             tr_tensor *gate = tr_matmul(&g, x, wg), *up = tr_matmul(&g, x, wu);
             snprintf(what, sizeof what, "gate/up + swiglu %s T=%lld", tr_dtype_name(dts[d]), (long long)T);
-            tr_tensor *act = c % 2 ? tr_swiglu(&g, gate, up) : tr_swiglu(&g, up, gate);
+            tr_tensor *act = c % 2 ? tr_glu(&g, gate, up, TR_ACT_SILU) : tr_glu(&g, up, gate, TR_ACT_SILU);
             op_compare(&cuda, &g, &act, 1, bound, "fused gate/up + swiglu", what, NULL);
             op_release(&g);
         }
