@@ -57,7 +57,7 @@ void trc_plan_fusions(cuda_backend *c, tr_graph *g, tr_tensor **linked, int *n_l
             tr_tensor *x = t->src[0];
             bool j_same = tj && tj->op == TR_OP_MATMUL && tj->src[0] == x && tj->src[1]->dtype == t->src[1]->dtype;
             /* gate and up products and their SwiGLU */
-            if (j_same && tk && tk->op == TR_OP_SWIGLU && tj->src[1]->ne[1] == t->src[1]->ne[1] &&
+            if (j_same && tk && tk->op == TR_OP_GLU && tj->src[1]->ne[1] == t->src[1]->ne[1] &&
                 single_use(c, g, i) && single_use(c, g, j) && trc_src_is(tk, t) >= 0 && trc_src_is(tk, tj) >= 0 &&
                 tk->src[0] != tk->src[1] && link_for_plan(tk, x, linked, n_linked)) {
                 *f = (trc_fusion){FZ_SWIGLU, {j, k}};

@@ -476,12 +476,12 @@ static tr_status lower_node(lower_ctx *L, int i)
     }
     case TR_OP_ADD:
     case TR_OP_MUL:
-    case TR_OP_SWIGLU: {
+    case TR_OP_GLU: {
         const tr_tensor *x = t->src[0], *y = t->src[1];
         int64_t n = tr_nelements(x), rows = n / x->ne[0];
         bool bcast = t->op == TR_OP_MUL && tr_nelements(y) == y->ne[0] && rows > 1;
         trc_binary_args *a = &r.u.binary;
-        r.kind = t->op == TR_OP_SWIGLU ? TRC_K_SWIGLU : TRC_K_BINARY;
+        r.kind = t->op == TR_OP_GLU ? TRC_K_SWIGLU : TRC_K_BINARY;
         a->op = t->op == TR_OP_MUL ? TRC_MUL : TRC_ADD;
         a->x = dptr(c, x);
         a->y = dptr(c, y);

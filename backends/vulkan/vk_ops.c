@@ -149,7 +149,7 @@ static tr_status op_binary(vk_ctx *c, tr_tensor *dst)
         uint32_t yo = bcast ? bind(c, &d.bind[1], ly, 0, ne0 * 4, 4, 0) : bind(c, &d.bind[1], ly, r0 * ne0 * 4, n * 4, 4, 0);
         uint32_t oo = bind(c, &d.bind[2], lo, r0 * ne0 * 4, n * 4, 4, 1);
         d.groups = groups_for(n);
-        if (dst->op == TR_OP_SWIGLU) {
+        if (dst->op == TR_OP_GLU) {
             struct { uint32_t n, g_off, u_off, dst_off; } p = {(uint32_t)n, xo, yo, oo};
             TR_TRY(dispatch(c, &d, &p, sizeof p));
         } else {
@@ -401,7 +401,7 @@ typedef tr_status (*op_fn)(vk_ctx *c, tr_tensor *dst);
 static const op_fn ops[TR_OP_COUNT] = {
     [TR_OP_GET_ROWS] = op_get_rows, [TR_OP_RMS_NORM] = op_rms_norm, [TR_OP_ADD] = op_binary,
     [TR_OP_MUL] = op_binary,        [TR_OP_MATMUL] = op_matmul,     [TR_OP_ROPE] = op_rope,
-    [TR_OP_SWIGLU] = op_binary,     [TR_OP_KV_WRITE] = op_kv_write, [TR_OP_ATTENTION] = op_attention,
+    [TR_OP_GLU] = op_binary,     [TR_OP_KV_WRITE] = op_kv_write, [TR_OP_ATTENTION] = op_attention,
     [TR_OP_COPY] = op_copy,
 };
 _Static_assert(TR_OP_COUNT == 12, "a new op needs a Vulkan lowering in ops[] (or an explicit 'unsupported')");
