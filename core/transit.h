@@ -15,7 +15,7 @@
  *     tr_context_create(m, NULL, &c);
  *     tr_tokenize(m, text, strlen(text), 1, ids, cap, &n);
  *     tr_eval(c, ids, n, 0);                 // prefill; logits of the last token kept
- *     tok = tr_sample(sampler, tr_get_logits(c, -1), tr_model_n_vocab(m));
+ *     tok = tr_sample(sampler, tr_get_logits(c, -1));
  */
 #ifndef TRANSIT_H
 #define TRANSIT_H

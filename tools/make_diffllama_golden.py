@@ -5,10 +5,12 @@ script writes, deterministically (numpy-seeded weights, identical bytes on every
 tests/golden/diffllama/models/:
 
   name            hidden  H  Hkv  head_dim  layers  ffn  act                tied  rms eps
-  d8_mha            64    8   8      8        2     172  silu               yes   1e-5
-  d16_gqa2          64    4   2     16        3     172  silu               no    1e-5
-  d16_gqa4_gelu    128    8   2     16        2     224  gelu (erf)         no    1e-6
-  d32_gqa2_tanh    128    4   2     32        2     256  gelu_pytorch_tanh  yes   1e-5
+  d8_mha            64    8   8      8        6     172  silu               yes   1e-5
+  d16_gqa2          64    4   2     16        6     172  silu               no    1e-5
+  d16_gqa4_gelu    128    8   2     16        6     224  gelu (erf)         no    1e-6
+  d32_gqa2_tanh    128    4   2     32        6     128  gelu_pytorch_tanh  yes   1e-5
+
+(six layers each, so lambda_init = 0.2 .. 0.67 varies across a model)
 
 All: vocab 512, rope_theta 1e4, max_position_embeddings 2048, bos 1, eos 2. Weights N(0, std^2): q/k
 projections 0.15, embeddings and lm_head 0.1, v/o projections 0.1, MLP 0.08, RMSNorm weights
@@ -26,6 +28,14 @@ Written to tests/golden/diffllama/, per model <name>:
   <name>.decode.ids    the same 37 ids followed by 12 more (49)
   <name>.decode.npy    float32 logits [12, 512] of the 12 extra ids fed one at a time with the KV cache
                        after a prefill of the 37 (row t: the logits after feeding decode id 37 + t)
+  <name>.greedy.ids    the 37 prompt ids followed by the 64 tokens transformers' greedy decoding (argmax
+                       of each step's logits, KV cache on) picks; cases.json records each step's gap
+                       between the best and second-best logit (the smallest is what a bitwise-different
+                       engine must stay within to pick the same tokens)
+  <name>.sinks.ids/.npy  (d16_gqa2, d16_gqa4_gelu) 72 seeded ids streamed one token at a time through
+                       StreamingLLM's cache (design §5; n_sink, window in cases.json) over differential
+                       attention, by the float64 transcription (no package implements sinks for
+                       DiffLlama): float32 logits [72, 512], every step
   <name>.lambda.txt    "# layer lambda_init lambda lambda_hf_float32", then one line per layer:
                        lambda_init = 0.8 - 0.6 exp(-0.3 layer) and lambda = exp(sum(lq1*lk1)) -
                        exp(sum(lq2*lk2)) + lambda_init, both computed in float64 by numpy from the
@@ -91,13 +101,15 @@ from golden_util import rel_rows, save_model_dir, write_ints  # noqa: E402
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VOCAB = 512
 N_PROMPT, N_DECODE = 37, 12
+N_GREEDY = 64  # greedy tokens after the prompt
+SINKS = {"d16_gqa2": (4, 20), "d16_gqa4_gelu": (2, 13)}  # StreamingLLM over DiffLlama: n_sink, window
 THETA = 10000.0
 # name: (hidden, H, Hkv, head_dim, layers, ffn, act, tied, eps, seed)
 MODELS = {
-    "d8_mha": (64, 8, 8, 8, 2, 172, "silu", True, 1e-5, 8008),
-    "d16_gqa2": (64, 4, 2, 16, 3, 172, "silu", False, 1e-5, 1602),
-    "d16_gqa4_gelu": (128, 8, 2, 16, 2, 224, "gelu", False, 1e-6, 1604),
-    "d32_gqa2_tanh": (128, 4, 2, 32, 2, 256, "gelu_pytorch_tanh", True, 1e-5, 3202),
+    "d8_mha": (64, 8, 8, 8, 6, 172, "silu", True, 1e-5, 8008),
+    "d16_gqa2": (64, 4, 2, 16, 6, 172, "silu", False, 1e-5, 1602),
+    "d16_gqa4_gelu": (128, 8, 2, 16, 6, 224, "gelu", False, 1e-6, 1604),
+    "d32_gqa2_tanh": (128, 4, 2, 32, 6, 128, "gelu_pytorch_tanh", True, 1e-5, 3202),
 }
 SAME = 1e-5  # HF float32 vs float64 transcription, and cached decode vs full forward
 PLAIN = 5e-2  # plain LLaMA attention must differ by more than this somewhere
@@ -237,58 +249,95 @@ class Sec4Ref:
             out.append((li, float(lam) + (0.0 if variant == "no_lambda_init" else li)))
         return out
 
-    def rope(self, x):  # x [heads, T, d], rotate-half layout, positions 0..T-1
+    def rope(self, x, pos=None):  # x [heads, T, d], rotate-half layout, positions 0..T-1 unless given
         d, T = self.d, x.shape[1]
+        pos = np.arange(T, dtype=np.float64) if pos is None else np.asarray(pos, np.float64)
         inv = 1.0 / (self.theta ** (np.arange(0, d, 2, dtype=np.float64) / d))
-        ang = np.arange(T, dtype=np.float64)[:, None] * inv[None, :]
+        ang = pos[:, None] * inv[None, :]
         ang = np.concatenate([ang, ang], -1)
         rot = np.concatenate([-x[..., d // 2:], x[..., : d // 2]], -1)
         return x * np.cos(ang) + rot * np.sin(ang)
 
-    def run(self, ids, variant="sec4"):
-        w, H, Hkv, d, T = self.w, self.H, self.Hkv, self.d, len(ids)
+    def qkv(self, l, h):
+        """Layer l's projections of h [T, dim], before RoPE: q [H, T, d], k and v [Hkv, T, d]."""
+        w, p, T, d = self.w, f"model.layers.{l}.self_attn.", h.shape[0], self.d
+        q = (h @ w[p + "q_proj.weight"].T).reshape(T, self.H, d).transpose(1, 0, 2)
+        k = (h @ w[p + "k_proj.weight"].T).reshape(T, self.Hkv, d).transpose(1, 0, 2)
+        v = (h @ w[p + "v_proj.weight"].T).reshape(T, self.Hkv, d).transpose(1, 0, 2)
+        return q, k, v
+
+    def attend(self, q, k, v, lam_pair, causal, variant="sec4"):
+        """Steps 1-6 of §4 for rotated q [H, Tq, d] over rotated k, v [Hkv, Tk, d]; causal: the mask
+        of scores to drop [Tq, Tk] (or None). Returns the o_proj input [Tq, H d]."""
+        H, Hkv, d = self.H, self.Hkv, self.d
         n_rep, half = H // Hkv, H // 2
-        lams = self.lambdas(variant)
-        x = w["model.embed_tokens.weight"][np.asarray(ids)]
+        kexp, vexp = k[np.arange(H) // n_rep], v[np.arange(H) // n_rep]  # step 1-2: head i -> kv i // n_rep
+        s = q @ kexp.transpose(0, 2, 1) / math.sqrt(d)
+        if causal is not None:
+            s[:, causal] = -np.inf
+        a = np.exp(s - s.max(-1, keepdims=True))
+        a /= a.sum(-1, keepdims=True)
+        i = np.arange(H)
+        if variant == "adjacent_pairs":
+            first, second = 2 * (i // 2), 2 * (i // 2) + 1
+        elif variant == "swapped_values":
+            first, second = i, (i + half) % H
+        else:  # step 2: head i attends over [v_exp[i mod H/2], v_exp[(i mod H/2) + H/2]]
+            first, second = i % half, i % half + half
+        o = a @ np.concatenate([vexp[first], vexp[second]], -1)  # step 3: [H, Tq, 2d]
+        li, lam = lam_pair
+        if variant == "adjacent_pairs":
+            y = o[0::2] - lam * o[1::2]
+        else:  # step 5: pair j = heads j and j + H/2
+            y = o[:half] - lam * o[half:]
+        if variant == "norm_per_half":
+            y = np.concatenate([rms(y[..., :d], 1.0, self.eps), rms(y[..., d:], 1.0, self.eps)], -1)
+        else:
+            y = rms(y, 1.0, self.eps)
+        if variant != "no_out_scale":
+            y = (1.0 - li) * y
+        return y.transpose(1, 0, 2).reshape(q.shape[1], H * d)  # step 6: pair j -> columns [2d j, 2d (j+1))
+
+    def block_rest(self, l, x, attn):
+        """The residual add of the attention output and the feed-forward block of layer l."""
+        w, p = self.w, f"model.layers.{l}."
+        x = x + attn @ w[p + "self_attn.o_proj.weight"].T
+        h = rms(x, w[p + "post_attention_layernorm.weight"], self.eps)
+        g = act_fn(self.act, h @ w[p + "mlp.gate_proj.weight"].T)
+        return x + (g * (h @ w[p + "mlp.up_proj.weight"].T)) @ w[p + "mlp.down_proj.weight"].T
+
+    def logits(self, x):
+        return rms(x, self.w["model.norm.weight"], self.eps) @ self.w["lm_head.weight"].T
+
+    def run(self, ids, variant="sec4"):
+        T, lams = len(ids), self.lambdas(variant)
+        x = self.w["model.embed_tokens.weight"][np.asarray(ids)]
         causal = np.triu(np.ones((T, T), dtype=bool), 1)
         for l in range(self.L):
-            p = f"model.layers.{l}."
-            h = rms(x, w[p + "input_layernorm.weight"], self.eps)
-            q = (h @ w[p + "self_attn.q_proj.weight"].T).reshape(T, H, d).transpose(1, 0, 2)
-            k = (h @ w[p + "self_attn.k_proj.weight"].T).reshape(T, Hkv, d).transpose(1, 0, 2)
-            v = (h @ w[p + "self_attn.v_proj.weight"].T).reshape(T, Hkv, d).transpose(1, 0, 2)
-            q, k = self.rope(q), self.rope(k)
-            kexp, vexp = k[np.arange(H) // n_rep], v[np.arange(H) // n_rep]  # step 1-2: head i -> kv i // n_rep
-            s = q @ kexp.transpose(0, 2, 1) / math.sqrt(d)
-            s[:, causal] = -np.inf
-            a = np.exp(s - s.max(-1, keepdims=True))
-            a /= a.sum(-1, keepdims=True)
-            i = np.arange(H)
-            if variant == "adjacent_pairs":
-                first, second = 2 * (i // 2), 2 * (i // 2) + 1
-            elif variant == "swapped_values":
-                first, second = i, (i + half) % H
-            else:  # step 2: head i attends over [v_exp[i mod H/2], v_exp[(i mod H/2) + H/2]]
-                first, second = i % half, i % half + half
-            o = a @ np.concatenate([vexp[first], vexp[second]], -1)  # step 3: [H, T, 2d]
-            li, lam = lams[l]
-            if variant == "adjacent_pairs":
-                y = o[0::2] - lam * o[1::2]
-            else:  # step 5: pair j = heads j and j + H/2
-                y = o[:half] - lam * o[half:]
-            if variant == "norm_per_half":
-                y = np.concatenate([rms(y[..., :d], 1.0, self.eps), rms(y[..., d:], 1.0, self.eps)], -1)
-            else:
-                y = rms(y, 1.0, self.eps)
-            if variant != "no_out_scale":
-                y = (1.0 - li) * y
-            attn = y.transpose(1, 0, 2).reshape(T, H * d)  # step 6: pair j -> columns [2d j, 2d (j+1))
-            x = x + attn @ w[p + "self_attn.o_proj.weight"].T
-            h = rms(x, w[p + "post_attention_layernorm.weight"], self.eps)
-            g = act_fn(self.act, h @ w[p + "mlp.gate_proj.weight"].T)
-            x = x + (g * (h @ w[p + "mlp.up_proj.weight"].T)) @ w[p + "mlp.down_proj.weight"].T
-        x = rms(x, w["model.norm.weight"], self.eps)
-        return x @ w["lm_head.weight"].T
+            q, k, v = self.qkv(l, rms(x, self.w[f"model.layers.{l}.input_layernorm.weight"], self.eps))
+            x = self.block_rest(l, x, self.attend(self.rope(q), self.rope(k), v, lams[l], causal, variant))
+        return self.logits(x)
+
+    def stream_sinks(self, ids, n_sink, window):
+        """StreamingLLM (design §5) over differential attention, one token per step: each layer caches
+        keys before RoPE; a step appends its token, rotates every cached key (and its query) by its
+        index in the cache, attends over all of them, then trims the cache to the first n_sink
+        entries and the last `window`. Logits of every step [T, V]."""
+        lams, caches, out = self.lambdas(), [([], []) for _ in range(self.L)], []
+        for t in ids:
+            x = self.w["model.embed_tokens.weight"][[t]]
+            for l in range(self.L):
+                q, k, v = self.qkv(l, rms(x, self.w[f"model.layers.{l}.input_layernorm.weight"], self.eps))
+                ks, vs = caches[l]
+                ks.append(k)
+                vs.append(v)
+                n = len(ks)
+                kc = self.rope(np.concatenate(ks, 1), np.arange(n))
+                x = self.block_rest(l, x, self.attend(self.rope(q, [n - 1]), kc, np.concatenate(vs, 1), lams[l], None))
+                if n > n_sink + window:
+                    del ks[n_sink:n - window], vs[n_sink:n - window]
+            out.append(self.logits(x)[0])
+        return np.stack(out)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -420,7 +469,17 @@ def main():
         err_prompt_full = rel_rows(prompt_logits, full_logits[:N_PROMPT]).max()
         assert err_prompt_full < SAME, f"{name}: 37-token vs 49-token forward {err_prompt_full:.2e}"
 
-        # (iii) lambda: numpy float64 vs HF
+        # (iii) greedy continuation of the prompt, one token at a time with the cache
+        greedy, gaps = list(prompt), []
+        lg, cache = forward(model, prompt, use_cache=True)
+        for _ in range(N_GREEDY):
+            row = lg[-1].astype(np.float64)
+            top2 = np.sort(row)[-2:]
+            gaps.append(float(top2[1] - top2[0]))
+            greedy.append(int(np.argmax(row)))
+            lg, cache = forward(model, [greedy[-1]], cache=cache, use_cache=True)
+
+        # (iv) lambda: numpy float64 vs HF
         ref = Sec4Ref(path)
         lam_np = ref.lambdas()
         lam_hf = hf_lambdas(model, prompt, prompt_logits)
@@ -454,9 +513,25 @@ def main():
             assert wrong[variant] > WRONG, f"{name}: goldens do not reject {variant} ({wrong[variant]:.2e})"
 
         stem = os.path.join(args.out, name)
+        sinks_meta = None
+        if name in SINKS:  # (v) attention sinks composed with differential attention, numpy float64
+            n_sink, window = SINKS[name]
+            n_stream = 3 * (n_sink + window)
+            sids = [int(i) for i in np.random.default_rng(seed + 2).integers(0, VOCAB, size=n_stream)]
+            untrimmed = rel_rows(ref.stream_sinks(ids, 4, len(ids)), sec4).max()  # never trims: the plain forward
+            assert untrimmed < 1e-12, f"{name}: streaming without a trim differs from the forward ({untrimmed:.1e})"
+            streamed = ref.stream_sinks(sids, n_sink, window)
+            vs_plain = rel_rows(streamed, ref.run(sids)).max()
+            assert vs_plain > PLAIN, f"{name}: sinks change nothing ({vs_plain:.1e})"
+            write_ints(stem + ".sinks.ids", sids)
+            np.save(stem + ".sinks.npy", streamed.astype(np.float32))
+            sinks_meta = dict(ids=f"{name}.sinks.ids", logits=f"{name}.sinks.npy", n_sink=n_sink, window=window,
+                              steps="one token each", source="Sec4Ref.stream_sinks (numpy float64)",
+                              untrimmed_vs_forward=float(untrimmed), vs_plain_cache_max=float(vs_plain))
         write_ints(stem + ".prompt.ids", prompt)
         np.save(stem + ".prompt.npy", prompt_logits.astype(np.float32))
         write_ints(stem + ".decode.ids", ids)
+        write_ints(stem + ".greedy.ids", greedy)
         np.save(stem + ".decode.npy", decode_logits.astype(np.float32))
         meta[name] = dict(
             model=f"repo:tests/golden/diffllama/models/{name}",
@@ -469,6 +544,9 @@ def main():
             decode=dict(ids=f"{name}.decode.ids", logits=f"{name}.decode.npy", shape=[N_DECODE, VOCAB],
                         prefill=N_PROMPT, note="row t = logits after feeding decode id 37 + t, one token per step"
                         " with the KV cache after a 37-token prefill"),
+            greedy=dict(ids=f"{name}.greedy.ids", n_prompt=N_PROMPT, n_new=N_GREEDY, min_top2_gap=min(gaps),
+                        top2_gaps=gaps),
+            sinks=sinks_meta,
             lambdas=lam_rows,
             checks=dict(
                 measure="max over rows of ||a - b||_2 / ||b||_2 over the vocab",
