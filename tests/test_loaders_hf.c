@@ -244,7 +244,8 @@ static void test_config_damage(void)
         {"bos out of range", "\"bos_token_id\": 1", "\"bos_token_id\": 512", TR_ERR_FORMAT},
         {"rope_scaling", "\"rope_theta\": 10000.0", "\"rope_theta\": 10000.0, \"rope_scaling\": {\"type\": \"linear\"}",
          TR_ERR_UNSUPPORTED},
-        {"gelu", "\"hidden_act\": \"silu\"", "\"hidden_act\": \"gelu\"", TR_ERR_UNSUPPORTED},
+        {"relu", "\"hidden_act\": \"silu\"", "\"hidden_act\": \"relu\"", TR_ERR_UNSUPPORTED},
+        {"hidden_act number", "\"hidden_act\": \"silu\"", "\"hidden_act\": 1", TR_ERR_FORMAT},
         {"attention bias", "\"attention_bias\": false", "\"attention_bias\": true", TR_ERR_UNSUPPORTED},
         {"dim vs tensors", "\"hidden_size\": 64", "\"hidden_size\": 32", TR_ERR_FORMAT},
         {"ffn vs tensors", "\"intermediate_size\": 172", "\"intermediate_size\": 171", TR_ERR_FORMAT},
@@ -442,6 +443,88 @@ static void test_sharded(void)
     }
 }
 
+/* A DiffLlama directory (tests/golden/diffllama/models/d16_gqa2: 4 heads, 2 kv heads, head_dim 16)
+ * with one defect in config.json or in the safetensors header: odd head counts, an unknown
+ * activation, a missing or misshapen lambda vector. */
+static void test_diffllama_damage(void)
+{
+    char p[1024], label[128], want_path[1024];
+    const char *src = tr_golden("diffllama/models/d16_gqa2");
+    size_t cfg_len = 0, st_len = 0;
+    snprintf(p, sizeof p, "%s/config.json", src);
+    char *cfg = tr_read_file(p, &cfg_len);
+    snprintf(p, sizeof p, "%s/model.safetensors", src);
+    char *st = tr_read_file(p, &st_len);
+    CHECK(cfg && st, "%s unreadable", src);
+    tr_model_file f;
+    if (!cfg || !st || !open_ok("diffllama", src, &f)) {
+        free(cfg);
+        free(st);
+        return;
+    }
+    CHECK(f.hp.diff_attn && !strcmp(f.hp.arch, "diffllama") && tr_model_file_find(&f, "blk.5.attn_lambda_k2"),
+          "diffllama: arch %s, lambda tensors", f.hp.arch);
+    tr_model_file_close(&f);
+    static const struct {
+        const char *label, *from, *to, *from2, *to2;
+        tr_status want;
+    } cfg_edits[] = {
+        {"odd kv heads", "\"num_key_value_heads\": 2", "\"num_key_value_heads\": 1", NULL, NULL, TR_ERR_FORMAT},
+        {"odd heads", "\"num_attention_heads\": 4", "\"num_attention_heads\": 3", "\"num_key_value_heads\": 2",
+         "\"num_key_value_heads\": 1", TR_ERR_FORMAT},
+        {"relu", "\"hidden_act\": \"silu\"", "\"hidden_act\": \"relu\"", NULL, NULL, TR_ERR_UNSUPPORTED},
+        {"lambda_std_dev string", "\"lambda_std_dev\": 0.1", "\"lambda_std_dev\": \"small\"", NULL, NULL, TR_ERR_FORMAT},
+    };
+    for (size_t i = 0; i < sizeof cfg_edits / sizeof cfg_edits[0]; i++) {
+        char *c1 = replace(cfg, cfg_edits[i].from, cfg_edits[i].to);
+        char *c2 = cfg_edits[i].from2 ? replace(c1, cfg_edits[i].from2, cfg_edits[i].to2) : NULL;
+        snprintf(label, sizeof label, "diff_cfg_%zu", i);
+        const char *dir = make_hf_dir(label, c2 ? c2 : c1, st, st_len);
+        snprintf(want_path, sizeof want_path, "%s/config.json", dir);
+        snprintf(label, sizeof label, "diffllama config: %s", cfg_edits[i].label);
+        expect_fail(label, dir, want_path, cfg_edits[i].want);
+        free(c1);
+        free(c2);
+    }
+    /* header edits that keep every byte range valid: a renamed tensor, a reshaped one */
+    static const struct {
+        const char *label, *from, *to, *mention;
+    } st_edits[] = {
+        {"missing lambda", "\"model.layers.3.self_attn.lambda_k2\"", "\"model.layers.3.self_attn.lambda_kX\"",
+         "model.layers.3.self_attn.lambda_k2"},
+        {"lambda [16, 1]", "\"model.layers.2.self_attn.lambda_q1\":{\"dtype\":\"F32\",\"shape\":[16]",
+         "\"model.layers.2.self_attn.lambda_q1\":{\"dtype\":\"F32\",\"shape\":[16,1]", "model.layers.2.self_attn.lambda_q1"},
+        {"lambda [4, 4]", "\"model.layers.0.self_attn.lambda_k1\":{\"dtype\":\"F32\",\"shape\":[16]",
+         "\"model.layers.0.self_attn.lambda_k1\":{\"dtype\":\"F32\",\"shape\":[4,4]", "model.layers.0.self_attn.lambda_k1"},
+    };
+    uint64_t hlen;
+    memcpy(&hlen, st, 8);
+    char *header = malloc((size_t)hlen + 1);
+    memcpy(header, st + 8, (size_t)hlen);
+    header[hlen] = 0;
+    for (size_t i = 0; i < sizeof st_edits / sizeof st_edits[0]; i++) {
+        char *h = replace(header, st_edits[i].from, st_edits[i].to);
+        uint64_t nh = strlen(h);
+        size_t data_len = st_len - 8 - (size_t)hlen, len = 8 + (size_t)nh + data_len;
+        uint8_t *bytes = malloc(len);
+        memcpy(bytes, &nh, 8);
+        memcpy(bytes + 8, h, (size_t)nh);
+        memcpy(bytes + 8 + nh, st + 8 + hlen, data_len);
+        snprintf(label, sizeof label, "diff_st_%zu", i);
+        const char *dir = make_hf_dir(label, cfg, bytes, len);
+        snprintf(want_path, sizeof want_path, "%s/model.safetensors", dir);
+        snprintf(label, sizeof label, "diffllama safetensors: %s", st_edits[i].label);
+        expect_fail(label, dir, want_path, TR_ERR_FORMAT);
+        CHECK(strstr(tr_last_error(), st_edits[i].mention), "%s: '%s' does not name %s", label, tr_last_error(),
+              st_edits[i].mention);
+        free(bytes);
+        free(h);
+    }
+    free(header);
+    free(cfg);
+    free(st);
+}
+
 int main(void)
 {
     if (!loader_tmp_init()) {
@@ -455,6 +538,7 @@ int main(void)
         test_safetensors_damage();
         test_config_damage();
         test_sharded();
+        test_diffllama_damage();
     }
     free(stories_config);
     free(stories_st);

@@ -23,7 +23,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (tr_hf_config_parse(text, size, "config.json", &hp) == TR_OK) {
         if (hp.dim < 1 || hp.n_layers < 1 || hp.n_heads < 1 || hp.n_kv_heads < 1 || hp.head_dim < 1 ||
             hp.head_dim % 2 || hp.n_heads % hp.n_kv_heads || hp.n_vocab < 1 || hp.ffn_dim < 1 ||
-            !(hp.rms_eps > 0) || !(hp.rope_theta > 0) || hp.bos_id >= hp.n_vocab || hp.eos_id >= hp.n_vocab)
+            !(hp.rms_eps > 0) || !(hp.rope_theta > 0) || hp.bos_id >= hp.n_vocab || hp.eos_id >= hp.n_vocab ||
+            (unsigned)hp.act >= TR_ACT_COUNT || (hp.diff_attn && (hp.n_heads % 2 || hp.n_kv_heads % 2)) ||
+            strcmp(hp.arch, hp.diff_attn ? "diffllama" : "llama") != 0)
             abort();
     } else {
         check_error("config.json");
