@@ -11,7 +11,8 @@ static const char info_help[] =
     "usage: transit info [-m MODEL [--transition -n N [--transition-* ...]]]\n"
     "\n"
     "Lists the backends compiled in and whether each is usable here; with -m, the model's\n"
-    "hyperparameters, weight type and tokenizer; with --transition -n N, the Attention Transition\n"
+    "hyperparameters, weight type and tokenizer (for DiffLlama, each layer's lambda_init and\n"
+    "lambda: design §4); with --transition -n N, the Attention Transition\n"
     "schedule (layer -> row blocks) that a prompt of N tokens gets. The --transition-alpha, -beta,\n"
     "-blocks, -min-len and -strategy options of `transit run` apply.\n";
 
@@ -78,7 +79,7 @@ int cmd_info(int argc, char **argv)
     tr_model_get_info(m, &i);
     printf("model: %s\n", o.model);
     printf("  format           %s\n", i.source);
-    printf("  architecture     %s\n", i.arch);
+    printf("  architecture     %s%s\n", i.arch, i.diff_attn ? " (differential attention)" : "");
     printf("  parameters       %lld (%.2f MB of weights, %s)\n", (long long)i.n_params, (double)i.weight_bytes / 1e6,
            i.weight_type);
     printf("  vocabulary       %d (tokenizer: %s, bos %d, eos %d, add bos %s)\n", i.n_vocab, i.tokenizer, i.bos_id,
@@ -86,12 +87,17 @@ int cmd_info(int argc, char **argv)
     printf("  dim              %d\n", i.dim);
     printf("  layers           %d\n", i.n_layers);
     printf("  heads            %d query, %d key/value (head_dim %d)\n", i.n_heads, i.n_kv_heads, i.head_dim);
-    printf("  ffn              %d\n", i.ffn_dim);
+    printf("  ffn              %d, %s gate\n", i.ffn_dim, i.activation);
     printf("  context (train)  %d\n", i.n_ctx_train);
     printf("  rms_norm_eps     %g\n", (double)i.rms_norm_eps);
     printf("  rope             theta %g, %s layout\n", (double)i.rope_theta,
            i.rope_layout ? "rotate-half (Hugging Face)" : "adjacent-pair (GGUF)");
     printf("  embeddings       %s\n", i.tied_embeddings ? "tied" : "separate output matrix");
+    double lambda, lambda_init;
+    for (int l = 0; tr_model_diff_lambda(m, l, &lambda, &lambda_init); l++)
+        printf(l ? "                   layer %2d: lambda_init %.6f  lambda %.6f\n"
+                 : "  lambdas          layer %2d: lambda_init %.6f  lambda %.6f\n",
+               l, lambda_init, lambda);
     int rc = 0;
     if (o.transition.enabled)
         rc = o.n_given ? print_schedule(&i, &o.transition, o.n_predict)
