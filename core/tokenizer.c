@@ -470,3 +470,37 @@ int tr_tokenizer_decode(const tr_tokenizer *t, const int32_t *ids, int n, char *
         buf[total < (size_t)cap ? total : (size_t)cap - 1] = '\0';
     return (int)total;
 }
+
+tr_status tr_tokenizer_export_vocab(const tr_tokenizer *t, tr_vocab_spec *out)
+{
+    memset(out, 0, sizeof *out);
+    out->n = t->n_vocab;
+    out->pieces = calloc((size_t)t->n_vocab, sizeof *out->pieces);
+    out->scores = calloc((size_t)t->n_vocab, sizeof *out->scores);
+    out->types = calloc((size_t)t->n_vocab, sizeof *out->types);
+    out->bos_id = t->bos_id;
+    out->eos_id = t->eos_id;
+    out->unk_id = t->unk_id;
+    out->add_bos = t->add_bos;
+    out->byte_fallback = t->byte_fallback;
+    for (int i = 0; out->pieces && out->scores && out->types && i < t->n_vocab; i++) {
+        if (!(out->pieces[i] = malloc(t->piece_len[i] + 1)))
+            break;
+        memcpy(out->pieces[i], t->text + t->piece_off[i], t->piece_len[i]);
+        out->pieces[i][t->piece_len[i]] = 0;
+        out->types[i] = t->types[i];
+        /* merged by rank: pieces no merge makes come last */
+        out->scores[i] = t->rule == TR_MERGE_BY_RANK ? -1e9f : t->scores[i];
+    }
+    if (!out->pieces || !out->scores || !out->types || (t->n_vocab && !out->pieces[t->n_vocab - 1])) {
+        tr_vocab_spec_free(out);
+        return tr_fail(TR_ERR_NOMEM, "tokenizer: out of memory exporting the vocabulary");
+    }
+    /* The earlier a merge's rank, the higher the score of the piece it makes (its first merge counts). */
+    for (uint32_t h = 0; t->rule == TR_MERGE_BY_RANK && t->merges && h <= t->merge_mask; h++) {
+        const tr_merge_entry *e = &t->merges[h];
+        if (e->left >= 0 && -(float)e->rank - 1 > out->scores[e->result])
+            out->scores[e->result] = -(float)e->rank - 1;
+    }
+    return TR_OK;
+}

@@ -24,6 +24,11 @@ tr_status tr_tokenizer_from_vocab(const tr_vocab_spec *spec, tr_tokenizer **out)
 /* Reads the SentencePiece protobuf into a spec (used by load_spm; exposed for tests and tools). */
 tr_status tr_spm_read_vocab(const char *path, tr_vocab_spec *out);
 void tr_tokenizer_free(tr_tokenizer *t);
+/* The vocabulary as a SentencePiece-style spec (a GGUF "llama" vocabulary: pieces, types, scores).
+ * A tokenizer that merges by rank (tokenizer.json) gets score -(rank + 1) for the piece each merge
+ * makes, the first merge counting, and -1e9 for pieces no merge makes: merging by score then picks
+ * the pairs merging by rank would. Caller frees with tr_vocab_spec_free. */
+tr_status tr_tokenizer_export_vocab(const tr_tokenizer *t, tr_vocab_spec *out);
 
 int tr_tokenizer_n_vocab(const tr_tokenizer *t);
 int tr_tokenizer_bos(const tr_tokenizer *t); /* -1 if none */

@@ -84,6 +84,14 @@ void tr_model_get_info(const tr_model *model, tr_model_info *info);
  * lambda = exp(sum lambda_q1 lambda_k1) - exp(sum lambda_q2 lambda_k2) + lambda_init. Returns 0 when
  * the model has no differential attention or layer is out of range. */
 int tr_model_diff_lambda(const tr_model *model, int layer, double *lambda, double *lambda_init);
+
+/* Writes the checkpoint at `in` (a Hugging Face directory or a GGUF file transit loads) as the GGUF
+ * file `out` (docs/gguf.md): LLaMA with the keys and tensor names of llama.cpp's converter (q/k rows
+ * in GGUF's adjacent-pair RoPE order), DiffLlama under architecture "diffllama". type: "f32", "f16"
+ * or "bf16" for the matrices, NULL to keep the source's; vectors stay f32. progress (may be NULL) is
+ * called after each tensor. On failure no output file is left. */
+tr_status tr_convert_to_gguf(const char *in, const char *out, const char *type,
+                             void (*progress)(int done, int total, void *arg), void *arg);
 int tr_model_n_vocab(const tr_model *model);
 
 /* ---- tokens --------------------------------------------------------------------------------- */

@@ -22,8 +22,9 @@ PIECES = ["<unk>", "<s>", "</s>", "\u2581a", "b", "<0x0A>"]
 TOKEN_TYPES = [2, 3, 3, 1, 1, 6]
 
 
-def gguf_tensors(rng):
-    """Canonical GGUF names and arrays in numpy (row-major) shape, i.e. reversed ne."""
+def gguf_tensors(rng, kv_heads=KV_HEADS, diff=False):
+    """Canonical GGUF names and arrays in numpy (row-major) shape, i.e. reversed ne. diff: DiffLlama's
+    four lambda vectors per layer too."""
     t = {
         "token_embd.weight": (VOCAB, DIM),
         "output_norm.weight": (DIM,),
@@ -33,26 +34,31 @@ def gguf_tensors(rng):
         p = f"blk.{layer}."
         t[p + "attn_norm.weight"] = (DIM,)
         t[p + "attn_q.weight"] = (HEADS * HEAD_DIM, DIM)
-        t[p + "attn_k.weight"] = (KV_HEADS * HEAD_DIM, DIM)
-        t[p + "attn_v.weight"] = (KV_HEADS * HEAD_DIM, DIM)
+        t[p + "attn_k.weight"] = (kv_heads * HEAD_DIM, DIM)
+        t[p + "attn_v.weight"] = (kv_heads * HEAD_DIM, DIM)
         t[p + "attn_output.weight"] = (DIM, HEADS * HEAD_DIM)
         t[p + "ffn_norm.weight"] = (DIM,)
         t[p + "ffn_gate.weight"] = (FFN, DIM)
         t[p + "ffn_up.weight"] = (FFN, DIM)
         t[p + "ffn_down.weight"] = (DIM, FFN)
+        for lam in ("q1", "k1", "q2", "k2") if diff else ():
+            t[p + "attn_lambda_" + lam] = (HEAD_DIM,)
     return {name: rng.standard_normal(shape).astype(np.float32) for name, shape in t.items()}
 
 
-def write_gguf(path, tensors, dtype=np.float32, tied=False, alignment=None):
+def write_gguf(path, tensors, dtype=np.float32, tied=False, alignment=None, arch="llama", kv_heads=KV_HEADS,
+               hidden_act=None):
     import gguf
 
-    w = gguf.GGUFWriter(path, "llama")
+    w = gguf.GGUFWriter(path, arch)
     w.add_context_length(64)
     w.add_embedding_length(DIM)
     w.add_feed_forward_length(FFN)
     w.add_block_count(LAYERS)
     w.add_head_count(HEADS)
-    w.add_head_count_kv(KV_HEADS)
+    w.add_head_count_kv(kv_heads)
+    if hidden_act:  # transit's key (docs/gguf.md)
+        w.add_string(f"{arch}.hidden_act", hidden_act)
     w.add_rope_dimension_count(HEAD_DIM)
     w.add_layer_norm_rms_eps(1e-5)
     if alignment:
@@ -165,6 +171,9 @@ def main():
     write_gguf(os.path.join(d, "tiny_f32.gguf"), tensors)
     write_gguf(os.path.join(d, "tiny_f16_tied.gguf"), tensors, dtype=np.float16, tied=True)
     write_gguf(os.path.join(d, "tiny_align8.gguf"), tensors, alignment=8)
+    # DiffLlama (design §4): kv heads even, lambda vectors, a GEGLU
+    write_gguf(os.path.join(d, "tiny_diffllama.gguf"), gguf_tensors(np.random.default_rng(261), 2, diff=True),
+               arch="diffllama", kv_heads=2, hidden_act="gelu")
     good = open(os.path.join(d, "tiny_f32.gguf"), "rb").read()
     write(os.path.join(d, "bad_truncated.gguf"), good[: len(good) // 3])
     write(os.path.join(d, "bad_version1.gguf"), good[:4] + struct.pack("<I", 1) + good[8:])
@@ -196,6 +205,9 @@ def main():
     write(os.path.join(d, "config_bad_type.json"), json.dumps(dict(CONFIG, hidden_size="8")).encode())
     # found by fuzzing: a positive double that is 0.0 as a float
     write(os.path.join(d, "config_eps_underflow.json"), json.dumps(dict(CONFIG, rms_norm_eps=1e-55)).encode())
+    write(os.path.join(d, "config_diffllama.json"),
+          json.dumps(dict(CONFIG, model_type="diffllama", architectures=["DiffLlamaForCausalLM"], num_key_value_heads=2,
+                          hidden_act="gelu_pytorch_tanh", lambda_std_dev=0.1), indent=2).encode())
     write(os.path.join(d, "tokenizer_config.json"), b'{"add_bos_token": true, "bos_token": "<s>"}')
     index = {"metadata": {"total_size": 1234},
              "weight_map": {hf_name(n): f"model-0000{1 + i % 2}-of-00002.safetensors" for i, n in enumerate(tensors)}}

@@ -17,6 +17,7 @@ static const char usage[] =
     "  bench      prompt-processing and generation speed (pp512 / tg128), and memory\n"
     "  perplexity perplexity of a model on a text, in windows of -c tokens (llama-perplexity's scoring)\n"
     "             or as one stream, with attention sinks beside plain attention (--sinks, --compare)\n"
+    "  convert    write a Hugging Face directory (LLaMA, DiffLlama) or GGUF file as GGUF (f32/f16/bf16)\n"
     "  parity     the same prompt on every backend against the CPU reference; non-zero exit on a\n"
     "             broken bound (for CI)\n"
     "  help       this text; `transit <command> --help` explains one command\n"
@@ -47,5 +48,7 @@ int main(int argc, char **argv)
         return cmd_parity(argc, argv);
     if (!strcmp(cmd, "perplexity"))
         return cmd_perplexity(argc, argv);
+    if (!strcmp(cmd, "convert"))
+        return cmd_convert(argc, argv);
     return cli_fail("unknown command '%s' (see transit help)", cmd);
 }

@@ -75,7 +75,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (hp->dim < 1 || hp->n_layers < 1 || hp->n_heads < 1 || hp->n_kv_heads < 1 || hp->head_dim < 2 ||
             hp->head_dim % 2 || hp->n_heads % hp->n_kv_heads || hp->n_vocab < 1 || hp->ffn_dim < 1 ||
             !(hp->rms_eps > 0) || !(hp->rope_theta > 0) || hp->bos_id >= hp->n_vocab || hp->eos_id >= hp->n_vocab ||
-            f.n_weights < 2 + 9 * hp->n_layers || (f.has_vocab && f.vocab.n != hp->n_vocab))
+            f.n_weights < 2 + 9 * hp->n_layers || (f.has_vocab && f.vocab.n != hp->n_vocab) ||
+            (unsigned)hp->act >= TR_ACT_COUNT ||
+            (hp->diff_attn && (hp->n_heads % 2 || hp->n_kv_heads % 2 || f.n_weights < 2 + 13 * hp->n_layers)))
             abort();
         for (int i = 0; i < f.n_weights; i++) {
             const tr_weight *w = &f.weights[i];

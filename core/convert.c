@@ -1,0 +1,241 @@
+/* convert.c: any checkpoint transit loads, written as a GGUF file (tr_convert_to_gguf, docs/gguf.md).
+ *
+ * LLaMA gets the keys and tensor names llama.cpp's own converter writes, with q/k rows permuted from
+ * Hugging Face's rotate-half order to the adjacent pairs GGUF uses, so that llama.cpp loads the file
+ * too. DiffLlama, which no other engine runs, gets the same form under the architecture name
+ * "diffllama" (keys diffllama.*), its four lambda vectors per layer as blk.N.attn_lambda_{q1,k1,q2,k2}
+ * and diffllama.hidden_act: transit defines this form (design §4). The vocabulary is written as a
+ * SentencePiece-style "llama" vocabulary (tokenizer.ggml.*). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "gguf.h"
+#include "gguf_write.h"
+#include "half.h"
+#include "model_file.h"
+#include "tokenizer.h"
+
+/* general.file_type values (llama.cpp's LLAMA_FTYPE_*) */
+enum { FTYPE_ALL_F32 = 0, FTYPE_MOSTLY_F16 = 1, FTYPE_MOSTLY_BF16 = 32 };
+
+static uint32_t ggml_type_of(tr_dtype dt) { return dt == TR_F16 ? TR_GGML_F16 : dt == TR_BF16 ? TR_GGML_BF16 : TR_GGML_F32; }
+
+static float load_elem(tr_dtype dt, const void *p, size_t i)
+{
+    switch (dt) {
+    case TR_F16: return tr_f16_to_f32(((const uint16_t *)p)[i]);
+    case TR_BF16: return tr_bf16_to_f32(((const uint16_t *)p)[i]);
+    default: return ((const float *)p)[i];
+    }
+}
+
+static void store_elem(tr_dtype dt, void *p, size_t i, float v)
+{
+    switch (dt) {
+    case TR_F16: ((uint16_t *)p)[i] = tr_f32_to_f16(v); break;
+    case TR_BF16: ((uint16_t *)p)[i] = tr_f32_to_bf16(v); break;
+    default: ((float *)p)[i] = v;
+    }
+}
+
+/* The vocabulary to write: the GGUF's own, a tokenizer.model's, or a tokenizer.json's exported. */
+static tr_status read_vocab(const tr_model_file *f, tr_vocab_spec *v)
+{
+    memset(v, 0, sizeof *v);
+    if (f->is_gguf) {
+        if (!f->has_vocab)
+            return tr_fail(TR_ERR_FORMAT, "%s: the file has no tokenizer vocabulary to convert", f->path);
+        *v = f->vocab; /* borrowed: the caller must not free it */
+        return TR_OK;
+    }
+    if (!f->tokenizer_path[0])
+        return tr_fail(TR_ERR_FORMAT, "%s: no tokenizer.json or tokenizer.model in the directory", f->path);
+    const char *base = strrchr(f->tokenizer_path, '/');
+    base = base ? base + 1 : f->tokenizer_path;
+    if (strcmp(base, "tokenizer.json") != 0) {
+        TR_TRY(tr_spm_read_vocab(f->tokenizer_path, v));
+    } else {
+        tr_tokenizer *t;
+        TR_TRY(tr_tokenizer_load_hf_json(f->tokenizer_path, &t));
+        tr_status s = tr_tokenizer_export_vocab(t, v);
+        tr_tokenizer_free(t);
+        TR_TRY(s);
+    }
+    if (f->add_bos >= 0)
+        v->add_bos = f->add_bos;
+    return TR_OK;
+}
+
+static void put_vocab(tr_gguf_writer *w, const tr_vocab_spec *v)
+{
+    tr_gguf_put_str(w, "tokenizer.ggml.model", "llama");
+    tr_gguf_put_str_array(w, "tokenizer.ggml.tokens", (const char *const *)v->pieces, (size_t)v->n);
+    tr_gguf_put_f32_array(w, "tokenizer.ggml.scores", v->scores, (size_t)v->n);
+    tr_gguf_put_i32_array(w, "tokenizer.ggml.token_type", v->types, (size_t)v->n);
+    if (v->bos_id >= 0)
+        tr_gguf_put_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)v->bos_id);
+    if (v->eos_id >= 0)
+        tr_gguf_put_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)v->eos_id);
+    if (v->unk_id >= 0)
+        tr_gguf_put_u32(w, "tokenizer.ggml.unknown_token_id", (uint32_t)v->unk_id);
+    tr_gguf_put_bool(w, "tokenizer.ggml.add_bos_token", v->add_bos);
+    tr_gguf_put_bool(w, "tokenizer.ggml.add_eos_token", 0);
+}
+
+static void put_hparams(tr_gguf_writer *w, const tr_hparams *hp, const char *name, tr_dtype type)
+{
+    char key[96];
+#define KEY(suffix) (snprintf(key, sizeof key, "%s.%s", hp->arch, suffix), key)
+    tr_gguf_put_str(w, "general.architecture", hp->arch);
+    tr_gguf_put_str(w, "general.name", name);
+    tr_gguf_put_u32(w, "general.file_type",
+                    type == TR_F16 ? FTYPE_MOSTLY_F16 : type == TR_BF16 ? FTYPE_MOSTLY_BF16 : FTYPE_ALL_F32);
+    tr_gguf_put_u32(w, KEY("vocab_size"), (uint32_t)hp->n_vocab);
+    tr_gguf_put_u32(w, KEY("context_length"), (uint32_t)hp->n_ctx_train);
+    tr_gguf_put_u32(w, KEY("embedding_length"), (uint32_t)hp->dim);
+    tr_gguf_put_u32(w, KEY("block_count"), (uint32_t)hp->n_layers);
+    tr_gguf_put_u32(w, KEY("feed_forward_length"), (uint32_t)hp->ffn_dim);
+    tr_gguf_put_u32(w, KEY("rope.dimension_count"), (uint32_t)hp->head_dim);
+    tr_gguf_put_u32(w, KEY("attention.head_count"), (uint32_t)hp->n_heads);
+    tr_gguf_put_u32(w, KEY("attention.head_count_kv"), (uint32_t)hp->n_kv_heads);
+    tr_gguf_put_u32(w, KEY("attention.key_length"), (uint32_t)hp->head_dim);
+    tr_gguf_put_u32(w, KEY("attention.value_length"), (uint32_t)hp->head_dim);
+    tr_gguf_put_f32(w, KEY("rope.freq_base"), hp->rope_theta);
+    tr_gguf_put_f32(w, KEY("attention.layer_norm_rms_epsilon"), hp->rms_eps);
+    /* transit's key; llama.cpp's LLaMA has silu built in and ignores it */
+    if (hp->diff_attn || hp->act != TR_ACT_SILU)
+        tr_gguf_put_str(w, KEY("hidden_act"), tr_activation_name(hp->act));
+#undef KEY
+}
+
+/* The tensors in the order they are written; the per-layer suffixes of model_file.h. */
+static const char *const layer_parts[] = {
+    "attn_norm.weight", "attn_q.weight",  "attn_k.weight",    "attn_v.weight",  "attn_output.weight",
+    "ffn_norm.weight",  "ffn_gate.weight", "ffn_up.weight",   "ffn_down.weight", "attn_lambda_q1",
+    "attn_lambda_k1",   "attn_lambda_q2",  "attn_lambda_k2",
+};
+#define N_PARTS (int)(sizeof layer_parts / sizeof layer_parts[0])
+
+static const tr_weight *nth_weight(const tr_model_file *f, int i)
+{
+    char name[96];
+    if (i == 0)
+        return tr_model_file_find(f, "token_embd.weight");
+    i--;
+    if (i < f->hp.n_layers * N_PARTS) {
+        snprintf(name, sizeof name, "blk.%d.%s", i / N_PARTS, layer_parts[i % N_PARTS]);
+        return tr_model_file_find(f, name);
+    }
+    i -= f->hp.n_layers * N_PARTS;
+    return tr_model_file_find(f, i == 0 ? "output_norm.weight" : "output.weight");
+}
+
+/* Matrices take the requested type; vectors (norms, lambdas) stay f32, as llama.cpp keeps them. */
+static tr_dtype out_type(const tr_weight *w, tr_dtype type) { return w->ndim == 1 ? TR_F32 : type; }
+
+/* Rotate-half q/k rows in adjacent-pair order: within each head, GGUF row 2i + j is HF row
+ * j * hd/2 + i (llama.cpp's converter permutes the same way). Other tensors keep their rows. */
+static int64_t source_row(const tr_hparams *hp, int permute, int64_t r)
+{
+    if (!permute)
+        return r;
+    int64_t hd = hp->head_dim, h = r / hd, k = r % hd;
+    return h * hd + (k % 2) * (hd / 2) + k / 2;
+}
+
+static tr_status write_tensor(tr_gguf_writer *w, const tr_model_file *f, const tr_weight *wt, tr_dtype type)
+{
+    size_t n = strlen(wt->name);
+    int qk = n > 13 && (!strcmp(wt->name + n - 13, "attn_q.weight") || !strcmp(wt->name + n - 13, "attn_k.weight"));
+    int permute = qk && f->hp.rope_layout == TR_ROPE_HALF;
+    tr_dtype dt = out_type(wt, type);
+    int64_t cols = wt->ne[0], rows = wt->ndim > 1 ? wt->ne[1] : 1;
+    size_t nbytes = (size_t)(cols * rows) * tr_dtype_size(dt);
+    void *out = malloc(nbytes ? nbytes : 1);
+    if (!out)
+        return tr_fail(TR_ERR_NOMEM, "%s: out of memory converting '%s'", f->path, wt->name);
+    for (int64_t r = 0; r < rows; r++) {
+        size_t from = (size_t)(source_row(&f->hp, permute, r) * cols), to = (size_t)(r * cols);
+        if (dt == wt->dtype) {
+            memcpy((char *)out + to * tr_dtype_size(dt), (const char *)wt->data + from * tr_dtype_size(dt),
+                   (size_t)cols * tr_dtype_size(dt));
+            continue;
+        }
+        for (int64_t c = 0; c < cols; c++)
+            store_elem(dt, out, to + (size_t)c, load_elem(wt->dtype, wt->data, from + (size_t)c));
+    }
+    tr_status s = tr_gguf_write_data(w, out, nbytes);
+    free(out);
+    return s;
+}
+
+/* general.name: the last component of the path ("dir/" and "dir" alike), without ".gguf". */
+static const char *model_name(const char *path)
+{
+    static _Thread_local char name[256];
+    size_t end = strlen(path);
+    while (end > 1 && path[end - 1] == '/')
+        end--;
+    size_t start = end;
+    while (start > 0 && path[start - 1] != '/')
+        start--;
+    snprintf(name, sizeof name, "%.*s", (int)(end - start), path + start);
+    size_t n = strlen(name);
+    if (n > 5 && !strcmp(name + n - 5, ".gguf"))
+        name[n - 5] = 0;
+    return name;
+}
+
+tr_status tr_convert_to_gguf(const char *in, const char *out_path, const char *type_name,
+                             void (*progress)(int done, int total, void *arg), void *arg)
+{
+    tr_model_file f;
+    TR_TRY(tr_model_file_open(in, &f));
+    tr_dtype type = TR_F32;
+    tr_status s = TR_OK;
+    const tr_weight *embd = tr_model_file_find(&f, "token_embd.weight");
+    if (!type_name)
+        type = embd->dtype; /* keep the source's */
+    else if (!strcmp(type_name, "f16"))
+        type = TR_F16;
+    else if (!strcmp(type_name, "bf16"))
+        type = TR_BF16;
+    else if (strcmp(type_name, "f32") != 0)
+        s = tr_fail(TR_ERR_INVALID_ARG, "convert: type '%s' is not one of f32, f16, bf16", type_name);
+    tr_vocab_spec vocab;
+    memset(&vocab, 0, sizeof vocab);
+    if (s == TR_OK)
+        s = read_vocab(&f, &vocab);
+    tr_gguf_writer *w = NULL;
+    if (s == TR_OK)
+        s = tr_gguf_writer_open(out_path, &w);
+    if (s == TR_OK) {
+        put_hparams(w, &f.hp, model_name(in), type);
+        put_vocab(w, &vocab);
+        int total = 1 + f.hp.n_layers * N_PARTS + 2;
+        for (int i = 0; i < total; i++) {
+            const tr_weight *wt = nth_weight(&f, i);
+            if (!wt)
+                continue; /* tied output, or the lambdas of a LLaMA */
+            tr_dtype dt = out_type(wt, type);
+            tr_gguf_add_tensor(w, wt->name, ggml_type_of(dt), wt->ndim, wt->ne,
+                               (size_t)(wt->ne[0] * (wt->ndim > 1 ? wt->ne[1] : 1)) * tr_dtype_size(dt));
+        }
+        s = tr_gguf_write_header(w);
+        for (int i = 0; s == TR_OK && i < total; i++) {
+            const tr_weight *wt = nth_weight(&f, i);
+            if (wt)
+                s = write_tensor(w, &f, wt, type);
+            if (progress)
+                progress(i + 1, total, arg);
+        }
+        tr_status c = tr_gguf_writer_close(w);
+        s = s == TR_OK ? c : s;
+    }
+    if (!f.is_gguf)
+        tr_vocab_spec_free(&vocab);
+    tr_model_file_close(&f);
+    return s;
+}

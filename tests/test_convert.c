@@ -1,0 +1,308 @@
+/* test_convert.c: `transit convert` (core/convert.c): Hugging Face directories and GGUF files written
+ * as GGUF, then loaded back.
+ *
+ * - stories260K's HF directory, converted to f32, holds bit for bit the tensors of llama.cpp's own
+ *   stories260K.gguf (q/k rows permuted back to GGUF's order), and its vocabulary tokenizes 300 lines
+ *   of both corpora exactly as the directory's tokenizer.json does (aidreams260K's too);
+ * - converted models give the logits of the source (1e-12 NMSE: only the order of q.k sums differs)
+ *   and the same 64 greedy tokens (1e-10 for DiffLlama's random models); DiffLlama's converted files stay within design §6's 1e-6 of
+ *   transformers' goldens, with the same lambdas;
+ * - f16 and bf16 files hold the source's values rounded once (re-converting them to f32 and back is
+ *   lossless), and a GGUF converted again keeps its rows (no second permutation);
+ * - bad types, unreadable input and unwritable output fail with one line and leave no file. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "half.h"
+#include "model_file.h"
+#include "test_util.h"
+
+static char tmpdir[] = "/tmp/transit_convert_XXXXXX";
+
+static const char *out_path(const char *name)
+{
+    static char buf[4][1024];
+    static int slot;
+    char *p = buf[slot++ % 4];
+    snprintf(p, 1024, "%s/%s", tmpdir, name);
+    return p;
+}
+
+static int convert(const char *in, const char *out, const char *type)
+{
+    tr_status s = tr_convert_to_gguf(in, out, type, NULL, NULL);
+    CHECK(s == TR_OK, "convert %s -> %s (%s): %s", in, out, type ? type : "source type", tr_last_error());
+    return s == TR_OK;
+}
+
+/* Every tensor of a is in b with the same shape, type and bytes (b may have more). */
+static void same_tensors(const char *a_path, const char *b_path)
+{
+    tr_model_file a, b;
+    if (tr_model_file_open(a_path, &a) != TR_OK) {
+        CHECK(0, "%s: %s", a_path, tr_last_error());
+        return;
+    }
+    if (tr_model_file_open(b_path, &b) != TR_OK) {
+        CHECK(0, "%s: %s", b_path, tr_last_error());
+        tr_model_file_close(&a);
+        return;
+    }
+    int same = 0;
+    for (int i = 0; i < a.n_weights; i++) {
+        const tr_weight *x = &a.weights[i], *y = tr_model_file_find(&b, x->name);
+        int ok = y && x->dtype == y->dtype && x->ndim == y->ndim && x->nbytes == y->nbytes &&
+                 !memcmp(x->ne, y->ne, sizeof x->ne) && !memcmp(x->data, y->data, x->nbytes);
+        CHECK(ok, "%s: tensor %s differs from %s's", a_path, x->name, b_path);
+        same += ok;
+    }
+    printf("%s: %d of %d tensors bit for bit as in %s\n", a_path, same, a.n_weights, b_path);
+    tr_model_file_close(&a);
+    tr_model_file_close(&b);
+}
+
+/* Lines of the corpora tokenized by both models (as transit run -p would). */
+static void same_tokens(tr_model *a, tr_model *b, const char *what)
+{
+    static const char *const corpora[] = {"corpus/tinyshakespeare.txt", "corpus/wikitext-2-test.txt"};
+    int lines = 0, same = 0;
+    int32_t ia[4096], ib[4096];
+    for (int c = 0; c < 2; c++) {
+        char *text = tr_read_file(tr_shared(corpora[c]), NULL);
+        CHECK(text != NULL, "%s unreadable", corpora[c]);
+        char *save = NULL;
+        for (char *line = text ? strtok_r(text, "\n", &save) : NULL; line && lines < 150 * (c + 1);
+             line = strtok_r(NULL, "\n", &save)) {
+            int na = 0, nb = 0;
+            tr_status s1 = tr_tokenize(a, line, strlen(line), -1, ia, 4096, &na);
+            tr_status s2 = tr_tokenize(b, line, strlen(line), -1, ib, 4096, &nb);
+            int ok = s1 == TR_OK && s2 == TR_OK && na == nb && !memcmp(ia, ib, (size_t)na * sizeof *ia);
+            CHECK(ok, "%s: '%s' tokenizes differently", what, line);
+            same += ok;
+            lines++;
+        }
+        free(text);
+    }
+    printf("%s: %d of %d corpus lines tokenized identically\n", what, same, lines);
+}
+
+static tr_model *load(const char *path)
+{
+    tr_model_params mp = tr_model_default_params();
+    mp.n_threads = 2;
+    tr_model *m = NULL;
+    CHECK(tr_model_load(path, &mp, &m) == TR_OK, "load %s: %s", path, tr_last_error());
+    return m;
+}
+
+/* Logits of a fixed 40-token prompt on both, and 64 greedy tokens after it. */
+static double compare_models(tr_model *a, tr_model *b, const char *what, double bound)
+{
+    int V = tr_model_n_vocab(a), n = 40;
+    int32_t ids[40];
+    for (int i = 0; i < n; i++)
+        ids[i] = (int32_t)((i * 131 + 7) % V);
+    float *la = tr_test_eval_all(a, ids, n, 0, NULL, 0), *lb = tr_test_eval_all(b, ids, n, 0, NULL, 0);
+    double e = la && lb ? tr_nmse(la, lb, (size_t)n * V) : INFINITY;
+    printf("%s: logits NMSE %.2e\n", what, e);
+    CHECK(e <= bound, "%s: logits NMSE %.3g (bound %.1g)", what, e, bound);
+    free(la);
+    free(lb);
+    /* greedy continuations */
+    int32_t seq[2][104];
+    for (int k = 0; k < 2; k++) {
+        tr_model *m = k ? b : a;
+        tr_context_params cp = tr_context_default_params();
+        cp.n_ctx = 128;
+        tr_context *c = NULL;
+        tr_status s = tr_context_create(m, &cp, &c);
+        memcpy(seq[k], ids, sizeof ids);
+        if (s == TR_OK)
+            s = tr_eval(c, ids, n, 0);
+        for (int i = n; s == TR_OK && i < n + 64; i++) {
+            const float *l = tr_get_logits(c, -1);
+            int best = 0;
+            for (int v = 1; v < V; v++)
+                best = l[v] > l[best] ? v : best;
+            seq[k][i] = best;
+            s = tr_eval(c, &seq[k][i], 1, 0);
+        }
+        CHECK(s == TR_OK, "%s: greedy: %s", what, tr_last_error());
+        tr_context_free(c);
+    }
+    CHECK(!memcmp(seq[0], seq[1], sizeof seq[0]), "%s: the 64 greedy tokens differ", what);
+    return e;
+}
+
+static void test_llama(void)
+{
+    const char *hf = tr_shared("models/stories260K/hf"), *ref = tr_shared("models/stories260K/stories260K.gguf");
+    const char *out = out_path("stories_f32.gguf");
+    if (!convert(hf, out, "f32"))
+        return;
+    same_tensors(out, ref);
+    tr_model *a = load(hf), *b = load(out), *r = load(ref);
+    if (a && b && r) {
+        same_tokens(a, b, "stories260K hf vs converted");
+        same_tokens(r, b, "stories260K llama.cpp's gguf vs converted");
+        compare_models(a, b, "stories260K hf vs converted", 1e-12);
+    }
+    tr_model_free(a);
+    tr_model_free(b);
+    tr_model_free(r);
+    /* a GGUF converted again keeps its rows (already in GGUF order) */
+    const char *again = out_path("stories_again.gguf");
+    if (convert(out, again, NULL))
+        same_tensors(again, out);
+
+    const char *adir = tr_shared("models/aidreams260K/hf"), *aout = out_path("aidreams.gguf");
+    if (convert(adir, aout, NULL)) {
+        tr_model *x = load(adir), *y = load(aout);
+        if (x && y) {
+            same_tokens(x, y, "aidreams260K hf vs converted");
+            compare_models(x, y, "aidreams260K hf vs converted", 1e-12);
+        }
+        tr_model_free(x);
+        tr_model_free(y);
+    }
+}
+
+/* DiffLlama: converted files within 1e-6 of transformers' goldens, the source's lambdas and logits,
+ * the same greedy tokens. */
+static void test_diffllama(void)
+{
+    static const char *const names[] = {"d8_mha", "d16_gqa2", "d16_gqa4_gelu", "d32_gqa2_tanh"};
+    for (int i = 0; i < 4; i++) {
+        char rel[256], out_name[64], what[128];
+        snprintf(rel, sizeof rel, "diffllama/models/%s", names[i]);
+        snprintf(out_name, sizeof out_name, "%s.gguf", names[i]);
+        const char *src = tr_golden(rel), *out = out_path(out_name);
+        if (!convert(src, out, NULL))
+            continue;
+        tr_model *a = load(src), *b = load(out);
+        if (a && b) {
+            tr_model_info ia, ib;
+            tr_model_get_info(a, &ia);
+            tr_model_get_info(b, &ib);
+            CHECK(ib.diff_attn && !strcmp(ib.arch, "diffllama") && !strcmp(ia.activation, ib.activation) &&
+                      ia.tied_embeddings == ib.tied_embeddings,
+                  "%s: converted arch %s, activation %s", names[i], ib.arch, ib.activation);
+            for (int l = 0; l < ia.n_layers; l++) {
+                double x, xi, y, yi;
+                CHECK(tr_model_diff_lambda(a, l, &x, &xi) && tr_model_diff_lambda(b, l, &y, &yi) && x == y && xi == yi,
+                      "%s layer %d: lambdas differ after conversion", names[i], l);
+            }
+            snprintf(what, sizeof what, "%s hf vs converted", names[i]);
+            compare_models(a, b, what, 1e-10);
+            int n = 0, nd = 0;
+            int64_t shape[4];
+            char kind;
+            snprintf(rel, sizeof rel, "diffllama/%s.prompt.ids", names[i]);
+            int32_t *ids = tr_test_read_ints(tr_golden(rel), &n);
+            snprintf(rel, sizeof rel, "diffllama/%s.prompt.npy", names[i]);
+            float *want = tr_read_npy(tr_golden(rel), &nd, shape, &kind);
+            float *got = ids && want ? tr_test_eval_all(b, ids, n, 0, NULL, 0) : NULL;
+            double e = got ? tr_nmse(want, got, (size_t)n * tr_model_n_vocab(b)) : INFINITY;
+            printf("%s converted: NMSE vs transformers %.2e\n", names[i], e);
+            CHECK(e <= 1e-6, "%s converted: NMSE %.3g vs transformers", names[i], e);
+            free(ids);
+            free(want);
+            free(got);
+        }
+        tr_model_free(a);
+        tr_model_free(b);
+    }
+}
+
+/* f16 / bf16: each value rounded once from the source; f16 -> f32 -> f16 is lossless. */
+static void test_half_types(void)
+{
+    const char *src = tr_golden("diffllama/models/d16_gqa2");
+    const char *types[] = {"f16", "bf16"};
+    tr_model_file s;
+    if (tr_model_file_open(src, &s) != TR_OK) {
+        CHECK(0, "%s: %s", src, tr_last_error());
+        return;
+    }
+    for (int t = 0; t < 2; t++) {
+        char n1[32], n2[32], n3[32];
+        snprintf(n1, sizeof n1, "half_%s.gguf", types[t]);
+        snprintf(n2, sizeof n2, "half_%s_f32.gguf", types[t]);
+        snprintf(n3, sizeof n3, "half_%s_again.gguf", types[t]);
+        const char *half = out_path(n1), *wide = out_path(n2), *again = out_path(n3);
+        if (!convert(src, half, types[t]) || !convert(half, wide, "f32") || !convert(wide, again, types[t]))
+            continue;
+        same_tensors(again, half);
+        tr_model_file h;
+        if (tr_model_file_open(half, &h) != TR_OK) {
+            CHECK(0, "%s: %s", half, tr_last_error());
+            continue;
+        }
+        /* the embedding table: rows are not permuted, so element i is the source's element i */
+        const tr_weight *x = tr_model_file_find(&s, "token_embd.weight"), *y = tr_model_file_find(&h, "token_embd.weight");
+        const tr_weight *norm = tr_model_file_find(&h, "blk.0.attn_norm.weight"), *lam = tr_model_file_find(&h, "blk.0.attn_lambda_q1");
+        int ok = x && y && y->dtype == (t ? TR_BF16 : TR_F16) && norm && norm->dtype == TR_F32 && lam && lam->dtype == TR_F32;
+        for (int64_t i = 0; ok && i < x->ne[0] * x->ne[1]; i++) {
+            float v = ((const float *)x->data)[i];
+            uint16_t want = t ? tr_f32_to_bf16(v) : tr_f32_to_f16(v);
+            ok = ((const uint16_t *)y->data)[i] == want;
+        }
+        CHECK(ok, "%s: not the source rounded once (or vectors not kept f32)", half);
+        tr_model_file_close(&h);
+        tr_model *a = load(src), *b = load(half);
+        if (a && b) {
+            char what[64];
+            snprintf(what, sizeof what, "d16_gqa2 f32 vs %s", types[t]);
+            int V = tr_model_n_vocab(a);
+            int32_t ids[20];
+            for (int i = 0; i < 20; i++)
+                ids[i] = (int32_t)((i * 17 + 3) % V);
+            float *la = tr_test_eval_all(a, ids, 20, 0, NULL, 0), *lb = tr_test_eval_all(b, ids, 20, 0, NULL, 0);
+            double e = la && lb ? tr_nmse(la, lb, (size_t)20 * V) : INFINITY;
+            printf("%s: logits NMSE %.2e\n", what, e);
+            CHECK(e < (t ? 1e-3 : 1e-5), "%s: NMSE %.3g", what, e);
+            free(la);
+            free(lb);
+        }
+        tr_model_free(a);
+        tr_model_free(b);
+    }
+    tr_model_file_close(&s);
+}
+
+static void test_errors(void)
+{
+    const char *src = tr_golden("diffllama/models/d8_mha");
+    struct {
+        const char *in, *out, *type, *mention;
+    } cases[] = {
+        {src, out_path("bad_type.gguf"), "q4_0", "q4_0"},
+        {"/nonexistent/model", out_path("missing.gguf"), NULL, "/nonexistent/model"},
+        {src, "/nonexistent/dir/out.gguf", NULL, "/nonexistent/dir/out.gguf"},
+    };
+    for (int i = 0; i < 3; i++) {
+        tr_status s = tr_convert_to_gguf(cases[i].in, cases[i].out, cases[i].type, NULL, NULL);
+        const char *e = tr_last_error();
+        CHECK(s != TR_OK && !strchr(e, '\n') && strstr(e, cases[i].mention), "convert case %d: status %d, '%s'", i, s, e);
+        CHECK(access(cases[i].out, F_OK) != 0, "convert case %d left %s behind", i, cases[i].out);
+    }
+}
+
+int main(void)
+{
+    if (!mkdtemp(tmpdir)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    test_llama();
+    test_diffllama();
+    test_half_types();
+    test_errors();
+    char cmd[1100];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", tmpdir);
+    return tr_test_finish("test_convert");
+}
