@@ -19,6 +19,12 @@ tr_op tr_fault_op(void)
     return TR_OP_NONE;
 }
 
+int tr_fault_diff_subtract(void)
+{
+    const char *want = getenv("TRANSIT_FAULT");
+    return want && strcmp(want, "diff_subtract") == 0;
+}
+
 void tr_node_values_free(tr_node_values *v)
 {
     for (int i = 0; v->nodes && i < v->n; i++)

@@ -28,5 +28,8 @@ void tr_node_values_free(tr_node_values *v);
 /* Fault injection for testing the parity tool: TRANSIT_FAULT=<op name> makes the CPU backend's
  * fast kernels of that op perturb their output. Returns the op, or TR_OP_NONE. */
 tr_op tr_fault_op(void);
+/* TRANSIT_FAULT=diff_subtract: differential attention's kernels add lambda times the second head's
+ * output instead of subtracting it (a broken subtraction, design §4 step 5). */
+int tr_fault_diff_subtract(void);
 
 #endif

@@ -23,6 +23,7 @@ typedef struct cpu_backend {
     tr_cpu_state st;
     int reference;
     tr_op fault; /* TRANSIT_FAULT (parity.h): this op's fast kernel perturbs its output */
+    int fault_diff; /* TRANSIT_FAULT=diff_subtract: the fast DIFF attention adds instead */
     void *arena; /* intermediates of the current graph */
     size_t arena_size;
 } cpu_backend;
@@ -183,10 +184,15 @@ static tr_status cpu_graph_compute(tr_backend *b, tr_graph *g)
         tr_tensor *t = g->nodes[i];
         if (t->op == TR_OP_VIEW)
             continue;
+        int broken_diff = !c->reference && c->fault_diff && t->op == TR_OP_ATTENTION && t->p.attn.variant == TR_ATTN_DIFF;
+        if (broken_diff) /* y = O_j + lambda O_{j+H/2}: the kernel is right, its input is the fault */
+            t->p.attn.diff.lambda = -t->p.attn.diff.lambda;
         if (!c->reference && fast_kernels[t->op])
             fast_kernels[t->op](&c->st, t);
         else
             ref_kernels[t->op](t);
+        if (broken_diff)
+            t->p.attn.diff.lambda = -t->p.attn.diff.lambda;
         if (t->op == fault) /* TRANSIT_FAULT: a deliberately broken kernel, for testing parity */
             ((float *)t->data)[0] += 1.0f;
     }
@@ -319,8 +325,11 @@ tr_status tr_cpu_backend_create(const tr_backend_options *opt, tr_backend **out)
     c->st.n_threads = tr_pool_size(c->st.pool);
     c->reference = opt && opt->reference;
     c->fault = tr_fault_op();
+    c->fault_diff = tr_fault_diff_subtract();
     if (c->fault != TR_OP_NONE)
         tr_log("cpu: TRANSIT_FAULT=%s: its fast kernel is deliberately broken", tr_op_name(c->fault));
+    if (c->fault_diff)
+        tr_log("cpu: TRANSIT_FAULT=diff_subtract: differential attention adds where it should subtract");
     /* OpenBLAS runs the prefill sgemm with as many threads as we would; our pool sleeps meanwhile. */
     openblas_set_num_threads(c->st.n_threads);
     c->base.iface = &cpu_iface;

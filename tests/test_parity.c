@@ -1,5 +1,5 @@
 /* test_parity.c: `transit parity` as a user's CI runs it: it passes on the shared models (with and
- * without the transition, whole and chunked), and fails, naming the broken node, when a kernel is
+ * without the transition, whole and chunked) and on a DiffLlama model, and fails, naming the broken node, when a kernel is
  * deliberately broken through the TRANSIT_FAULT debug switch. */
 #include <stdlib.h>
 #include <string.h>
@@ -27,7 +27,7 @@ static void expect(const char *env, const char *args_fmt, const char *model_rel,
                    const char *must_contain)
 {
     char args[2048], *out = NULL;
-    snprintf(args, sizeof args, args_fmt, tr_shared(model_rel), extra);
+    snprintf(args, sizeof args, args_fmt, model_rel[0] == '/' ? model_rel : tr_shared(model_rel), extra);
     int rc = run(env, args, &out);
     CHECK(rc == want_rc, "%s transit %s: exit %d, expected %d\n%s", env, args, rc, want_rc, out ? out : "");
     CHECK(out && strstr(out, must_contain), "%s transit %s: output lacks '%s'\n%s", env, args, must_contain,
@@ -56,6 +56,12 @@ int main(void)
            "FAIL");
     expect("TRANSIT_FAULT=rms_norm", "parity -m %s -p \"Once upon a time\" --backends cpu -n 8 %s", models[1], "", 1,
            "FAIL");
+    /* differential attention (DiffLlama): parity holds, and a broken subtraction is caught */
+    const char *diff = tr_golden("diffllama/models/d16_gqa4_gelu");
+    expect("", "parity -m %s -p \"Once upon a time\" --backends cpu -n 32 %s", diff, "", 0, "32 / 32");
+    expect("", "parity -m %s -p \"Once upon a time\" --backends cpu -n 8 %s", diff, "-b 3", 0, "| ok |");
+    expect("TRANSIT_FAULT=diff_subtract", "parity -m %s -p \"Once upon a time\" --backends cpu -n 8 --ops %s", diff,
+           "", 1, "attn.0 ");
     /* Vulkan, where this machine has a device (lavapipe in CI): parity through the CLI, with the
      * transition cut into chunks, and a broken Vulkan kernel caught */
     tr_backend *vk = NULL;
@@ -66,6 +72,9 @@ int main(void)
         expect("", "parity -m %s %s --backends vulkan -n 8 --transition", models[1], chunked, 0, "| ok |");
         expect("TRANSIT_FAULT=matmul", "parity -m %s -p \"I dreamed\" --backends vulkan -n 8 %s", models[2], "", 1,
                "FAIL");
+        expect("", "parity -m %s -p \"Once upon a time\" --backends cpu,vulkan -n 32 %s", diff, "", 0, "| vulkan   |");
+        expect("TRANSIT_FAULT=diff_subtract", "parity -m %s -p \"Once upon a time\" --backends vulkan -n 8 %s", diff, "",
+               1, "FAIL");
         expect("", "run -m %s -p \"Once upon a time\" -n 40 --temp 0 --backend vulkan %s", models[1], "", 0,
                ", there was a little girl named Lily. She loved to play outside in the park.");
     } else {
