@@ -155,6 +155,16 @@ static void test_errors(void)
     expect_one_line_error(args, path);
     tr_write_file(path, "1 2 99999", 9);
     expect_one_line_error(args, path);
+    /* DiffLlama: the transition is not defined on differential attention; convert's bad options */
+    const char *diff = tr_golden("diffllama/models/d8_mha");
+    snprintf(args, sizeof args, "run -m %s -p hi -n 4 --transition", diff);
+    expect_one_line_error(args, diff);
+    snprintf(args, sizeof args, "convert -m %s -o %s/x.gguf --type q4_0", diff, tmpdir);
+    expect_one_line_error(args, "q4_0");
+    snprintf(args, sizeof args, "convert -m %s", diff);
+    expect_one_line_error(args, "-o");
+    snprintf(args, sizeof args, "convert -m %s/nothing -o %s/x.gguf", tmpdir, tmpdir);
+    expect_one_line_error(args, "nothing");
 }
 
 /* An HF directory made from stories260K/hf with one file replaced by `content`. */
@@ -282,8 +292,25 @@ static void test_info_help(void)
     CHECK(run(args, &out, NULL) == 0 && out && strstr(out, "layers           5") && strstr(out, "rotate-half"),
           "info -m: '%s'", out ? out : "");
     free(out);
-    const char *cmds[] = {"help", "run --help", "eval --help", "tokenize --help", "info --help"};
-    for (size_t i = 0; i < 5; i++) {
+    /* DiffLlama: the architecture and each layer's lambdas */
+    snprintf(args, sizeof args, "info -m %s", tr_golden("diffllama/models/d16_gqa4_gelu"));
+    CHECK(run(args, &out, NULL) == 0 && out && strstr(out, "diffllama (differential attention)") &&
+              strstr(out, "224, gelu gate") && strstr(out, "layer  5: lambda_init 0.666122  lambda 0.700879"),
+          "info -m DiffLlama: '%s'", out ? out : "");
+    free(out);
+    /* convert, then run: the same greedy text as the directory */
+    char *a = NULL, *b = NULL;
+    snprintf(args, sizeof args, "convert -m %s -o %s/conv.gguf --type f16", tr_shared("models/stories260K/hf"), tmpdir);
+    CHECK(run(args, NULL, NULL) == 0, "transit %s", args);
+    snprintf(args, sizeof args, "run -m %s/conv.gguf -p \"Once upon a time\" -n 24 --temp 0", tmpdir);
+    CHECK(run(args, &a, NULL) == 0, "transit %s", args);
+    snprintf(args, sizeof args, "run -m %s -p \"Once upon a time\" -n 24 --temp 0", tr_shared("models/stories260K/hf"));
+    CHECK(run(args, &b, NULL) == 0 && a && b && !strcmp(a, b), "converted f16 gguf: '%s' vs '%s'", a ? a : "",
+          b ? b : "");
+    free(a);
+    free(b);
+    const char *cmds[] = {"help", "run --help", "eval --help", "tokenize --help", "info --help", "convert --help"};
+    for (size_t i = 0; i < 6; i++) {
         CHECK(run(cmds[i], &out, NULL) == 0 && out && strstr(out, "usage"), "transit %s", cmds[i]);
         free(out);
     }
