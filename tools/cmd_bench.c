@@ -32,6 +32,10 @@ static const char help[] =
     "                      of `transit run`\n"
     "      --ab            with --transition: run plain and transition prefills alternately and\n"
     "                      report the median time ratio of the pairs (robust to a busy machine)\n"
+    "      --vs MODEL      A/B against a second model of the same shape (e.g. a DiffLlama against a\n"
+    "                      LLaMA: the cost of differential attention): pp of each -p length and tg\n"
+    "                      after each --depth, alternated, with the median time ratio of the pairs\n"
+    "      --depth LIST    with --vs: cached tokens before each tg, comma separated (0)\n"
     CLI_SINKS_HELP
     "                      with --sinks, bench also compares decode with sinks (cache full, one entry\n"
     "                      trimmed per token) against plain decode at the same number of cached tokens\n";
@@ -130,8 +134,26 @@ static double median(double *x, int n)
     return n % 2 ? x[n / 2] : (x[n / 2 - 1] + x[n / 2]) / 2;
 }
 
-/* A/B: plain and transition prefills alternate, so both see the same machine load; the cost of
- * the transition is the median over pairs of time(transition) / time(plain). */
+/* A/B pairs: a run of (ma, oa) then one of (mb, ob), reps times after a warm-up of each, so both
+ * see the same machine load; rates in a[], b[], and the median over pairs of time(b) / time(a). */
+static int ab_pairs(tr_model *ma, const cli_opts *oa, tr_model *mb, const cli_opts *ob, int np, int ng, int depth,
+                    int reps, double *a, double *b, double *ratio, tr_memory_stats *mem_b, double *med)
+{
+    if (run_once(ma, oa, np, ng, depth, NULL) < 0 || run_once(mb, ob, np, ng, depth, mem_b) < 0)
+        return 1;
+    for (int r = 0; r < reps; r++) {
+        a[r] = run_once(ma, oa, np, ng, depth, NULL);
+        b[r] = run_once(mb, ob, np, ng, depth, NULL);
+        if (a[r] < 0 || b[r] < 0)
+            return 1;
+        ratio[r] = a[r] / b[r]; /* rates: time ratio = rate(a) / rate(b) */
+    }
+    *med = median(ratio, reps);
+    return 0;
+}
+
+/* A/B: plain and transition prefills alternate; the cost of the transition is the median over pairs
+ * of time(transition) / time(plain). */
 static int ab_transition(tr_model *m, const cli_opts *o, const int *pp, int n_pp, int reps)
 {
     if (!o->transition.enabled)
@@ -146,19 +168,56 @@ static int ab_transition(tr_model *m, const cli_opts *o, const int *pp, int n_pp
     int rc = 0;
     for (int t = 0; t < n_pp && !rc; t++) {
         tr_memory_stats mem = {0};
-        rc = run_once(m, &plain, pp[t], 0, 0, NULL) < 0 || run_once(m, o, pp[t], 0, 0, &mem) < 0; /* warm-up */
-        for (int r = 0; r < reps && !rc; r++) {
-            a[r] = run_once(m, &plain, pp[t], 0, 0, NULL);
-            b[r] = run_once(m, o, pp[t], 0, 0, NULL);
-            rc = a[r] < 0 || b[r] < 0;
-            ratio[r] = a[r] / b[r]; /* rates: time ratio = rate(plain) / rate(transition) */
-        }
-        if (rc)
+        double med;
+        if ((rc = ab_pairs(m, &plain, m, o, pp[t], 0, 0, reps, a, b, ratio, &mem, &med)))
             break;
         stat sa = summarise(a, reps), sb = summarise(b, reps);
-        double med = median(ratio, reps);
         printf("| pp%-5d | %7.2f ± %5.2f | %7.2f ± %5.2f | %31.3f | %12.2f | %14.1f |\n", pp[t], sa.mean, sa.sd,
                sb.mean, sb.sd, med, (double)mem.workspace / 1e6, (double)mem.activations / 1e6);
+        fflush(stdout);
+    }
+    free(ratio);
+    free(a);
+    free(b);
+    return rc;
+}
+
+/* A/B against a second model (--vs), meant for two models of one shape that differ in one thing,
+ * e.g. LLaMA against DiffLlama: prefills of each -p length, and decoding of -n tokens after each
+ * --depth of cached tokens, alternated; the cost of the second is the median time ratio of pairs. */
+static int ab_models(tr_model *ma, tr_model *mb, const char *name_b, const cli_opts *o, const int *pp, int n_pp,
+                     int tg, const int *depths, int n_depths, int reps)
+{
+    tr_model_info ia, ib;
+    tr_model_get_info(ma, &ia);
+    tr_model_get_info(mb, &ib);
+    if (ia.n_layers != ib.n_layers || ia.dim != ib.dim || ia.n_heads != ib.n_heads || ia.n_kv_heads != ib.n_kv_heads ||
+        ia.head_dim != ib.head_dim || ia.ffn_dim != ib.ffn_dim || ia.n_vocab != ib.n_vocab)
+        return cli_fail("bench: --vs %s: the models differ in shape (layers, dim, heads, head_dim, ffn or vocab)", name_b);
+    printf("A: %s (%s%s)   B: %s (%s%s), %d pairs alternated\n", cli_model_path(o), ia.arch,
+           ia.diff_attn ? ", differential attention" : "", name_b, ib.arch, ib.diff_attn ? ", differential attention" : "",
+           reps);
+    printf("| test          | A t/s            | B t/s            | B time / A time (median) | range         |\n");
+    printf("| ------------- | ---------------- | ---------------- | ------------------------ | ------------- |\n");
+    double *ratio = malloc((size_t)reps * sizeof *ratio), *a = malloc((size_t)reps * sizeof *a),
+           *b = malloc((size_t)reps * sizeof *b);
+    int rc = !ratio || !a || !b;
+    for (int t = 0; t < n_pp + n_depths && !rc; t++) {
+        int np = t < n_pp ? pp[t] : 0, ng = t < n_pp ? 0 : tg, depth = t < n_pp ? 0 : depths[t - n_pp];
+        if (np + ng == 0)
+            continue;
+        tr_memory_stats mem = {0};
+        double med;
+        if ((rc = ab_pairs(ma, o, mb, o, np, ng, depth, reps, a, b, ratio, &mem, &med)))
+            break;
+        char name[32];
+        if (np)
+            snprintf(name, sizeof name, "pp%d", np);
+        else
+            snprintf(name, sizeof name, "tg%d @ d%d", ng, depth);
+        stat sa = summarise(a, reps), sb = summarise(b, reps);
+        printf("| %-13s | %8.2f ± %6.2f | %8.2f ± %6.2f | %24.3f | %5.3f - %5.3f |\n", name, sa.mean, sa.sd, sb.mean,
+               sb.sd, med, ratio[0], ratio[reps - 1]);
         fflush(stdout);
     }
     free(ratio);
@@ -210,7 +269,8 @@ static int sinks_vs_plain(tr_model *m, const cli_opts *o, int n_gen, int reps)
 
 int cmd_bench(int argc, char **argv)
 {
-    int pp[16] = {512}, n_pp = 1, tg = 128, reps = 5, ab = 0;
+    int pp[16] = {512}, n_pp = 1, tg = 128, reps = 5, ab = 0, depths[16] = {0}, n_depths = 1;
+    const char *vs = NULL;
     /* bench's own options first (-p here is a length, not a prompt); the rest are the common ones */
     char **rest = malloc((size_t)argc * sizeof *rest);
     int n_rest = 2;
@@ -227,6 +287,12 @@ int cmd_bench(int argc, char **argv)
             reps = atoi(argv[++i]);
         } else if (!strcmp(argv[i], "--ab")) {
             ab = 1;
+        } else if (i + 1 < argc && !strcmp(argv[i], "--vs")) {
+            vs = argv[++i];
+        } else if (i + 1 < argc && !strcmp(argv[i], "--depth")) {
+            n_depths = 0;
+            for (char *tok = strtok(argv[++i], ","); tok && n_depths < 16; tok = strtok(NULL, ","))
+                depths[n_depths++] = atoi(tok);
         } else {
             rest[n_rest++] = argv[i];
         }
@@ -245,6 +311,9 @@ int cmd_bench(int argc, char **argv)
     for (int i = 0; i < n_pp; i++)
         if (pp[i] < 0)
             return cli_fail("bench: prompt lengths must be >= 0");
+    for (int i = 0; i < n_depths; i++)
+        if (depths[i] < 0)
+            return cli_fail("bench: depths must be >= 0");
     tr_model *m;
     tr_status s = cli_load_model(&o, NULL, &m);
     if (s != TR_OK)
@@ -256,8 +325,18 @@ int cmd_bench(int argc, char **argv)
            o.backend ? o.backend : "cpu", o.transition.enabled ? "on" : "off", o.sinks.enabled ? "on" : "off");
     double *rates = malloc((size_t)reps * sizeof *rates), tg_rate = 0, pp_rate[16] = {0};
     int rc = 0;
-    if (ab) {
-        rc = ab_transition(m, &o, pp, n_pp, reps);
+    if (ab || vs) {
+        tr_model *other = NULL;
+        if (vs) {
+            cli_opts ov = o;
+            ov.model = vs;
+            if ((s = cli_load_model(&ov, NULL, &other)) != TR_OK)
+                rc = cli_fail_status(s);
+        }
+        if (!rc)
+            rc = vs ? ab_models(m, other, vs, &o, pp, n_pp, tg, depths, n_depths, reps)
+                    : ab_transition(m, &o, pp, n_pp, reps);
+        tr_model_free(other);
         free(rates);
         tr_model_free(m);
         return rc;

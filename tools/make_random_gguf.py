@@ -6,6 +6,11 @@ SentencePiece-style vocabulary (control tokens, the 256 byte tokens, then filler
   python3 tools/make_random_gguf.py --shape tinyllama --dtype f16 -o /tmp/tinyllama-f16.gguf
   python3 tools/make_random_gguf.py --shape llama7b --dtype f16 -o /tmp/llama7b-f16.gguf
   python3 tools/make_random_gguf.py --dim 256 --layers 4 --heads 8 --kv-heads 2 --ffn 688 -o small.gguf
+  python3 tools/make_random_gguf.py --shape tinyllama --arch diffllama -o /tmp/tinydiff-f16.gguf
+
+--arch diffllama writes the same matrices as --arch llama with the same seed (design §4's DiffLlama
+form: keys under "diffllama.", plus four lambda vectors per layer drawn from a second generator), so
+the two files differ only in their attention: `transit bench -m LLAMA --vs DIFFLLAMA` measures it.
 
 Weights are drawn N(0, 0.02) with a fixed seed (norm weights are 1), so activations stay finite.
 """
@@ -36,6 +41,7 @@ def main():
     ap.add_argument("--ctx", type=int, default=32768)
     ap.add_argument("--dtype", choices=["f32", "f16", "bf16"], default="f16")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--arch", choices=["llama", "diffllama"], default="llama")
     ap.add_argument("--tile", action="store_true",
                     help="fill the matrices with one pool of 2^24 random values, shifted per matrix: "
                     "seconds instead of minutes for LLaMA-7B; no effect on speed measurements")
@@ -47,7 +53,10 @@ def main():
     hd = dim // heads
     rng = np.random.default_rng(a.seed)
 
-    w = gguf.GGUFWriter(a.out, "llama")
+    if a.arch == "diffllama" and (heads % 2 or kv % 2):
+        ap.error("diffllama pairs heads: --heads and --kv-heads must be even")
+    lambdas = np.random.default_rng(a.seed + 1)  # a second stream: the matrices stay those of --arch llama
+    w = gguf.GGUFWriter(a.out, a.arch)
     w.add_name(f"random-{a.shape}-{a.dtype}")
     w.add_context_length(a.ctx)
     w.add_embedding_length(dim)
@@ -104,11 +113,13 @@ def main():
         add(p + "ffn_gate.weight", mat(ffn, dim))
         add(p + "ffn_up.weight", mat(ffn, dim))
         add(p + "ffn_down.weight", mat(dim, ffn))
+        for name in ("q1", "k1", "q2", "k2") if a.arch == "diffllama" else ():
+            w.add_tensor(p + "attn_lambda_" + name, (lambdas.standard_normal(hd) * 0.1).astype(np.float32))
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
     w.close()
-    print(f"{a.out}: dim {dim}, {layers} layers, {heads}/{kv} heads, ffn {ffn}, vocab {vocab}, {a.dtype}")
+    print(f"{a.out}: {a.arch}, dim {dim}, {layers} layers, {heads}/{kv} heads, ffn {ffn}, vocab {vocab}, {a.dtype}")
 
 
 if __name__ == "__main__":
