@@ -217,7 +217,7 @@ int cmd_parity(int argc, char **argv)
         return cli_fail_status(s);
     }
     printf("parity: %s (%s), %d prompt tokens, %d greedy tokens, %s weights, transition %s, sinks %s; reference "
-           "cpu-ref (%.0f ms)\n", cli_model_path(&o), info.diff_attn ? "differential attention" : info.arch, n, n_gen,
+           "cpu-ref (%.0f ms)\n", cli_model_path(&o), info.diff_attn ? "differential attention" : "plain attention", n, n_gen,
            info.weight_type, o.transition.enabled ? "on" : "off", sinks, rr.seconds * 1e3);
     printf("| backend  | logits NMSE | max abs diff | greedy agree | time ms | result |\n");
     printf("| -------- | ----------- | ------------ | ------------ | ------- | ------ |\n");
