@@ -17,13 +17,12 @@
 
 #include <cJSON.h>
 
-#include "backend.h"
 #include "test_util.h"
 
 #define BOUND 1e-6 /* design §6: end-to-end logits with f32 weights */
 
-static const char *const backends[] = {"cpu-ref", "cpu", "vulkan", "cuda"};
-#define N_BACKENDS 4
+#define backends tr_test_backends
+#define N_BACKENDS TR_TEST_N_BACKENDS
 static int usable[N_BACKENDS];
 
 static const char *model_dir(const char *name)
@@ -244,13 +243,7 @@ static void test_transition_refused(void)
 
 int main(void)
 {
-    for (int b = 0; b < N_BACKENDS; b++) {
-        tr_backend *be = NULL;
-        usable[b] = tr_backend_create(backends[b], NULL, &be) == TR_OK;
-        if (!usable[b])
-            printf("test_diffllama: %s not usable here (%s): its cases are not run\n", backends[b], tr_last_error());
-        tr_backend_free(be);
-    }
+    tr_test_usable_backends("test_diffllama", usable);
     char *json = tr_read_file(tr_golden("diffllama/cases.json"), NULL);
     cJSON *root = json ? cJSON_Parse(json) : NULL;
     CHECK(root && cJSON_GetArraySize(root) >= 4, "tests/golden/diffllama/cases.json missing or short");

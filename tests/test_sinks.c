@@ -24,8 +24,8 @@
 
 #define BOUND 1e-6 /* design §6: end-to-end logits with f32 weights */
 
-static const char *const backends[] = {"cpu-ref", "cpu", "vulkan", "cuda"};
-#define N_BACKENDS 4
+#define backends tr_test_backends
+#define N_BACKENDS TR_TEST_N_BACKENDS
 static int usable[N_BACKENDS];
 
 static void test_goldens(void)
@@ -248,13 +248,7 @@ static void test_bad_params(void)
 
 int main(void)
 {
-    for (int b = 0; b < N_BACKENDS; b++) {
-        tr_backend *be = NULL;
-        usable[b] = tr_backend_create(backends[b], NULL, &be) == TR_OK;
-        if (!usable[b])
-            printf("test_sinks: %s not usable here (%s): its cases are not run\n", backends[b], tr_last_error());
-        tr_backend_free(be);
-    }
+    tr_test_usable_backends("test_sinks", usable);
     test_goldens();
     test_before_first_trim();
     test_constant_memory();

@@ -9,6 +9,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "backend.h"
+
 int tr_test_passed, tr_test_failed;
 
 int tr_test_finish(const char *name)
@@ -194,6 +196,19 @@ int32_t *tr_test_read_ints(const char *path, int *n)
     }
     free(text);
     return v;
+}
+
+const char *const tr_test_backends[TR_TEST_N_BACKENDS] = {"cpu-ref", "cpu", "vulkan", "cuda"};
+
+void tr_test_usable_backends(const char *test, int usable[TR_TEST_N_BACKENDS])
+{
+    for (int b = 0; b < TR_TEST_N_BACKENDS; b++) {
+        tr_backend *be = NULL;
+        usable[b] = tr_backend_create(tr_test_backends[b], NULL, &be) == TR_OK;
+        if (!usable[b])
+            printf("%s: %s not usable here (%s): its cases are not run\n", test, tr_test_backends[b], tr_last_error());
+        tr_backend_free(be);
+    }
 }
 
 tr_model *tr_test_load_path(const char *path, const char *backend)

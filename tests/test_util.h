@@ -51,6 +51,12 @@ void *tr_read_npy(const char *path, int *ndim, int64_t shape[4], char *kind /* '
 /* Whitespace-separated integers from a file (token ids, row lists); NULL if unreadable. */
 int32_t *tr_test_read_ints(const char *path, int *n);
 
+/* The backends every end-to-end test tries, cpu-ref first; usable[i] says which exist here (each
+ * that does not is reported once, naming the test). */
+#define TR_TEST_N_BACKENDS 4
+extern const char *const tr_test_backends[TR_TEST_N_BACKENDS];
+void tr_test_usable_backends(const char *test, int usable[TR_TEST_N_BACKENDS]);
+
 /* A model under ../shared (rel) on a backend ("cpu", "cpu-ref", "vulkan", "cuda"), 2 CPU threads;
  * a failure is a test failure. */
 tr_model *tr_test_load(const char *rel, const char *backend);
