@@ -36,7 +36,7 @@ void main()
     float mu = neg_inf(), z = 0.0;
     for (uint c0 = 0; c0 < n_keys; c0 += WG) {
         uint c = c0 + lid;
-        float s = c < n_keys ? score(c, kvh) : neg_inf();
+        float s = c < n_keys ? score(c, kvh, 0u) : neg_inf();
         float m_new = max(mu, wg_max(s));
         float w = c < n_keys ? exp(s - m_new) : 0.0;
         float f = mu == neg_inf() ? 0.0 : exp(mu - m_new);
@@ -60,7 +60,7 @@ void main()
         uint c = c0 + lid;
         float kept = 0.0, mark = 0.0;
         if (c < n_keys) {
-            float w = exp(score(c, kvh) - mu) / z;
+            float w = exp(score(c, kvh, 0u) - mu) / z;
             kept = w < thr ? 0.0 : w;
             if (c == 0u)
                 kept *= 0.5;

@@ -133,6 +133,7 @@ typedef struct vk_ctx {
     vk_input *in;
     int n_in, cap_in;
     tr_op fault;           /* TRANSIT_FAULT */
+    int fault_diff;        /* TRANSIT_FAULT=diff_subtract: DIFF attention adds lambda O_{j+H/2} */
     tr_vulkan_debug dbg;
 } vk_ctx;
 

@@ -9,8 +9,10 @@
  *
  * Kernel choice: matmul_*_vec for up to VEC_MAX_T tokens (decode streams each weight row once),
  * matmul_*_tiled otherwise; attention_f32_decode for up to DECODE_MAX_T query rows, the flash kernel
- * otherwise, and attention_f32_transition for the rows of transition blocks. Weight-typed kernels come
- * as _packed when the device lacks 16-bit storage, reductions as _sg with subgroup arithmetic. */
+ * otherwise, and attention_f32_transition for the rows of transition blocks; differential attention
+ * takes the _diff builds of the decode and flash kernels (workgroups per head pair). Weight-typed
+ * kernels come as _packed when the device lacks 16-bit storage, reductions as _sg with subgroup
+ * arithmetic. */
 #include <stdio.h>
 #include <string.h>
 
@@ -132,7 +134,8 @@ static tr_status op_rms_norm(vk_ctx *c, tr_tensor *dst)
     return TR_OK;
 }
 
-/* ADD, MUL (y may be one row broadcast over x's rows, as mul_f32_ref decides) and SWIGLU. */
+/* ADD, MUL (y may be one row broadcast over x's rows, as mul_f32_ref decides) and GLU (its
+ * activation a push constant of glu_f32). */
 static tr_status op_binary(vk_ctx *c, tr_tensor *dst)
 {
     const tr_tensor *x = dst->src[0], *y = dst->src[1];
@@ -140,7 +143,7 @@ static tr_status op_binary(vk_ctx *c, tr_tensor *dst)
     if (!rp)
         return no_fit(x, ne0 * 4);
     int bcast = dst->op == TR_OP_MUL && tr_nelements(y) == y->ne[0] && rows > 1;
-    const char *name = dst->op == TR_OP_ADD ? "add_f32" : dst->op == TR_OP_MUL ? "mul_f32" : "swiglu_f32";
+    const char *name = dst->op == TR_OP_ADD ? "add_f32" : dst->op == TR_OP_MUL ? "mul_f32" : "glu_f32";
     vk_dispatch d = {.pipe = pipeline(c, name, 3, 0, 0, 0, 1)};
     vk_loc lx = vk_loc_of(c, x), ly = vk_loc_of(c, y), lo = vk_loc_of(c, dst);
     for (size_t r0 = 0; r0 < rows; r0 += rp) {
@@ -150,7 +153,7 @@ static tr_status op_binary(vk_ctx *c, tr_tensor *dst)
         uint32_t oo = bind(c, &d.bind[2], lo, r0 * ne0 * 4, n * 4, 4, 1);
         d.groups = groups_for(n);
         if (dst->op == TR_OP_GLU) {
-            struct { uint32_t n, g_off, u_off, dst_off; } p = {(uint32_t)n, xo, yo, oo};
+            struct { uint32_t n, act, g_off, u_off, dst_off; } p = {(uint32_t)n, (uint32_t)dst->p.act, xo, yo, oo};
             TR_TRY(dispatch(c, &d, &p, sizeof p));
         } else {
             struct { uint32_t n, ne0, bcast, x_off, y_off, dst_off; } p = {(uint32_t)n, (uint32_t)ne0, (uint32_t)bcast,
@@ -262,19 +265,21 @@ typedef struct attn_push {
     uint32_t skip_lo, skip_hi;
     uint32_t start, iv, strategy;
     float alpha, beta;
+    float lambda, out_scale, eps;
 } attn_push;
 
-/* The flash kernel's invocations per row (tpr: a power of two dividing hd, so that each keeps at
- * most 16 output dimensions when it can) and key tile (bc), as large as the shared memory allows. */
-static int flash_tiles(const vk_ctx *c, size_t hd, uint32_t *tpr, uint32_t *bc)
+/* The flash kernel's invocations per row (tpr: a power of two dividing the row's w = nh * hd output
+ * values, so that each keeps at most 16 of them when it can; nh heads per unit, attention.glsl) and
+ * key tile (bc), as large as the shared memory allows. */
+static int flash_tiles(const vk_ctx *c, size_t hd, size_t nh, uint32_t *tpr, uint32_t *bc)
 {
-    size_t t = 1;
-    while (hd / t > 16 && hd % (2 * t) == 0 && 2 * t <= 32)
+    size_t t = 1, w = nh * hd;
+    while (w / t > 16 && w % (2 * t) == 0 && 2 * t <= 32)
         t *= 2;
-    for (; t <= VK_WG && (t == 1 || hd % t == 0); t *= 2)
+    for (; t <= VK_WG && (t == 1 || w % t == 0); t *= 2)
         for (size_t k = 32; k >= 1; k /= 2) {
-            size_t br = VK_WG / t;
-            if (4 * (br * (hd + 1) + k * (2 * hd + 1) + br * k) <= c->lim.max_shared) { /* attention_flash.comp */
+            size_t br = VK_WG / t; /* attention_flash.comp's qt, kt + vt, st */
+            if (4 * (nh * br * (hd + 1) + k * (nh * (hd + 1) + w) + nh * br * k) <= c->lim.max_shared) {
                 *tpr = (uint32_t)t;
                 *bc = (uint32_t)k;
                 return 1;
@@ -283,11 +288,12 @@ static int flash_tiles(const vk_ctx *c, size_t hd, uint32_t *tpr, uint32_t *bc)
     return 0;
 }
 
-/* Shared memory of the row kernels (decode, transition), as attention.glsl lays it out. */
-static size_t row_kernel_shared(size_t hd, int transition)
+/* Shared memory of the row kernels (decode with nh heads per unit, transition), as attention.glsl
+ * lays it out: qs, the reduction, the weights ps (and ms), the groups' partial outputs comb. */
+static size_t row_kernel_shared(size_t hd, size_t nh, int transition)
 {
-    size_t tpg = hd < VK_WG ? hd : VK_WG, ng = VK_WG / tpg;
-    return 4 * (hd + VK_WG /* reduce */ + (transition ? 2 : 1) * VK_WG + (transition ? 3 : 1) * ng * hd);
+    size_t w = nh * hd, tpg = w < VK_WG ? w : VK_WG, ng = VK_WG / tpg;
+    return 4 * (w + VK_WG + (transition ? 2 : nh) * VK_WG + (transition ? 3 : 1) * ng * w);
 }
 
 /* Binds q rows [t0, t0 + tn) and the same rows of out, and the caches' first n_kv rows. */
@@ -315,9 +321,13 @@ static tr_status op_attention(vk_ctx *c, tr_tensor *dst)
         return tr_fail(TR_ERR_UNSUPPORTED, "vulkan: attention over %d keys of %lld floats exceeds the device's storage "
                                            "buffer range (%llu bytes)",
                        ap->n_kv, (long long)k->ne[0], (unsigned long long)c->lim.max_range);
+    int diff = ap->variant == TR_ATTN_DIFF;
+    size_t nh = diff ? 2 : 1, units = H / nh; /* a workgroup's unit: a head, or a DIFF head pair */
     attn_push p = {
         .H = (uint32_t)H, .Hkv = (uint32_t)(k->ne[0] / q->ne[0]), .n_past = (uint32_t)ap->n_past,
         .kv_ld = (uint32_t)k->ne[0], .scale = ap->scale,
+        .lambda = c->fault_diff ? -ap->diff.lambda : ap->diff.lambda, /* TRANSIT_FAULT=diff_subtract */
+        .out_scale = ap->diff.out_scale, .eps = ap->diff.eps,
     };
 
     /* transition rows of this batch: [lo, hi) per block; one skip range if they are contiguous */
@@ -352,25 +362,26 @@ static tr_status op_attention(vk_ctx *c, tr_tensor *dst)
     p.skip_hi = (uint32_t)skip_hi;
 
     uint32_t tpr = 0, bc = 0;
-    int flash = T > DECODE_MAX_T && flash_tiles(c, hd, &tpr, &bc);
+    int flash = T > DECODE_MAX_T && flash_tiles(c, hd, nh, &tpr, &bc);
     size_t br = flash ? VK_WG / tpr : 1;
-    if (!flash && row_kernel_shared(hd, 0) > c->lim.max_shared)
+    if (!flash && row_kernel_shared(hd, nh, 0) > c->lim.max_shared)
         return tr_fail(TR_ERR_UNSUPPORTED, "vulkan: head dimension %zu needs more shared memory than the device has", hd);
     int sg = c->lim.subgroup_arith;
-    vk_dispatch d = {.pipe = flash ? pipeline(c, "attention_f32_flash", 4, (uint32_t)hd, tpr, bc, 4)
-                                   : pipeline(c, sg ? "attention_f32_decode_sg" : "attention_f32_decode", 4, (uint32_t)hd,
-                                              0, 0, 2)};
+    char name[64];
+    snprintf(name, sizeof name, "attention_f32%s_%s%s", diff ? "_diff" : "", flash ? "flash" : "decode",
+             !flash && sg ? "_sg" : "");
+    vk_dispatch d = {.pipe = pipeline(c, name, 4, (uint32_t)hd, tpr, bc, flash ? 4 : 2)};
     if (!(skip_lo <= first && skip_hi >= last)) /* some rows are plain */
         for (size_t t0 = 0; t0 < T; t0 += rp) {
             size_t tn = min_sz(rp, T - t0);
             bind_attention(c, &d, dst, t0, tn, &p);
-            d.groups = flash ? (uint32_t)(((tn + br - 1) / br) * H) : (uint32_t)(tn * H);
+            d.groups = (uint32_t)((flash ? (tn + br - 1) / br : tn) * units);
             TR_TRY(dispatch(c, &d, &p, sizeof p));
         }
     if (nb == 0)
         return TR_OK;
 
-    if (row_kernel_shared(hd, 1) > c->lim.max_shared)
+    if (row_kernel_shared(hd, 1, 1) > c->lim.max_shared)
         return tr_fail(TR_ERR_UNSUPPORTED, "vulkan: head dimension %zu needs more shared memory than the device has", hd);
     vk_dispatch dt = {.pipe = pipeline(c, sg ? "attention_f32_transition_sg" : "attention_f32_transition", 4,
                                        (uint32_t)hd, 0, 0, 2)};
@@ -439,7 +450,8 @@ bool vk_op_supported(vk_ctx *c, const tr_tensor *t, const char **why)
         *why = "positions must be an input";
         return false;
     }
-    if (t->op == TR_OP_ATTENTION && t->p.attn.variant != TR_ATTN_PLAIN && t->p.attn.variant != TR_ATTN_TRANSITION) {
+    if (t->op == TR_OP_ATTENTION && t->p.attn.variant != TR_ATTN_PLAIN && t->p.attn.variant != TR_ATTN_TRANSITION &&
+        t->p.attn.variant != TR_ATTN_DIFF) {
         *why = "attention variant";
         return false;
     }
