@@ -45,6 +45,7 @@ void matmul_fast(tr_cpu_state *st, tr_tensor *dst);
 size_t tr_matmul_panel_floats(const tr_tensor *dst); /* panel the fast matmul needs */
 size_t tr_attention_scratch_floats(const tr_tensor *dst); /* per thread */
 void attention_f32_fast(tr_cpu_state *st, tr_tensor *dst);
+void glu_f32_fast(tr_cpu_state *st, tr_tensor *dst);
 void rope_f32_fast(tr_cpu_state *st, tr_tensor *dst);
 
 /* Element at (i0, i1, i2) of a placed tensor. */

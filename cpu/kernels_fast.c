@@ -237,3 +237,40 @@ void rope_f32_fast(tr_cpu_state *st, tr_tensor *dst)
         }
     }
 }
+
+/* GLU in float, threaded over blocks of elements (both operands contiguous: ir.c made them so).
+ * gelu_tanh is written as g / (1 + exp(-2u)), the same function as g/2 (1 + tanh u) without tanh. */
+#define GLU_BLOCK 4096
+
+static void glu_task(void *arg, int task, int thread)
+{
+    (void)thread;
+    tr_tensor *dst = arg;
+    const float *g = dst->src[0]->data, *u = dst->src[1]->data;
+    float *out = dst->data;
+    int64_t n = tr_nelements(dst), i0 = (int64_t)task * GLU_BLOCK, i1 = i0 + GLU_BLOCK < n ? i0 + GLU_BLOCK : n;
+    switch (dst->p.act) {
+    case TR_ACT_GELU:
+        for (int64_t i = i0; i < i1; i++)
+            out[i] = 0.5f * g[i] * (1.0f + erff(g[i] * 0.70710678118654752f)) * u[i];
+        break;
+    case TR_ACT_GELU_TANH:
+        for (int64_t i = i0; i < i1; i++) {
+            float x = g[i], t = 0.79788456080286536f * (x + 0.044715f * x * x * x);
+            out[i] = x / (1.0f + expf(-2.0f * t)) * u[i];
+        }
+        break;
+    default:
+        for (int64_t i = i0; i < i1; i++)
+            out[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+    }
+}
+
+void glu_f32_fast(tr_cpu_state *st, tr_tensor *dst)
+{
+    if (!tr_is_contiguous(dst->src[0]) || !tr_is_contiguous(dst->src[1])) {
+        glu_f32_ref(dst);
+        return;
+    }
+    tr_pool_run(st->pool, (int)((tr_nelements(dst) + GLU_BLOCK - 1) / GLU_BLOCK), glu_task, dst);
+}
