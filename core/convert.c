@@ -71,6 +71,7 @@ static tr_status read_vocab(const tr_model_file *f, tr_vocab_spec *v)
 static void put_vocab(tr_gguf_writer *w, const tr_vocab_spec *v)
 {
     tr_gguf_put_str(w, "tokenizer.ggml.model", "llama");
+    tr_gguf_put_str(w, "tokenizer.ggml.pre", "default");
     tr_gguf_put_str_array(w, "tokenizer.ggml.tokens", (const char *const *)v->pieces, (size_t)v->n);
     tr_gguf_put_f32_array(w, "tokenizer.ggml.scores", v->scores, (size_t)v->n);
     tr_gguf_put_i32_array(w, "tokenizer.ggml.token_type", v->types, (size_t)v->n);
@@ -82,6 +83,7 @@ static void put_vocab(tr_gguf_writer *w, const tr_vocab_spec *v)
         tr_gguf_put_u32(w, "tokenizer.ggml.unknown_token_id", (uint32_t)v->unk_id);
     tr_gguf_put_bool(w, "tokenizer.ggml.add_bos_token", v->add_bos);
     tr_gguf_put_bool(w, "tokenizer.ggml.add_eos_token", 0);
+    tr_gguf_put_bool(w, "tokenizer.ggml.add_sep_token", 0);
 }
 
 static void put_hparams(tr_gguf_writer *w, const tr_hparams *hp, const char *name, tr_dtype type)
@@ -92,6 +94,7 @@ static void put_hparams(tr_gguf_writer *w, const tr_hparams *hp, const char *nam
     tr_gguf_put_str(w, "general.name", name);
     tr_gguf_put_u32(w, "general.file_type",
                     type == TR_F16 ? FTYPE_MOSTLY_F16 : type == TR_BF16 ? FTYPE_MOSTLY_BF16 : FTYPE_ALL_F32);
+    tr_gguf_put_u32(w, "general.quantization_version", 2); /* ggml's, written by every llama.cpp converter */
     tr_gguf_put_u32(w, KEY("vocab_size"), (uint32_t)hp->n_vocab);
     tr_gguf_put_u32(w, KEY("context_length"), (uint32_t)hp->n_ctx_train);
     tr_gguf_put_u32(w, KEY("embedding_length"), (uint32_t)hp->dim);
