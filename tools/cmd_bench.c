@@ -197,8 +197,8 @@ static int ab_models(tr_model *ma, tr_model *mb, const char *name_b, const cli_o
     printf("A: %s (%s%s)   B: %s (%s%s), %d pairs alternated\n", cli_model_path(o), ia.arch,
            ia.diff_attn ? ", differential attention" : "", name_b, ib.arch, ib.diff_attn ? ", differential attention" : "",
            reps);
-    printf("| test          | A t/s            | B t/s            | B time / A time (median) | range         |\n");
-    printf("| ------------- | ---------------- | ---------------- | ------------------------ | ------------- |\n");
+    printf("| test          | A t/s             | B t/s             | B time / A time (median) | range         |\n");
+    printf("| ------------- | ----------------- | ----------------- | ------------------------ | ------------- |\n");
     double *ratio = malloc((size_t)reps * sizeof *ratio), *a = malloc((size_t)reps * sizeof *a),
            *b = malloc((size_t)reps * sizeof *b);
     int rc = !ratio || !a || !b;
