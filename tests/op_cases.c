@@ -45,10 +45,10 @@ static void add_row_ops(list *l)
                                   .rows = {Ds[i], T, TR_F32, act}});
         for (int d = 0; d < COUNT(weight_types); d++) {
             push(l, (op_case){.kind = OP_RMS_NORM, .bound = OP_BOUND_ELEMENTWISE, .host = d == 1 ? HOST(0) : 0,
-                              .rows = {Ds[i], T, weight_types[d]}});
+                              .rows = {Ds[i], T, weight_types[d], 0}});
             /* 9 ids, one of them outside the table: a zero row (ir.h); ids are usually an input */
             push(l, (op_case){.kind = OP_GET_ROWS, .bound = OP_BOUND_ELEMENTWISE, .host = d == 1 ? 0 : HOST(1),
-                              .rows = {Ds[i], 9, weight_types[d]}});
+                              .rows = {Ds[i], 9, weight_types[d], 0}});
         }
         /* a write into rows [3, 3 + T) of an 11-row cache: its value is the whole cache */
         push(l, (op_case){.kind = OP_KV_WRITE, .bound = OP_BOUND_EXACT, .host = i % 2 ? HOST(1) : 0,
@@ -173,7 +173,7 @@ static void add_transition(list *l)
     for (int i = 0; i < COUNT(cases); i++)
         push(l, (op_case){.kind = OP_TRANSITION, .bound = OP_BOUND_F32, .host = i % 2 ? HOST(0) : 0,
                           .attn = {cases[i].hd, cases[i].H, cases[i].Hkv, cases[i].n_past, cases[i].T, cases[i].C,
-                                   cases[i].tr}});
+                                   cases[i].tr, 0, 0}});
 }
 
 /* Differential attention (design §4): head sizes 8, 64, 128, GQA 1, 2, 4 (kv heads even, so
