@@ -1,6 +1,7 @@
-/* common.cuh: device helpers shared by the CUDA kernels: warp reductions and loads of f32, f16
- * and bf16 elements. Kernels use IEEE expf, sqrtf and division (the build has no fast-math), so
- * that element-wise results stay within design §6's 1e-7 NMSE of the double-precision reference. */
+/* common.cuh: device helpers shared by the CUDA kernels: warp and block reductions, loads of f32,
+ * f16 and bf16 elements, the GLU activations. Kernels use IEEE expf, sqrtf and division (the build
+ * has no fast-math), so that element-wise results stay within design §6's 1e-7 NMSE of the
+ * double-precision reference. */
 #ifndef TR_CUDA_COMMON_CUH
 #define TR_CUDA_COMMON_CUH
 
@@ -37,6 +38,18 @@ __device__ __forceinline__ float load_f32(const void *p, int dtype, int64_t i)
     if (dtype == TRC_BF16)
         return __bfloat162float(((const __nv_bfloat16 *)p)[i]);
     return ((const float *)p)[i];
+}
+
+/* The GLU activations of core/ir.h (act: TRC_ACT_*), in float: IEEE expf and division for silu
+ * (an overflowing exp(-g) gives g / inf = -0, as the reference's double does), erff for the exact
+ * gelu, tanhf for its tanh approximation (each within 2 ulp, far inside design §6's 1e-7). */
+__device__ __forceinline__ float trc_act(int act, float g)
+{
+    if (act == TRC_ACT_GELU)
+        return 0.5f * g * (1.0f + erff(g * 0.70710678118654752f));
+    if (act == TRC_ACT_GELU_TANH)
+        return 0.5f * g * (1.0f + tanhf(0.79788456080286536f * (g + 0.044715f * g * g * g)));
+    return g / (1.0f + expf(-g));
 }
 
 template <typename T> __device__ __forceinline__ float to_f32(T v);

@@ -240,10 +240,12 @@ static tr_status setup(cuda_backend *c, int device)
         st = cublasSetMathMode(c->cublas, CUBLAS_DEFAULT_MATH); /* never TF32 for f32 products */
     if (st != CUBLAS_STATUS_SUCCESS)
         return tr_fail(TR_ERR_BACKEND, "cuda: cublasCreate failed: %s", cublasGetStatusString(st));
-    TRC_TRY("cudaFuncSetAttribute", trc_kernels_init());
-    if (trc_attention_tiled_smem(128) > c->smem_optin)
+    /* the largest block: differential attention's tiles for head size 128 (docs/cuda.md) */
+    size_t smem_need = trc_attention_tiled_smem(128, 1);
+    if (smem_need > c->smem_optin)
         return tr_fail(TR_ERR_UNSUPPORTED, "cuda: %s allows %zu bytes of shared memory per block, %zu needed",
-                       c->name, c->smem_optin, trc_attention_tiled_smem(128));
+                       c->name, c->smem_optin, smem_need);
+    TRC_TRY("cudaFuncSetAttribute", trc_kernels_init());
     c->arena = (tr_buffer){.backend = &c->base};
     c->io = (tr_buffer){.backend = &c->base};
     const char *g = getenv("TRANSIT_CUDA_GRAPHS");

@@ -1,6 +1,6 @@
 /* cuda_fuse.c: which adjacent nodes of a graph the CUDA backend computes in one launch (the table
  * in docs/cuda.md): up to three products of the same activations (q, k, v), a product and the
- * residual add after it, the gate and up products with their SwiGLU (all for few tokens, where the
+ * residual add after it, the gate and up products with their GLU (all for few tokens, where the
  * GEMV streams weights), the q and k RoPE of a layer, its k and v cache writes. Only nodes that are
  * adjacent in the graph (views between them compute nothing) fuse, so nothing else can observe the
  * intermediate a fused launch skips; a product fused with its reader must have that one reader and
@@ -56,11 +56,11 @@ void trc_plan_fusions(cuda_backend *c, tr_graph *g, tr_tensor **linked, int *n_l
         if (t->op == TR_OP_MATMUL && t->src[0]->ne[1] <= TRC_GEMV_MAX_T) {
             tr_tensor *x = t->src[0];
             bool j_same = tj && tj->op == TR_OP_MATMUL && tj->src[0] == x && tj->src[1]->dtype == t->src[1]->dtype;
-            /* gate and up products and their SwiGLU */
+            /* gate and up products and their GLU (any activation: the GEMV's epilogue takes it) */
             if (j_same && tk && tk->op == TR_OP_GLU && tj->src[1]->ne[1] == t->src[1]->ne[1] &&
                 single_use(c, g, i) && single_use(c, g, j) && trc_src_is(tk, t) >= 0 && trc_src_is(tk, tj) >= 0 &&
                 tk->src[0] != tk->src[1] && link_for_plan(tk, x, linked, n_linked)) {
-                *f = (trc_fusion){FZ_SWIGLU, {j, k}};
+                *f = (trc_fusion){FZ_GLU, {j, k}};
                 c->done[j] = c->done[k] = 1;
                 continue;
             }

@@ -16,7 +16,7 @@ typedef enum trc_kind {
     TRC_K_GET_ROWS,
     TRC_K_RMS_NORM,
     TRC_K_BINARY,
-    TRC_K_SWIGLU,
+    TRC_K_GLU,
     TRC_K_ROPE,
     TRC_K_KV_WRITE,
     TRC_K_GEMM,
@@ -41,7 +41,7 @@ typedef struct trc_record {
 } trc_record;
 
 /* A launch that computes several adjacent nodes (cuda_fuse.c), recorded at its first node. */
-enum { FZ_NONE, FZ_QKV, FZ_ADD, FZ_SWIGLU, FZ_ROPE2, FZ_KV2 };
+enum { FZ_NONE, FZ_QKV, FZ_ADD, FZ_GLU, FZ_ROPE2, FZ_KV2 };
 typedef struct trc_fusion {
     int kind;
     int m[2]; /* the other nodes of the launch, or -1 */

@@ -44,17 +44,21 @@ typedef struct trc_rms_norm_args {
 } trc_rms_norm_args;
 cudaError_t trc_rms_norm(const trc_rms_norm_args *a, cudaStream_t s);
 
+/* GLU activations, numbered as tr_activation (core/model_file.h): silu, exact (erf) gelu, tanh gelu. */
+enum { TRC_ACT_SILU = 0, TRC_ACT_GELU = 1, TRC_ACT_GELU_TANH = 2 };
+
 /* Element-wise: ADD out = x + y, MUL out = x * y (y of y_n elements repeats when y_n < n);
- * trc_swiglu: out = silu(x) * y (op and y_n unused). */
+ * trc_glu: out = act(x) * y (op and y_n unused). */
 enum { TRC_ADD = 0, TRC_MUL = 1 };
 typedef struct trc_binary_args {
     int op;
+    int act; /* trc_glu: TRC_ACT_* */
     const float *x, *y;
     float *out;
     int64_t n, y_n;
 } trc_binary_args;
 cudaError_t trc_binary(const trc_binary_args *a, cudaStream_t s);
-cudaError_t trc_swiglu(const trc_binary_args *a, cudaStream_t s);
+cudaError_t trc_glu(const trc_binary_args *a, cudaStream_t s);
 
 /* RoPE of up to two tensors {hd, H_i, T} at the same positions (q and k of one layer). x[i] starts
  * at row *x_row0[i] (device; NULL: 0) of rows of H_i * hd floats: a moving view of cache rows. */
@@ -106,9 +110,9 @@ cublasStatus_t trc_gemm_product(const trc_gemm_args *a, cublasHandle_t h, cudaSt
 
 /* Matrix-vector products for a few tokens (decode), reading each weight row once, f16/bf16
  * converted in registers. One launch computes up to three products of the same x (q, k, v), or
- * one product plus a residual (out = res + x W^T), or the gate and up products of a SwiGLU
- * (out = silu(x Wg^T) * x Wu^T). */
-enum { TRC_GEMV_PLAIN = 0, TRC_GEMV_ADD = 1, TRC_GEMV_SWIGLU = 2 };
+ * one product plus a residual (out = res + x W^T), or the gate and up products of a GLU
+ * (out = act(x Wg^T) * x Wu^T). */
+enum { TRC_GEMV_PLAIN = 0, TRC_GEMV_ADD = 1, TRC_GEMV_GLU = 2 };
 #define TRC_GEMV_MAX_T 4
 typedef struct trc_gemv_args {
     const float *x;
@@ -116,7 +120,8 @@ typedef struct trc_gemv_args {
     int T;     /* 1 .. TRC_GEMV_MAX_T */
     int dtype; /* of every weight */
     int mode;
-    int n_mats; /* PLAIN: 1..3; ADD: 1; SWIGLU: 2 (gate, up) */
+    int n_mats; /* PLAIN: 1..3; ADD: 1; GLU: 2 (gate, up) */
+    int act;    /* GLU: TRC_ACT_* */
     const void *w[3];
     float *out[3];
     int64_t N[3];
@@ -128,12 +133,17 @@ cudaError_t trc_gemv(const trc_gemv_args *a, cudaStream_t s);
 /* Fused causal attention with GQA over f32 caches (core/ir.h ATTENTION).
  * Query row t (0..T-1) sits at position *n_past + t and sees keys 0 .. *n_past + t.
  *
- * trc_attention_tiled: flash-style, 64 query rows of one head per block, online softmax, for
- *   hd 64 and 128 (trc_attention_tiled_ok). Plain rows only.
- * trc_attention_rows: one query row of up to 8 heads sharing a kv head per block. Plain rows, split
- *   over the keys into n_splits parts when n_splits > 1 (partials in part, combined by
- *   trc_attention_reduce); or, with trans = 1, the Attention Transition's two-pass rows
- *   (design §3) listed in ranges, n_splits = 1. */
+ * trc_attention_tiled: flash-style, 64 query rows of one head per block (32 rows of a head pair
+ *   with diff = 1), online softmax, for hd 64 and 128 (trc_attention_tiled_ok). Plain or
+ *   differential rows.
+ * trc_attention_rows: one query row of up to 8 heads sharing a kv head per block (8 head pairs with
+ *   diff = 1). Plain or differential rows, split over the keys into n_splits parts when
+ *   n_splits > 1 (partials in part, combined by trc_attention_reduce); or, with trans = 1, the
+ *   Attention Transition's two-pass rows (design §3) listed in ranges, n_splits = 1.
+ *
+ * Differential attention (diff = 1, design §4): query heads pair as (j, j + H/2); both heads of pair
+ * j weigh the 2 hd-wide values [v_a, v_b] (a, b: the kv heads of j and j + H/2) by their own softmax,
+ * and out[t][2 hd j ..) = out_scale * y / sqrt(mean(y^2) + eps) with y = O_j - lambda O_{j+H/2}. */
 #define TRC_MAX_RANGES 8
 typedef struct trc_attn_args {
     const float *q;
@@ -147,7 +157,7 @@ typedef struct trc_attn_args {
     float scale;
     const int32_t *n_past; /* device */
     int n_splits;
-    float *part; /* [T][H][n_splits][hd + 2]: unnormalised sums, max, normaliser */
+    float *part; /* [T][H][n_splits][w + 2]: unnormalised sums (w = hd, 2 hd with diff), max, normaliser */
     /* transition rows */
     int trans;
     int n_ranges;
@@ -157,13 +167,16 @@ typedef struct trc_attn_args {
     int32_t iv;
     float alpha, beta;
     int strategy; /* tr_transition_strategy: 0 adding, 1 multi */
+    /* differential attention */
+    int diff;
+    float lambda, out_scale, eps;
 } trc_attn_args;
 int trc_attention_tiled_ok(int hd);
-size_t trc_attention_tiled_smem(int hd);
+size_t trc_attention_tiled_smem(int hd, int diff);
 cudaError_t trc_attention_tiled(const trc_attn_args *a, cudaStream_t s);
 cudaError_t trc_attention_rows(const trc_attn_args *a, cudaStream_t s);
 cudaError_t trc_attention_reduce(const trc_attn_args *a, cudaStream_t s);
-int trc_attention_rows_ok(int hd);
+int trc_attention_rows_ok(int hd, int diff);
 
 /* Raises the dynamic shared-memory limits of the kernels that need more than 48 KB; called once
  * per device. Returns the first error. */

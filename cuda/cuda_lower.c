@@ -60,23 +60,32 @@ static const char *unsupported(const tr_tensor *n)
                    : "a dimension above 2^31";
     case TR_OP_ROPE:
         return n->p.rope.layout == TR_ROPE_ADJACENT || n->p.rope.layout == TR_ROPE_HALF ? NULL : "layout";
+    case TR_OP_GLU:
+        return (unsigned)n->p.act < TR_ACT_COUNT ? NULL : "activation";
     case TR_OP_ATTENTION: {
         const tr_attn_params *ap = &n->p.attn;
         if (n->src[1]->dtype != TR_F32 || n->src[2]->dtype != TR_F32)
             return "a cache type other than f32";
         if (n->src[1]->nb[1] != n->src[2]->nb[1])
             return "k and v caches with different row strides";
-        if (!trc_attention_rows_ok((int)n->src[0]->ne[0]))
-            return "head size (up to 512, a multiple of 4, or up to 128)";
-        /* above 128 only the 16-byte path exists: rows must start 16-byte aligned (the arena and
-         * the cache are; a view at an odd offset is not) */
-        for (int s = 0; s < 3 && n->src[0]->ne[0] > 128; s++)
-            if (n->src[s]->op == TR_OP_VIEW && n->src[s]->p.view_offset % 16 != 0)
-                return "a head size above 128 with rows that are not 16-byte aligned";
-        if (ap->variant == TR_ATTN_PLAIN)
-            return NULL;
-        if (ap->variant != TR_ATTN_TRANSITION)
+        const bool diff = ap->variant == TR_ATTN_DIFF;
+        const int64_t hd = n->src[0]->ne[0], H = n->src[0]->ne[1], Hkv = n->src[1]->ne[0] / hd;
+        if (ap->variant != TR_ATTN_PLAIN && ap->variant != TR_ATTN_TRANSITION && !diff)
             return "attention variant";
+        if (!trc_attention_rows_ok((int)hd, diff))
+            return diff ? "head size of differential attention (up to 256, a multiple of 4, or up to 64)"
+                        : "head size (up to 512, a multiple of 4, or up to 128)";
+        if (diff && (H % 2 != 0 || Hkv % 2 != 0))
+            return "differential attention with an odd number of query or kv heads";
+        /* above 128 (64 for differential attention's 2 hd-wide values) only the 16-byte path
+         * exists: rows must start 16-byte aligned (the arena and the cache are; a view at an odd
+         * offset is not) */
+        for (int s = 0; s < 3 && hd > (diff ? 64 : 128); s++)
+            if (n->src[s]->op == TR_OP_VIEW && n->src[s]->p.view_offset % 16 != 0)
+                return diff ? "differential attention with a head size above 64 and rows that are not 16-byte aligned"
+                            : "a head size above 128 with rows that are not 16-byte aligned";
+        if (ap->variant != TR_ATTN_TRANSITION)
+            return NULL;
         if (ap->transition.strategy != TR_TRANSITION_ADDING && ap->transition.strategy != TR_TRANSITION_MULTI)
             return "transition strategy";
         for (int i = 0; i < ap->transition.n_blocks; i++)
@@ -329,10 +338,11 @@ static tr_status lower_matmul(lower_ctx *L, int i)
     a->w[0] = dptr(c, w);
     a->out[0] = dptr(c, t);
     a->N[0] = w->ne[1];
-    if (f->kind == FZ_SWIGLU) {
+    if (f->kind == FZ_GLU) {
         const tr_tensor *tj = g->nodes[f->m[0]], *tk = g->nodes[f->m[1]];
         const tr_tensor *gate = tk->src[0] == t ? t : tj, *up = gate == t ? tj : t;
-        a->mode = TRC_GEMV_SWIGLU;
+        a->mode = TRC_GEMV_GLU;
+        a->act = (int)tk->p.act;
         a->n_mats = 2;
         a->w[0] = dptr(c, gate->src[1]);
         a->w[1] = dptr(c, up->src[1]);
@@ -391,12 +401,21 @@ static tr_status lower_attention(lower_ctx *L, int i)
     a->scale = ap->scale;
     a->n_past = dyn_param(L, ap->n_past);
     a->n_splits = 1;
+    /* differential attention: head pairs, 2 hd-wide values, the same kernels (attention_prefill.cu,
+     * attention_rows.cu) with their diff epilogues */
+    const bool diff = ap->variant == TR_ATTN_DIFF;
+    if (diff) {
+        a->diff = 1;
+        a->lambda = ap->diff.lambda;
+        a->out_scale = ap->diff.out_scale;
+        a->eps = ap->diff.eps;
+    }
     const bool aligned = ((uintptr_t)a->q | (uintptr_t)a->k | (uintptr_t)a->v | (uintptr_t)a->out) % 16 == 0 &&
                          a->kv_rs % 4 == 0 && a->q_hs % 4 == 0 && a->q_ts % 4 == 0;
     if (T <= TRC_GEMV_MAX_T) {
         /* decode: split the keys so that about two blocks per SM run, sized from the cache's capacity
          * (not from n_kv) so that the launch is the same at every step */
-        int G = H / Hkv, blocks = T * Hkv * ((G + 7) / 8);
+        int G = H / Hkv, blocks = T * (diff ? Hkv / 2 : Hkv) * ((G + 7) / 8); /* a block per 8 heads (pairs) */
         int64_t by_len = (cap + SPLIT_MIN_KEYS - 1) / SPLIT_MIN_KEYS;
         int64_t s = (2 * (int64_t)c->sm_count + blocks - 1) / blocks;
         s = s < by_len ? s : by_len;
@@ -404,7 +423,7 @@ static tr_status lower_attention(lower_ctx *L, int i)
         a->n_splits = s > 1 ? (int)s : 1;
     }
     if (a->n_splits > 1) {
-        size_t need = (size_t)T * H * a->n_splits * (hd + 2) * sizeof(float);
+        size_t need = (size_t)T * H * a->n_splits * ((diff ? 2 * hd : hd) + 2) * sizeof(float);
         if (need > L->workspace)
             L->workspace = need;
         a->part = c->workspace;
@@ -481,8 +500,9 @@ static tr_status lower_node(lower_ctx *L, int i)
         int64_t n = tr_nelements(x), rows = n / x->ne[0];
         bool bcast = t->op == TR_OP_MUL && tr_nelements(y) == y->ne[0] && rows > 1;
         trc_binary_args *a = &r.u.binary;
-        r.kind = t->op == TR_OP_GLU ? TRC_K_SWIGLU : TRC_K_BINARY;
+        r.kind = t->op == TR_OP_GLU ? TRC_K_GLU : TRC_K_BINARY;
         a->op = t->op == TR_OP_MUL ? TRC_MUL : TRC_ADD;
+        a->act = t->op == TR_OP_GLU ? (int)t->p.act : 0;
         a->x = dptr(c, x);
         a->y = dptr(c, y);
         a->out = dptr(c, t);

@@ -14,7 +14,7 @@
 
 static const char *kind_name(trc_kind k)
 {
-    static const char *names[] = {"get_rows", "rms_norm", "add/mul", "swiglu", "rope", "kv_write",
+    static const char *names[] = {"get_rows", "rms_norm", "add/mul", "glu", "rope", "kv_write",
                                   "cublasGemmEx", "gemv", "attention_tiled", "attention_rows", "attention_reduce"};
     return (unsigned)k < sizeof names / sizeof names[0] ? names[k] : "?";
 }
@@ -26,7 +26,7 @@ static tr_status run_record(cuda_backend *c, const trc_record *r)
     case TRC_K_GET_ROWS: e = trc_get_rows(&r->u.get_rows, c->stream); break;
     case TRC_K_RMS_NORM: e = trc_rms_norm(&r->u.rms_norm, c->stream); break;
     case TRC_K_BINARY: e = trc_binary(&r->u.binary, c->stream); break;
-    case TRC_K_SWIGLU: e = trc_swiglu(&r->u.binary, c->stream); break;
+    case TRC_K_GLU: e = trc_glu(&r->u.binary, c->stream); break;
     case TRC_K_ROPE: e = trc_rope(&r->u.rope, c->stream); break;
     case TRC_K_KV_WRITE: e = trc_kv_write(&r->u.kv_write, c->stream); break;
     case TRC_K_GEMV: e = trc_gemv(&r->u.gemv, c->stream); break;

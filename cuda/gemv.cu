@@ -1,11 +1,12 @@
 /* gemv.cu: matrix products for a few tokens (T <= TRC_GEMV_MAX_T, i.e. decoding), where a GEMM
- * library would be far from the memory bound: each warp streams one weight row (two for SwiGLU)
+ * library would be far from the memory bound: each warp streams one weight row (two for a GLU)
  * with 16-byte loads, four of them in flight per lane, converts f16/bf16 to f32 in registers, and
  * multiplies it with the T activation rows (read through L1, where every warp of the SM finds
  * them). Accumulation is f32; a warp shuffle reduction finishes each dot product.
  *
  * Epilogues fuse what follows the product in the graph: several products of the same x in one
- * launch (q, k, v), the residual add (out = res + x W^T), and SwiGLU (silu(x Wg^T) * x Wu^T).
+ * launch (q, k, v), the residual add (out = res + x W^T), and a GLU (act(x Wg^T) * x Wu^T, with
+ * the activation of the GLU node: silu, gelu or gelu_tanh, trc_act in common.cuh).
  * Above TRC_GEMV_MAX_T tokens the L1 traffic for x (T loads per weight element) would cap the rate,
  * and the matrix products go to cuBLAS (matmul.cu).
  *
@@ -74,13 +75,13 @@ __global__ __launch_bounds__(GEMV_WARPS * 32) void gemv_kernel(const trc_gemv_ar
     trc_allow_next_grid(); /* a dependent GEMV (down after gate/up) may take the SMs this one frees */
     constexpr int VW = 16 / (int)sizeof(W); /* weights per 16-byte load */
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    const int swiglu = a.mode == TRC_GEMV_SWIGLU;
+    const int glu = a.mode == TRC_GEMV_GLU; /* two weight rows per warp: gate and up */
     int64_t n = (int64_t)blockIdx.x * GEMV_WARPS + warp;
     /* which matrix: explicit selects, so that the argument arrays stay in constant memory */
     const void *wm = a.w[0];
     float *om = a.out[0];
     int64_t N = a.N[0];
-    if (!swiglu && n >= N && a.n_mats > 1) {
+    if (!glu && n >= N && a.n_mats > 1) {
         n -= N;
         wm = a.w[1];
         om = a.out[1];
@@ -98,7 +99,7 @@ __global__ __launch_bounds__(GEMV_WARPS * 32) void gemv_kernel(const trc_gemv_ar
     }
     const int64_t K = a.K;
     const W *w0 = (const W *)wm + n * K;
-    const W *w1 = swiglu ? (const W *)a.w[1] + n * K : w0;
+    const W *w1 = glu ? (const W *)a.w[1] + n * K : w0;
     float acc0[TT], acc1[TT];
 #pragma unroll
     for (int t = 0; t < TT; t++)
@@ -113,7 +114,7 @@ __global__ __launch_bounds__(GEMV_WARPS * 32) void gemv_kernel(const trc_gemv_ar
 #pragma unroll
             for (int u = 0; u < GEMV_UNROLL; u++) {
                 u0[u] = __ldg((const uint4 *)(w0 + k + u * 32 * VW));
-                if (swiglu)
+                if (glu)
                     u1[u] = __ldg((const uint4 *)(w1 + k + u * 32 * VW));
             }
         trc_wait_prior_grid();
@@ -122,7 +123,7 @@ __global__ __launch_bounds__(GEMV_WARPS * 32) void gemv_kernel(const trc_gemv_ar
 #pragma unroll
                 for (int u = 0; u < GEMV_UNROLL; u++) {
                     u0[u] = __ldg((const uint4 *)(w0 + k + u * 32 * VW));
-                    if (swiglu)
+                    if (glu)
                         u1[u] = __ldg((const uint4 *)(w1 + k + u * 32 * VW));
                 }
             loaded = false;
@@ -131,7 +132,7 @@ __global__ __launch_bounds__(GEMV_WARPS * 32) void gemv_kernel(const trc_gemv_ar
                 float wf[VW];
                 unpack<W>(u0[u], wf);
                 fma_chunk<VW, TT>(acc0, wf, a.x, K, k + u * 32 * VW, a.T);
-                if (swiglu) {
+                if (glu) {
                     unpack<W>(u1[u], wf);
                     fma_chunk<VW, TT>(acc1, wf, a.x, K, k + u * 32 * VW, a.T);
                 }
@@ -141,7 +142,7 @@ __global__ __launch_bounds__(GEMV_WARPS * 32) void gemv_kernel(const trc_gemv_ar
             float wf[VW];
             unpack<W>(__ldg((const uint4 *)(w0 + k)), wf);
             fma_chunk<VW, TT>(acc0, wf, a.x, K, k, a.T);
-            if (swiglu) {
+            if (glu) {
                 unpack<W>(__ldg((const uint4 *)(w1 + k)), wf);
                 fma_chunk<VW, TT>(acc1, wf, a.x, K, k, a.T);
             }
@@ -149,7 +150,7 @@ __global__ __launch_bounds__(GEMV_WARPS * 32) void gemv_kernel(const trc_gemv_ar
     } else {
         trc_wait_prior_grid();
         for (int64_t k = lane; k < K; k += 32) {
-            float f0 = to_f32(w0[k]), f1 = swiglu ? to_f32(w1[k]) : 0.0f;
+            float f0 = to_f32(w0[k]), f1 = glu ? to_f32(w1[k]) : 0.0f;
 #pragma unroll
             for (int t = 0; t < TT; t++) {
                 if (t < a.T) {
@@ -165,12 +166,12 @@ __global__ __launch_bounds__(GEMV_WARPS * 32) void gemv_kernel(const trc_gemv_ar
     for (int t = 0; t < TT; t++) {
         if (t < a.T) {
             float d0 = warp_sum(acc0[t]);
-            float d1 = swiglu ? warp_sum(acc1[t]) : 0.0f;
+            float d1 = glu ? warp_sum(acc1[t]) : 0.0f;
             if (lane == 0) {
                 if (a.mode == TRC_GEMV_ADD)
                     om[t * N + n] = a.res[t * N + n] + d0;
-                else if (swiglu)
-                    om[t * N + n] = d0 / (1.0f + expf(-d0)) * d1;
+                else if (glu)
+                    om[t * N + n] = trc_act(a.act, d0) * d1;
                 else
                     om[t * N + n] = d0;
             }

@@ -2,13 +2,15 @@
  *
  * Per op: the op case table (op_cases.h: every op on awkward sizes, f32/f16/bf16 weights, head sizes
  * 6 to 256, GQA ratios 1 to 16, decode (split over the keys) and prefill (tiled and row kernels),
- * n_past > 0, Attention Transition rows), with guard bytes around every device buffer the test owns
- * (op_harness.h); then what is CUDA's own: the fused launches (q/k/v products, product + residual,
- * gate/up + SwiGLU, q/k RoPE, k/v writes), an unsupported op refused by name, and the bench
- * references. End to end: stories260K (GGUF, HF) and aidreams260K (HF) logits within 1e-6 NMSE of
- * the CPU reference, whole and chunked prefill, with and without the transition; 64 greedy tokens
- * equal to the expected ones and to the CPU's; CUDA graph replay equal to launching kernel by kernel;
- * attention sinks within 1e-6 of the `attention_sinks` package (tests/golden/sinks).
+ * n_past > 0, Attention Transition rows, differential attention, GLU with each activation), with
+ * guard bytes around every device buffer the test owns (op_harness.h); then what is CUDA's own: the
+ * fused launches (q/k/v products, product + residual, gate/up + GLU with each activation, q/k RoPE,
+ * k/v writes), differential attention decoding through a moving cache view and replayed as a CUDA
+ * graph, an unsupported op refused by name, and the bench references. End to end: stories260K
+ * (GGUF, HF) and aidreams260K (HF) logits within 1e-6 NMSE of the CPU reference, whole and chunked
+ * prefill, with and without the transition; 64 greedy tokens equal to the expected ones and to the
+ * CPU's; CUDA graph replay equal to launching kernel by kernel; attention sinks within 1e-6 of the
+ * `attention_sinks` package (tests/golden/sinks).
  *
  * Exits 77 (ctest: skipped) when the CUDA backend is not compiled in or there is no device. */
 #include <math.h>
@@ -47,7 +49,8 @@ static tr_tensor *inter(tr_graph *g, int64_t n0, int64_t n1, int64_t n2, int dev
     return tr_add(g, a, b);
 }
 
-/* q, k, v products of one x; a product and its residual add; gate/up products and their SwiGLU. */
+/* q, k, v products of one x; a product and its residual add; gate/up products and their GLU (the
+ * activation rotating over silu, gelu and gelu_tanh, so that each meets every weight type). */
 static void test_fused_products(void)
 {
     const tr_dtype dts[] = {TR_F32, TR_F16, TR_BF16};
@@ -82,9 +85,11 @@ static void test_fused_products(void)
             tr_tensor *wg = leaf(&g, dts[d], 2, (int64_t[]){K, 72}, 0.3f, 1);
             tr_tensor *wu = leaf(&g, dts[d], 2, (int64_t[]){K, 72}, 0.3f, 1);
             tr_tensor *gate = tr_matmul(&g, x, wg), *up = tr_matmul(&g, x, wu);
-            snprintf(what, sizeof what, "gate/up + swiglu %s T=%lld", tr_dtype_name(dts[d]), (long long)T);
-            tr_tensor *act = c % 2 ? tr_glu(&g, gate, up, TR_ACT_SILU) : tr_glu(&g, up, gate, TR_ACT_SILU);
-            op_compare(&cuda, &g, &act, 1, bound, "fused gate/up + swiglu", what, NULL);
+            tr_activation fn = (tr_activation)((c + d) % TR_ACT_COUNT);
+            snprintf(what, sizeof what, "gate/up + glu %s %s T=%lld", tr_activation_name(fn), tr_dtype_name(dts[d]),
+                     (long long)T);
+            tr_tensor *act = c % 2 ? tr_glu(&g, gate, up, fn) : tr_glu(&g, up, gate, fn);
+            op_compare(&cuda, &g, &act, 1, bound, "fused gate/up + glu", what, NULL);
             op_release(&g);
         }
 }
@@ -127,6 +132,43 @@ static void test_kv_write(void)
     op_compare(&cuda, &g, outs, 2, OP_BOUND_EXACT, "fused kv_write k/v", "kv_write k and v W=48 C=20 T=5 pos0=7",
                NULL);
     op_release(&g);
+}
+
+/* Differential attention decoding as the sink cache runs it: one query row at a time over a view of
+ * cache rows that starts one row later at every step (its first row and n_past are dynamic
+ * parameters), split over the keys (the cache is long), every leaf in host memory so that the
+ * steps' launch records are byte-identical: step 2 is captured as a CUDA graph and later steps
+ * replay it, each within the bound of the CPU reference on its own inputs. */
+static void test_diff_decode_replay(void)
+{
+    const int hd = 32, H = 8, Hkv = 4, C = 300, steps = 6;
+#ifdef TR_HAVE_CUDA
+    long cap0, rep0, cap1, rep1;
+    tr_cuda_graph_counts(cu, &cap0, &rep0);
+#endif
+    for (int s = 0; s < steps; s++) {
+        const int view0 = 3 + s, n_past = 200 + 2 * s;
+        tr_graph g;
+        tr_graph_init(&g);
+        tr_tensor *q = leaf(&g, TR_F32, 3, (int64_t[]){hd, H, 1}, 1, 0);
+        tr_tensor *kc = leaf(&g, TR_F32, 2, (int64_t[]){hd * Hkv, C}, 1, 0);
+        tr_tensor *vc = leaf(&g, TR_F32, 2, (int64_t[]){hd * Hkv, C}, 1, 0);
+        tr_attn_params ap = {.scale = 1.0f / sqrtf((float)hd), .n_past = n_past, .n_kv = n_past + 1,
+                             .variant = TR_ATTN_DIFF, .diff = {.lambda = 0.7f, .out_scale = 0.4f, .eps = 1e-5f}};
+        tr_tensor *out = tr_attention(&g, q, tr_view_rows(&g, kc, view0, C - view0),
+                                      tr_view_rows(&g, vc, view0, C - view0), &ap);
+        char what[96];
+        snprintf(what, sizeof what, "diff attention decode step %d (view from row %d, n_past %d)", s, view0, n_past);
+        op_compare(&cuda, &g, &out, 1, OP_BOUND_F32, "diff attention replayed", what, NULL);
+        op_release(&g);
+    }
+#ifdef TR_HAVE_CUDA /* (without the backend compiled in, this test has already exited as skipped) */
+    tr_cuda_graph_counts(cu, &cap1, &rep1);
+    printf("diff attention decode through a moving view: %ld graph captures, %ld replays in %d steps\n", cap1 - cap0,
+           rep1 - rep0, steps);
+    CHECK(cap1 - cap0 == 1 && rep1 - rep0 == steps - 2,
+          "diff attention decode: %ld graph captures and %ld replays in %d steps", cap1 - cap0, rep1 - rep0, steps);
+#endif
 }
 
 /* An op the backend cannot run is refused by name, never computed silently. */
@@ -484,6 +526,7 @@ int main(int argc, char **argv)
         test_rope();
         test_kv_write();
         test_fused_products();
+        test_diff_decode_replay();
         test_measurements();
         op_print_summary();
     }

@@ -1,7 +1,9 @@
 #!/bin/sh
-# cuda/emu/run.sh [ops|e2e|build]: builds tests/test_cuda against a CPU emulation of the CUDA
-# kernels, runtime and cuBLAS (cuemu.h, cuemu.cpp) and runs it ("build": only builds it, as
-# $CUEMU_BUILD/test_cuda_emu). CUEMU_ORDER=forward|reverse|random[:seed] orders the threads and
+# cuda/emu/run.sh [ops|e2e|quick|diffllama|build]: builds tests/test_cuda against a CPU emulation of
+# the CUDA kernels, runtime and cuBLAS (cuemu.h, cuemu.cpp) and runs it ("build": only builds it, as
+# $CUEMU_BUILD/test_cuda_emu). "diffllama" runs tests/test_diffllama (DiffLlama models against
+# transformers' logits on every backend, so on the emulated CUDA one too; about ten minutes), built
+# beside it as $CUEMU_BUILD/test_diffllama_emu. CUEMU_ORDER=forward|reverse|random[:seed] orders the threads and
 # blocks (cuemu.cpp); ctest runs `ops` forward and reverse under the label "emu". For checking the backend's logic (placement,
 # lowering, fusions, graph replay, kernel index arithmetic and barriers) on a machine without a GPU;
 # slow (every CUDA thread is a coroutine) and silent about the memory model and speed. Needs g++,
@@ -29,13 +31,24 @@ PY
     OBJS="$OBJS $OUT/$b.o"
 done
 g++ -std=c++17 -O2 -g $INC -c "$EMU/cuemu.cpp" -o "$OUT/cuemu.o"
-for f in "$ROOT"/core/*.c "$ROOT"/backends/*.c "$ROOT"/cpu/*.c "$ROOT"/cuda/*.c "$ROOT"/tests/test_cuda.c "$ROOT"/tests/test_util.c \
-         "$ROOT"/tests/op_cases.c "$ROOT"/tests/op_harness.c "$ROOT"/tests/sinks_golden.c; do
-    b=$(basename "$f" .c)
+compile_c() { # C source $1 -> object $2
     gcc -std=c11 -O2 -g -D_GNU_SOURCE -DTR_HAVE_CUDA -DTR_SHARED_DIR="\"$ROOT/../shared\"" \
-        -DTR_GOLDEN_DIR="\"$ROOT/tests/golden\"" -DTR_TRANSIT_BIN="\"\"" $INC -c "$f" -o "$OUT/c_$b.o"
+        -DTR_GOLDEN_DIR="\"$ROOT/tests/golden\"" -DTR_TRANSIT_BIN="\"\"" $INC -c "$1" -o "$2"
+}
+for f in "$ROOT"/core/*.c "$ROOT"/backends/*.c "$ROOT"/cpu/*.c "$ROOT"/cuda/*.c "$ROOT"/tests/test_util.c; do
+    b=$(basename "$f" .c)
+    compile_c "$f" "$OUT/c_$b.o"
     OBJS="$OBJS $OUT/c_$b.o"
 done
-g++ -o "$OUT/test_cuda_emu" $OBJS "$OUT/cuemu.o" -lopenblas -lcjson -lm -lpthread
+# the test programs: program:its own sources in tests/, linked over the common objects
+for t in test_cuda:test_cuda,op_cases,op_harness,sinks_golden test_diffllama:test_diffllama; do
+    prog=${t%%:*} own=""
+    for f in $(echo "${t#*:}" | tr , ' '); do
+        compile_c "$ROOT/tests/$f.c" "$OUT/t_$f.o"
+        own="$own $OUT/t_$f.o"
+    done
+    g++ -o "$OUT/${prog}_emu" $OBJS $own "$OUT/cuemu.o" -lopenblas -lcjson -lm -lpthread
+done
 [ "${1:-}" = build ] && exit 0
+[ "${1:-}" = diffllama ] && exec "$OUT/test_diffllama_emu"
 exec "$OUT/test_cuda_emu" "$@"
