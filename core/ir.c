@@ -259,19 +259,30 @@ tr_tensor *tr_matmul(tr_graph *g, tr_tensor *x, tr_tensor *w)
     return t;
 }
 
-tr_tensor *tr_rope(tr_graph *g, tr_tensor *x, tr_tensor *pos, tr_rope_params p)
+tr_tensor *tr_rope_ext(tr_graph *g, tr_tensor *x, tr_tensor *pos, tr_tensor *factors, tr_rope_params p)
 {
     NEED(x && pos, "rope", "missing operand");
     NEED(x->dtype == TR_F32 && pos->dtype == TR_I32, "rope", "x f32 and pos i32 expected");
     NEED(x->ne[0] % 2 == 0, "rope", "head dimension must be even");
     NEED(pos->ne[0] == x->ne[2], "rope", "one position per token expected");
+    NEED(!factors || (factors->dtype == TR_F32 && tr_nelements(factors) == x->ne[0] / 2 && tr_is_contiguous(factors)),
+         "rope", "frequency factors must be f32 {hd/2}");
+    NEED(p.freq_scale >= 0, "rope", "negative frequency scale");
     tr_tensor *t = make(g, TR_OP_ROPE, TR_F32, 3, x->ne);
     if (t) {
         t->src[0] = x;
         t->src[1] = pos;
+        t->src[2] = factors;
         t->p.rope = p;
+        if (t->p.rope.freq_scale == 0) /* kernels always see the scale itself */
+            t->p.rope.freq_scale = 1;
     }
     return t;
+}
+
+tr_tensor *tr_rope(tr_graph *g, tr_tensor *x, tr_tensor *pos, tr_rope_params p)
+{
+    return tr_rope_ext(g, x, pos, NULL, p);
 }
 
 tr_tensor *tr_glu(tr_graph *g, tr_tensor *gate, tr_tensor *up, tr_activation act)

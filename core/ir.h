@@ -17,8 +17,10 @@
  *   MUL        out = x * y                         same shape, or y {D} broadcast over rows
  *   MATMUL     out[t][n] = sum_k x[t][k] * W[n][k] x {K, T}, W {K, N} (f32/f16/bf16) -> {N, T}
  *              i.e. activations times the transposed weight, as a linear layer is stored.
- *   ROPE       rotary embedding of each head:      x {hd, H, T}, pos {T} i32
- *              for pair i < hd/2, angle = pos[t] * theta^(-2i/hd), (a, b) -> (a cos - b sin,
+ *   ROPE       rotary embedding of each head:      x {hd, H, T}, pos {T} i32, optional factors {hd/2} f32
+ *              for pair i < hd/2, angle = pos[t] * freq_scale * theta^(-2i/hd) / factors[i]
+ *              (factors: 1 when absent; llama3 RoPE scaling, design §11; freq_scale: 1/factor of
+ *              linear scaling, else 1), (a, b) -> (a cos - b sin,
  *              a sin + b cos), where (a, b) = (x[2i], x[2i+1]) in the ADJACENT layout (GGUF/Meta)
  *              and (x[i], x[i+hd/2]) in the HALF layout (Hugging Face rotate_half).
  *   GLU        out = act(gate) * up               gate, up {F, T}; act (p.act) is one of
@@ -85,6 +87,7 @@ typedef enum tr_attn_variant {
 typedef struct tr_rope_params {
     float theta;
     tr_rope_layout layout;
+    float freq_scale; /* angles times this (linear scaling: 1 / factor); 0 when built means 1 */
 } tr_rope_params;
 
 /* Parameters of one ATTENTION node. Room is kept for the variants of design §3-§5: the transition
@@ -180,6 +183,8 @@ tr_tensor *tr_add(tr_graph *g, tr_tensor *x, tr_tensor *y);
 tr_tensor *tr_mul(tr_graph *g, tr_tensor *x, tr_tensor *y);
 tr_tensor *tr_matmul(tr_graph *g, tr_tensor *x, tr_tensor *w);
 tr_tensor *tr_rope(tr_graph *g, tr_tensor *x, tr_tensor *pos, tr_rope_params p);
+/* ROPE with per-pair frequency divisors (src[2], {hd/2} f32; NULL: none). */
+tr_tensor *tr_rope_ext(tr_graph *g, tr_tensor *x, tr_tensor *pos, tr_tensor *factors, tr_rope_params p);
 tr_tensor *tr_glu(tr_graph *g, tr_tensor *gate, tr_tensor *up, tr_activation act);
 tr_tensor *tr_kv_write(tr_graph *g, tr_tensor *cache, tr_tensor *src, int32_t pos0);
 tr_tensor *tr_copy(tr_graph *g, tr_tensor *x);

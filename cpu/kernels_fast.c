@@ -216,8 +216,10 @@ void rope_f32_fast(tr_cpu_state *st, tr_tensor *dst)
     }
     float *cs = st->scratch;
     double *inv_freq = (double *)(st->scratch + hd);
+    const float *factors = dst->src[2] ? dst->src[2]->data : NULL;
     for (int64_t i = 0; i < half; i++)
-        inv_freq[i] = pow((double)dst->p.rope.theta, -2.0 * (double)i / (double)hd);
+        inv_freq[i] = (double)dst->p.rope.freq_scale * pow((double)dst->p.rope.theta, -2.0 * (double)i / (double)hd) /
+                      (factors ? (double)factors[i] : 1.0);
     for (int64_t t = 0; t < x->ne[2]; t++) {
         double p = *(int32_t *)tr_at(pos, t, 0, 0);
         for (int64_t i = 0; i < half; i++) {

@@ -106,6 +106,7 @@ void matmul_ref(tr_tensor *dst)
 void rope_f32_ref(tr_tensor *dst)
 {
     const tr_tensor *x = dst->src[0], *pos = dst->src[1];
+    const float *factors = dst->src[2] ? dst->src[2]->data : NULL;
     int64_t hd = x->ne[0], half = hd / 2;
     for (int64_t t = 0; t < x->ne[2]; t++) {
         double p = *(int32_t *)tr_at(pos, t, 0, 0);
@@ -113,7 +114,8 @@ void rope_f32_ref(tr_tensor *dst)
             const float *in = tr_at(x, 0, h, t);
             float *out = tr_at(dst, 0, h, t);
             for (int64_t i = 0; i < half; i++) {
-                double angle = p * pow((double)dst->p.rope.theta, -2.0 * (double)i / (double)hd);
+                double angle = p * (double)dst->p.rope.freq_scale * pow((double)dst->p.rope.theta, -2.0 * (double)i / (double)hd) /
+                               (factors ? (double)factors[i] : 1.0);
                 double c = cos(angle), s = sin(angle);
                 int64_t ia = dst->p.rope.layout == TR_ROPE_ADJACENT ? 2 * i : i;
                 int64_t ib = dst->p.rope.layout == TR_ROPE_ADJACENT ? 2 * i + 1 : i + half;

@@ -84,7 +84,8 @@ static void add_sink_moves(list *l)
     }
 }
 
-/* Both layouts, the usual base and LLaMA 3's (with positions up to a long context). */
+/* Both layouts, the usual base and LLaMA 3's (with positions up to a long context), unscaled and
+ * with either RoPE scaling (design §11: per-pair divisors as llama3's, or linear). */
 static void add_rope(list *l)
 {
     const int hds[] = {8, 64, 128};
@@ -95,8 +96,10 @@ static void add_rope(list *l)
     for (int layout = 0; layout < 2; layout++)
         for (int a = 0; a < COUNT(hds); a++)
             for (int b = 0; b < COUNT(bases); b++)
-                push(l, (op_case){.kind = OP_ROPE, .bound = OP_BOUND_ELEMENTWISE, .host = hds[a] == 64 ? 0 : HOST(1),
-                                  .rope = {hds[a], 3, 7, bases[b].max_pos, bases[b].theta, layout}});
+                for (int scaling = 0; scaling < 3; scaling++)
+                    push(l, (op_case){.kind = OP_ROPE, .bound = OP_BOUND_ELEMENTWISE,
+                                      .host = (hds[a] == 64 ? 0 : HOST(1)) | (scaling == 1 && b ? HOST(2) : 0),
+                                      .rope = {hds[a], 3, 7, bases[b].max_pos, bases[b].theta, layout, scaling}});
 }
 
 /* Decode (T <= 8: matrix-vector kernels) and prefill sizes, around tile edges. K = 4096 (a real
@@ -255,8 +258,9 @@ void op_case_name(const op_case *c, char *buf, size_t cap)
                  c->sink.n2 ? " and a second move" : "", c->sink.view0, c->sink.keep, c->sink.T);
         break;
     case OP_ROPE:
-        snprintf(buf, cap, "%s %s hd=%d H=%d T=%d theta=%g", op, c->rope.layout ? "half" : "adjacent", c->rope.hd,
-                 c->rope.H, c->rope.T, (double)c->rope.theta);
+        snprintf(buf, cap, "%s %s hd=%d H=%d T=%d theta=%g%s", op, c->rope.layout ? "half" : "adjacent", c->rope.hd,
+                 c->rope.H, c->rope.T, (double)c->rope.theta,
+                 c->rope.scaling == 1 ? " factors" : c->rope.scaling == 2 ? " linear/8" : "");
         break;
     case OP_MATMUL:
         snprintf(buf, cap, "%s %s K=%lld N=%lld T=%lld", op, tr_dtype_name(c->mm.dt), (long long)c->mm.K,
@@ -346,7 +350,7 @@ static tr_tensor *layer_chain(const op_case *c, tr_graph *g)
     tr_tensor *pos = op_int_leaf(g, T, 1, n_past, where(c, 8));
     for (int i = 0; i < T; i++)
         ((int32_t *)pos->data)[i] = n_past + i;
-    tr_rope_params rp = {10000.0f, TR_ROPE_ADJACENT};
+    tr_rope_params rp = {10000.0f, TR_ROPE_ADJACENT, 1.0f};
     tr_tensor *h = tr_rms_norm(g, x, n, 1e-5f);
     tr_tensor *q = tr_rope(g, tr_reshape_3d(g, tr_matmul(g, h, wq), hd, H, T), pos, rp);
     tr_tensor *k = tr_rope(g, tr_reshape_3d(g, tr_matmul(g, h, wk), hd, Hkv, T), pos, rp);
@@ -370,7 +374,7 @@ static tr_tensor *sink_moves(const op_case *c, tr_graph *g)
     tr_tensor *q = op_leaf(g, TR_F32, 3, (int64_t[]){hd, H, T}, 1, where(c, 2));
     tr_tensor *k_new = op_leaf(g, TR_F32, 2, (int64_t[]){W, T}, 1, where(c, 3));
     tr_tensor *v_new = op_leaf(g, TR_F32, 2, (int64_t[]){W, T}, 1, where(c, 4));
-    tr_rope_params rp = {10000.0f, TR_ROPE_HALF};
+    tr_rope_params rp = {10000.0f, TR_ROPE_HALF, 1.0f};
     const int from[2] = {c->sink.from, c->sink.from2}, to[2] = {c->sink.to, c->sink.to2}, rows_of[2] = {n, c->sink.n2};
     tr_tensor *k_moved[2] = {NULL, NULL}, *v_moved[2] = {NULL, NULL};
     for (int j = 0; j < 2 && rows_of[j] > 0; j++) { /* reads first */
@@ -427,7 +431,16 @@ static tr_tensor *build(const op_case *c, tr_graph *g, tr_tensor **leaves)
     case OP_ROPE: {
         tr_tensor *x = op_leaf(g, TR_F32, 3, (int64_t[]){c->rope.hd, c->rope.H, c->rope.T}, 1, where(c, 0));
         tr_tensor *pos = op_int_leaf(g, c->rope.T, c->rope.max_pos, 0, where(c, 1));
-        return tr_rope(g, x, pos, (tr_rope_params){.theta = c->rope.theta, .layout = (tr_rope_layout)c->rope.layout});
+        tr_tensor *factors = NULL;
+        if (c->rope.scaling == 1) { /* 1 on the high frequencies, up to 32 on the low, smooth between */
+            factors = op_leaf(g, TR_F32, 1, (int64_t[]){c->rope.hd / 2}, 1, where(c, 2));
+            float *f = factors->data;
+            for (int i = 0; i < c->rope.hd / 2; i++)
+                f[i] = 1.0f + 31.0f * (float)i / (float)(c->rope.hd / 2) * (0.75f + 0.25f * f[i]);
+        }
+        return tr_rope_ext(g, x, pos, factors,
+                           (tr_rope_params){.theta = c->rope.theta, .layout = (tr_rope_layout)c->rope.layout,
+                                            .freq_scale = c->rope.scaling == 2 ? 0.125f : 1.0f});
     }
     case OP_MATMUL: {
         tr_tensor *x = op_leaf(g, TR_F32, 2, (int64_t[]){c->mm.K, c->mm.T}, 1, where(c, 0));

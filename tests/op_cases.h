@@ -68,7 +68,8 @@ typedef struct op_case {
         struct { /* ROPE: x {hd, H, T}, positions in [0, max_pos) */
             int hd, H, T, max_pos;
             float theta;
-            int layout; /* tr_rope_layout */
+            int layout;  /* tr_rope_layout */
+            int scaling; /* 0 none; 1 per-pair factors in [1, 32] (llama3, a leaf); 2 linear (freq_scale 1/8) */
         } rope;
         struct { /* MATMUL: x {K, T} times w {K, N} */
             int64_t K, N, T;

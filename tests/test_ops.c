@@ -30,8 +30,8 @@ static void test_rope_layouts(void)
             xp[r * hd + i] = xa[r * hd + 2 * i];
             xp[r * hd + hd / 2 + i] = xa[r * hd + 2 * i + 1];
         }
-    tr_tensor *ya = tr_rope(&g, x, pos, (tr_rope_params){10000.0f, TR_ROPE_ADJACENT});
-    tr_tensor *yh = tr_rope(&g, xh, pos, (tr_rope_params){10000.0f, TR_ROPE_HALF});
+    tr_tensor *ya = tr_rope(&g, x, pos, (tr_rope_params){10000.0f, TR_ROPE_ADJACENT, 1.0f});
+    tr_tensor *yh = tr_rope(&g, xh, pos, (tr_rope_params){10000.0f, TR_ROPE_HALF, 1.0f});
     ya->is_output = yh->is_output = 1;
     CHECK(cpu.ref->iface->graph_compute(cpu.ref, &g) == TR_OK, "rope: %s", tr_last_error());
     float *a = ya->data, *h = yh->data, worst = 0;
