@@ -107,6 +107,10 @@ static void put_hparams(tr_gguf_writer *w, const tr_hparams *hp, const char *nam
     tr_gguf_put_u32(w, KEY("attention.value_length"), (uint32_t)hp->head_dim);
     tr_gguf_put_f32(w, KEY("rope.freq_base"), hp->rope_theta);
     tr_gguf_put_f32(w, KEY("attention.layer_norm_rms_epsilon"), hp->rms_eps);
+    if (hp->rope_scaling == TR_ROPE_SCALING_LINEAR) { /* llama3's is the rope_freqs tensor */
+        tr_gguf_put_str(w, KEY("rope.scaling.type"), "linear");
+        tr_gguf_put_f32(w, KEY("rope.scaling.factor"), hp->rope_factor);
+    }
     /* transit's key; llama.cpp's LLaMA has silu built in and ignores it */
     if (hp->diff_attn || hp->act != TR_ACT_SILU)
         tr_gguf_put_str(w, KEY("hidden_act"), tr_activation_name(hp->act));
@@ -121,7 +125,9 @@ static const char *const layer_parts[] = {
 };
 #define N_PARTS (int)(sizeof layer_parts / sizeof layer_parts[0])
 
-static const tr_weight *nth_weight(const tr_model_file *f, int i)
+/* Tensor i of the output: a weight of the file, or for llama3 RoPE scaling from a Hugging Face
+ * directory the divisors computed into *freqs (a weight-shaped view of them). */
+static const tr_weight *nth_weight(const tr_model_file *f, int i, tr_weight *freqs)
 {
     char name[96];
     if (i == 0)
@@ -132,7 +138,10 @@ static const tr_weight *nth_weight(const tr_model_file *f, int i)
         return tr_model_file_find(f, name);
     }
     i -= f->hp.n_layers * N_PARTS;
-    return tr_model_file_find(f, i == 0 ? "output_norm.weight" : "output.weight");
+    if (i < 2)
+        return tr_model_file_find(f, i == 0 ? "output_norm.weight" : "output.weight");
+    const tr_weight *w = tr_model_file_find(f, "rope_freqs.weight");
+    return w ? w : f->hp.rope_scaling == TR_ROPE_SCALING_LLAMA3 ? freqs : NULL;
 }
 
 /* Matrices take the requested type; vectors (norms, lambdas) stay f32, as llama.cpp keeps them. */
@@ -211,15 +220,23 @@ tr_status tr_convert_to_gguf(const char *in, const char *out_path, const char *t
     memset(&vocab, 0, sizeof vocab);
     if (s == TR_OK)
         s = read_vocab(&f, &vocab);
+    /* llama3 RoPE scaling from config.json: llama.cpp's rope_freqs.weight, computed here */
+    float *divisors = malloc((size_t)(f.hp.head_dim / 2 + 1) * sizeof *divisors);
+    tr_weight freqs = {.name = "rope_freqs.weight", .dtype = TR_F32, .ndim = 1, .ne = {f.hp.head_dim / 2, 1, 1, 1},
+                       .data = divisors, .nbytes = (size_t)(f.hp.head_dim / 2) * sizeof(float)};
+    if (s == TR_OK && !divisors)
+        s = tr_fail(TR_ERR_NOMEM, "%s: out of memory", in);
+    if (s == TR_OK && f.hp.rope_scaling == TR_ROPE_SCALING_LLAMA3)
+        tr_rope_llama3_divisors(&f.hp, divisors);
     tr_gguf_writer *w = NULL;
     if (s == TR_OK)
         s = tr_gguf_writer_open(out_path, &w);
     if (s == TR_OK) {
         put_hparams(w, &f.hp, model_name(in), type);
         put_vocab(w, &vocab);
-        int total = 1 + f.hp.n_layers * N_PARTS + 2;
+        int total = 1 + f.hp.n_layers * N_PARTS + 3;
         for (int i = 0; i < total; i++) {
-            const tr_weight *wt = nth_weight(&f, i);
+            const tr_weight *wt = nth_weight(&f, i, &freqs);
             if (!wt)
                 continue; /* tied output, or the lambdas of a LLaMA */
             tr_dtype dt = out_type(wt, type);
@@ -228,7 +245,7 @@ tr_status tr_convert_to_gguf(const char *in, const char *out_path, const char *t
         }
         s = tr_gguf_write_header(w);
         for (int i = 0; s == TR_OK && i < total; i++) {
-            const tr_weight *wt = nth_weight(&f, i);
+            const tr_weight *wt = nth_weight(&f, i, &freqs);
             if (wt)
                 s = write_tensor(w, &f, wt, type);
             if (progress)
@@ -239,6 +256,7 @@ tr_status tr_convert_to_gguf(const char *in, const char *out_path, const char *t
     }
     if (!f.is_gguf)
         tr_vocab_spec_free(&vocab);
+    free(divisors);
     tr_model_file_close(&f);
     return s;
 }

@@ -3,7 +3,7 @@
  *
  * Every key's JSON type is checked and every value bounded before it becomes a hyperparameter:
  * later stages size buffers from these numbers. Keys that change the model's math in ways transit
- * does not implement (rope_scaling, biases, another activation) are refused rather than ignored, so a
+ * does not implement (other RoPE scaling types, biases, another activation) are refused rather than ignored, so a
  * checkpoint either runs correctly or fails with a clear reason. */
 #include "hf_config.h"
 
@@ -162,9 +162,6 @@ static tr_status get_token_id(const cJSON *root, const char *path, const char *k
 /* Settings of LlamaConfig that would change the computation in ways transit does not implement. */
 static tr_status check_unsupported_features(const cJSON *root, const char *path)
 {
-    const cJSON *j = cJSON_GetObjectItemCaseSensitive(root, "rope_scaling");
-    if (j && !cJSON_IsNull(j))
-        return tr_fail(TR_ERR_UNSUPPORTED, "%s: 'rope_scaling' is set; RoPE scaling is not supported yet", path);
     static const char *const bias_keys[] = {"attention_bias", "mlp_bias"};
     for (int i = 0; i < 2; i++) {
         int on = 0;
@@ -173,6 +170,71 @@ static tr_status check_unsupported_features(const cJSON *root, const char *path)
             return tr_fail(TR_ERR_UNSUPPORTED, "%s: '%s' is true; biases are not supported", path, bias_keys[i]);
     }
     return TR_OK;
+}
+
+/* A number inside rope_scaling (or rope_parameters), lo < v < hi. */
+static tr_status scaling_number(const cJSON *obj, const char *path, const char *where, const char *key, double lo,
+                                double hi, float *out)
+{
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (!j || cJSON_IsNull(j))
+        return tr_fail(TR_ERR_FORMAT, "%s: '%s' has no '%s'", path, where, key);
+    if (!cJSON_IsNumber(j) || !(j->valuedouble > lo && j->valuedouble < hi))
+        return tr_fail(TR_ERR_FORMAT, "%s: '%s.%s' must be a number between %g and %g", path, where, key, lo, hi);
+    *out = (float)j->valuedouble;
+    return TR_OK;
+}
+
+/* RoPE scaling (design §11): `rope_scaling` (transformers 4: its type as "rope_type" or the older
+ * "type"), or transformers 5's `rope_parameters`, which also carries rope_theta. linear and llama3
+ * are computed; any other type is refused, never ignored. */
+static tr_status get_rope_scaling(const cJSON *root, const char *path, tr_hparams *hp)
+{
+    const char *where = "rope_scaling";
+    const cJSON *s = cJSON_GetObjectItemCaseSensitive(root, where);
+    if (!s || cJSON_IsNull(s)) {
+        where = "rope_parameters";
+        s = cJSON_GetObjectItemCaseSensitive(root, where);
+    }
+    if (!s || cJSON_IsNull(s))
+        return TR_OK;
+    if (!cJSON_IsObject(s))
+        return tr_fail(TR_ERR_FORMAT, "%s: '%s' must be an object, got %s", path, where, tr_json_type_name(s));
+    const cJSON *theta = cJSON_GetObjectItemCaseSensitive(s, "rope_theta");
+    if (theta && !cJSON_GetObjectItemCaseSensitive(root, "rope_theta"))
+        TR_TRY(scaling_number(s, path, where, "rope_theta", 0, 1e12, &hp->rope_theta));
+    const cJSON *type = cJSON_GetObjectItemCaseSensitive(s, "rope_type");
+    if (!type)
+        type = cJSON_GetObjectItemCaseSensitive(s, "type");
+    if (!type && !strcmp(where, "rope_parameters"))
+        return TR_OK;
+    if (!type || !cJSON_IsString(type))
+        return tr_fail(TR_ERR_FORMAT, "%s: '%s' needs a string 'rope_type' (or 'type')", path, where);
+    const char *t = type->valuestring;
+    if (!strcmp(t, "default"))
+        return TR_OK;
+    if (!strcmp(t, "linear")) {
+        hp->rope_scaling = TR_ROPE_SCALING_LINEAR;
+        return scaling_number(s, path, where, "factor", 0, 1e6, &hp->rope_factor);
+    }
+    if (!strcmp(t, "llama3")) {
+        hp->rope_scaling = TR_ROPE_SCALING_LLAMA3;
+        float orig;
+        TR_TRY(scaling_number(s, path, where, "factor", 0, 1e6, &hp->rope_factor));
+        TR_TRY(scaling_number(s, path, where, "low_freq_factor", 0, 1e6, &hp->rope_low_freq_factor));
+        TR_TRY(scaling_number(s, path, where, "high_freq_factor", 0, 1e6, &hp->rope_high_freq_factor));
+        TR_TRY(scaling_number(s, path, where, "original_max_position_embeddings", 0, MAX_HPARAM + 1.0, &orig));
+        hp->rope_orig_ctx = (int)orig;
+        if ((float)hp->rope_orig_ctx != orig)
+            return tr_fail(TR_ERR_FORMAT, "%s: '%s.original_max_position_embeddings' must be an integer", path, where);
+        if (!(hp->rope_high_freq_factor > hp->rope_low_freq_factor))
+            return tr_fail(TR_ERR_FORMAT, "%s: '%s' needs high_freq_factor (%g) above low_freq_factor (%g)", path,
+                           where, (double)hp->rope_high_freq_factor, (double)hp->rope_low_freq_factor);
+        return TR_OK;
+    }
+    char q[64];
+    return tr_fail(TR_ERR_UNSUPPORTED, "%s: '%s' type '%s' is not supported (only 'linear' and 'llama3')", path, where,
+                   tr_quote(t, strlen(t), q, sizeof q));
 }
 
 /* hidden_act: the activations transformers' ACT2FN defines under these names. */
@@ -242,6 +304,7 @@ static tr_status read_config(const cJSON *root, const char *path, tr_hparams *hp
     }
     TR_TRY(get_float(root, path, "rms_norm_eps", 1e-6, 0, 1, &hp->rms_eps));
     TR_TRY(get_float(root, path, "rope_theta", 10000, 0, 1e12, &hp->rope_theta));
+    TR_TRY(get_rope_scaling(root, path, hp));
     TR_TRY(get_bool(root, path, "tie_word_embeddings", 0, &hp->tied_embeddings));
     TR_TRY(get_token_id(root, path, "bos_token_id", hp->n_vocab, &hp->bos_id));
     TR_TRY(get_token_id(root, path, "eos_token_id", hp->n_vocab, &hp->eos_id));

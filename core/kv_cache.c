@@ -87,8 +87,8 @@ void tr_kv_plan(tr_context *c, int T)
 tr_status tr_kv_append(tr_context *c, tr_graph *g, int l, tr_tensor *k, tr_tensor *v, tr_tensor **k_seen,
                        tr_tensor **v_seen)
 {
-    const tr_hparams *hp = &c->model->hp;
-    const tr_rope_params rope = {.theta = hp->rope_theta, .layout = hp->rope_layout};
+    const tr_model *m = c->model;
+    const tr_hparams *hp = &m->hp;
     tr_kv_step *s = &c->step;
     tr_tensor *kc = c->k_cache[l], *vc = c->v_cache[l];
     int64_t hd = hp->head_dim, W = kc->ne[0];
@@ -108,8 +108,9 @@ tr_status tr_kv_append(tr_context *c, tr_graph *g, int l, tr_tensor *k, tr_tenso
             s->move_pos[j]->is_input = 1;
         }
         pos += mv->n;
-        k_moved[j] = tr_rope(g, tr_reshape_3d(g, tr_view_rows(g, kc, mv->from, mv->n), hd, W / hd, mv->n),
-                             s->move_pos[j], rope);
+        /* angles are linear in the position, scaled or not: turning by to - from moves a key there */
+        k_moved[j] = tr_rope_ext(g, tr_reshape_3d(g, tr_view_rows(g, kc, mv->from, mv->n), hd, W / hd, mv->n),
+                                 s->move_pos[j], m->rope_freqs, m->rope);
         v_moved[j] = tr_copy(g, tr_view_rows(g, vc, mv->from, mv->n));
         tr_set_name(k_moved[j], "k_moved%d.%d", j, l);
         tr_set_name(v_moved[j], "v_moved%d.%d", j, l);

@@ -22,7 +22,6 @@ tr_tensor *tr_llama_build(tr_context *ctx, tr_graph *g, int n_tokens, int all_lo
     const tr_model *m = ctx->model;
     const tr_hparams *hp = &m->hp;
     const int T = n_tokens, hd = hp->head_dim, n_past = ctx->step.n_past;
-    const tr_rope_params rope = {.theta = hp->rope_theta, .layout = hp->rope_layout};
     /* The transition's schedule is in prompt positions: they are cache rows until the first trim. */
     const int transition_ok = ctx->n_dropped + ctx->step.dropped == 0;
 
@@ -49,8 +48,8 @@ tr_tensor *tr_llama_build(tr_context *ctx, tr_graph *g, int n_tokens, int all_lo
         tr_set_name(q, "q.%d", l);
         tr_set_name(k, "k.%d", l);
         tr_set_name(v, "v.%d", l);
-        q = tr_rope(g, tr_reshape_3d(g, q, hd, hp->n_heads, T), pos, rope);
-        k = tr_rope(g, tr_reshape_3d(g, k, hd, hp->n_kv_heads, T), pos, rope);
+        q = tr_rope_ext(g, tr_reshape_3d(g, q, hd, hp->n_heads, T), pos, m->rope_freqs, m->rope);
+        k = tr_rope_ext(g, tr_reshape_3d(g, k, hd, hp->n_kv_heads, T), pos, m->rope_freqs, m->rope);
         tr_set_name(q, "q_rope.%d", l);
         tr_set_name(k, "k_rope.%d", l);
         tr_tensor *kc, *vc;

@@ -78,6 +78,28 @@ int tr_model_diff_lambda(const tr_model *m, int layer, double *lambda, double *l
     return 1;
 }
 
+/* RoPE parameters of the model, and its divisor tensor for llama3 scaling: the GGUF's rope_freqs,
+ * or computed from config.json. */
+static tr_status bind_rope(tr_model *m)
+{
+    const tr_hparams *hp = &m->hp;
+    m->rope = (tr_rope_params){.theta = hp->rope_theta, .layout = hp->rope_layout,
+                               .freq_scale = hp->rope_scaling == TR_ROPE_SCALING_LINEAR ? 1.0f / hp->rope_factor : 1.0f};
+    if (hp->rope_scaling != TR_ROPE_SCALING_LLAMA3)
+        return TR_OK;
+    if (tr_model_file_find(&m->file, "rope_freqs.weight")) {
+        m->rope_freqs = weight(m, "rope_freqs.weight");
+        return m->rope_freqs ? TR_OK : TR_ERR_FORMAT;
+    }
+    m->rope_freqs_data = malloc((size_t)(hp->head_dim / 2) * sizeof *m->rope_freqs_data);
+    m->rope_freqs = tr_new_tensor_1d(&m->weights, TR_F32, hp->head_dim / 2, "rope_freqs.weight");
+    if (!m->rope_freqs_data || !m->rope_freqs)
+        return tr_fail(TR_ERR_NOMEM, "%s: out of memory", m->file.path);
+    tr_rope_llama3_divisors(hp, m->rope_freqs_data);
+    m->rope_freqs->data = m->rope_freqs_data;
+    return TR_OK;
+}
+
 static tr_status bind_weights(tr_model *m)
 {
     char name[96];
@@ -107,6 +129,7 @@ static tr_status bind_weights(tr_model *m)
                 return TR_ERR_FORMAT;
         }
     }
+    TR_TRY(bind_rope(m));
     return m->hp.diff_attn ? compute_lambdas(m) : TR_OK;
 }
 
@@ -201,6 +224,7 @@ void tr_model_free(tr_model *m)
     if (m->weights.arena)
         tr_graph_free(&m->weights);
     free(m->layers);
+    free(m->rope_freqs_data);
     tr_model_file_close(&m->file);
     free(m);
 }
@@ -245,6 +269,12 @@ void tr_model_get_info(const tr_model *m, tr_model_info *info)
     info->rope_theta = hp->rope_theta;
     info->tied_embeddings = m->output == m->tok_embd;
     info->rope_layout = hp->rope_layout;
+    static const char *const scalings[] = {"none", "linear", "llama3"};
+    info->rope_scaling = scalings[hp->rope_scaling];
+    info->rope_factor = hp->rope_factor;
+    info->rope_low_freq_factor = hp->rope_low_freq_factor;
+    info->rope_high_freq_factor = hp->rope_high_freq_factor;
+    info->rope_orig_ctx = hp->rope_orig_ctx;
     info->n_params = m->n_params;
     info->weight_bytes = m->weight_bytes;
     info->decode_bytes = m->weight_bytes;

@@ -36,6 +36,9 @@ struct tr_model {
     tr_tensor *output_norm;   /* {dim} */
     tr_tensor *output;        /* {dim, n_vocab}; == tok_embd when tied */
     tr_llama_layer *layers;   /* [n_layers] */
+    tr_tensor *rope_freqs;    /* llama3 RoPE scaling: per-pair divisors {head_dim/2}, else NULL */
+    float *rope_freqs_data;   /* owned, when computed from config.json rather than read from the file */
+    tr_rope_params rope;      /* theta, layout and linear scaling of every ROPE node */
     int64_t n_params;
     size_t weight_bytes;
 };

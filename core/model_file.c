@@ -10,6 +10,7 @@
 #endif
 #include "model_file.h"
 
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,15 +28,17 @@
 
 /* ---- canonical names ------------------------------------------------------------------------ */
 
-enum { K_TOKEN_EMBD, K_OUTPUT_NORM, K_OUTPUT, K_LAYER }; /* K_LAYER + per-layer index */
+enum { K_TOKEN_EMBD, K_OUTPUT_NORM, K_OUTPUT, K_ROPE_FREQS, K_LAYER }; /* K_LAYER + per-layer index */
 enum { L_ATTN_NORM, L_Q, L_K, L_V, L_O, L_FFN_NORM, L_GATE, L_UP, L_DOWN,
        L_LAMBDA_Q1, L_LAMBDA_K1, L_LAMBDA_Q2, L_LAMBDA_K2, /* differential attention only */
        N_LAYER_TENSORS };
 #define N_LLAMA_LAYER_TENSORS L_LAMBDA_Q1
 
-static const char *const global_names[K_LAYER] = {"token_embd.weight", "output_norm.weight", "output.weight"};
+static const char *const global_names[K_LAYER] = {"token_embd.weight", "output_norm.weight", "output.weight",
+                                                   "rope_freqs.weight"};
+/* Hugging Face has no rope_freqs tensor: its divisors follow from config.json (core/model.c) */
 static const char *const hf_global_names[K_LAYER] = {"model.embed_tokens.weight", "model.norm.weight",
-                                                      "lm_head.weight"};
+                                                      "lm_head.weight", NULL};
 static const char *const layer_names[N_LAYER_TENSORS] = {
     "attn_norm.weight", "attn_q.weight",   "attn_k.weight",  "attn_v.weight",   "attn_output.weight",
     "ffn_norm.weight",  "ffn_gate.weight", "ffn_up.weight",  "ffn_down.weight",
@@ -86,7 +89,7 @@ static int tensor_kind(const char *name, int hf, int *layer)
     const char *const *globals = hf ? hf_global_names : global_names;
     *layer = -1;
     for (int k = 0; k < K_LAYER; k++)
-        if (strcmp(name, globals[k]) == 0)
+        if (globals[k] && strcmp(name, globals[k]) == 0)
             return k;
     int i = hf ? match_layer_name(name, "model.layers.", hf_layer_names, layer)
                : match_layer_name(name, "blk.", layer_names, layer);
@@ -109,6 +112,7 @@ static int expected_shape(const tr_hparams *hp, int kind, int64_t ne[2])
     switch (kind) {
     case K_TOKEN_EMBD: case K_OUTPUT: ne[0] = hp->dim; ne[1] = hp->n_vocab; return 2;
     case K_OUTPUT_NORM: case K_LAYER + L_ATTN_NORM: case K_LAYER + L_FFN_NORM: ne[0] = hp->dim; return 1;
+    case K_ROPE_FREQS: ne[0] = hp->head_dim / 2; return 1;
     case K_LAYER + L_Q: ne[0] = hp->dim; ne[1] = q; return 2;
     case K_LAYER + L_K: case K_LAYER + L_V: ne[0] = hp->dim; ne[1] = kv; return 2;
     case K_LAYER + L_O: ne[0] = q; ne[1] = hp->dim; return 2;
@@ -116,6 +120,25 @@ static int expected_shape(const tr_hparams *hp, int kind, int64_t ne[2])
     case K_LAYER + L_LAMBDA_Q1: case K_LAYER + L_LAMBDA_K1: case K_LAYER + L_LAMBDA_Q2: case K_LAYER + L_LAMBDA_K2:
         ne[0] = hp->head_dim; return 1;
     default: ne[0] = hp->ffn_dim; ne[1] = hp->dim; return 2; /* L_DOWN */
+    }
+}
+
+/* llama3 RoPE scaling (design §11) as per-pair divisors of the frequency, in double: pairs whose
+ * wavelength is below orig/high_freq_factor keep it, those above orig/low_freq_factor are divided by
+ * factor, and those between are interpolated (the divisor is inv_freq / the scaled inv_freq). */
+void tr_rope_llama3_divisors(const tr_hparams *hp, float *out)
+{
+    double orig = hp->rope_orig_ctx, lo = hp->rope_low_freq_factor, hi = hp->rope_high_freq_factor;
+    for (int i = 0; i < hp->head_dim / 2; i++) {
+        double inv = pow((double)hp->rope_theta, -2.0 * i / hp->head_dim), wavelen = 2 * 3.14159265358979323846 / inv;
+        double scaled = inv;
+        if (wavelen > orig / lo) {
+            scaled = inv / hp->rope_factor;
+        } else if (wavelen >= orig / hi) {
+            double smooth = (orig / wavelen - lo) / (hi - lo);
+            scaled = (1 - smooth) * inv / hp->rope_factor + smooth * inv;
+        }
+        out[i] = (float)(inv / scaled);
     }
 }
 
@@ -269,6 +292,17 @@ static tr_status validate(loader *L)
     int has_output = loader_find(L, global_names[K_OUTPUT]) != NULL;
     TR_TRY(check_weight(L, K_OUTPUT, -1, L->hf ? !hp->tied_embeddings : 0));
     hp->tied_embeddings = !has_output;
+    /* GGUF: llama.cpp writes llama3 RoPE scaling as this tensor of per-pair divisors */
+    if (!L->hf && loader_find(L, global_names[K_ROPE_FREQS])) {
+        TR_TRY(check_weight(L, K_ROPE_FREQS, -1, 1));
+        const entry *e = loader_find(L, global_names[K_ROPE_FREQS]);
+        if (e->w.dtype != TR_F32)
+            return tr_fail(TR_ERR_FORMAT, "%s: tensor 'rope_freqs.weight' must be F32, got %s", e->file,
+                           tr_dtype_name(e->w.dtype));
+        if (hp->rope_scaling == TR_ROPE_SCALING_LINEAR)
+            return tr_fail(TR_ERR_FORMAT, "%s: both linear RoPE scaling and a rope_freqs tensor", e->file);
+        hp->rope_scaling = TR_ROPE_SCALING_LLAMA3;
+    }
     for (int l = 0; l < hp->n_layers; l++)
         for (int i = 0; i < N_LAYER_TENSORS; i++)
             if (i < N_LLAMA_LAYER_TENSORS || hp->diff_attn)
@@ -399,10 +433,20 @@ static tr_status gguf_hparams(const tr_gguf *g, const char *file, tr_hparams *hp
                        hp->head_dim);
     TR_TRY(gguf_float(g, file, KEY("attention.layer_norm_rms_epsilon"), 1, 0, 1, &hp->rms_eps));
     TR_TRY(gguf_float(g, file, KEY("rope.freq_base"), 0, 10000, 1e12, &hp->rope_theta));
+    /* RoPE scaling: linear by these keys (or the older rope.scale_linear); llama3 by a rope_freqs
+     * tensor (validate); any other type is refused */
     const tr_gguf_kv *scaling = tr_gguf_find_kv(g, KEY("rope.scaling.type"));
-    if (scaling && !(scaling->type == TR_GGUF_STRING && scaling->str_len == 4 && memcmp(scaling->str, "none", 4) == 0))
-        return tr_fail(TR_ERR_UNSUPPORTED, "%s: %s.rope.scaling.type is set; RoPE scaling is not supported yet",
-                       file, hp->arch);
+    int linear = scaling && scaling->type == TR_GGUF_STRING && scaling->str_len == 6 && !memcmp(scaling->str, "linear", 6);
+    if (scaling && !linear && !(scaling->type == TR_GGUF_STRING && scaling->str_len == 4 && !memcmp(scaling->str, "none", 4)))
+        return tr_fail(TR_ERR_UNSUPPORTED, "%s: %s.rope.scaling.type is %s; only 'linear' (and llama3 as rope_freqs.weight) "
+                       "are supported", file, hp->arch,
+                       scaling->type == TR_GGUF_STRING ? tr_quote(scaling->str, (size_t)scaling->str_len, q, sizeof q)
+                                                       : "not a string");
+    if (linear || tr_gguf_find_kv(g, KEY("rope.scale_linear"))) {
+        hp->rope_scaling = TR_ROPE_SCALING_LINEAR;
+        TR_TRY(gguf_float(g, file, linear ? KEY("rope.scaling.factor") : KEY("rope.scale_linear"), 1, 1, 1e6,
+                          &hp->rope_factor));
+    }
     if (hp->diff_attn && (hp->n_heads % 2 != 0 || hp->n_kv_heads % 2 != 0))
         return tr_fail(TR_ERR_FORMAT, "%s: differential attention pairs heads, but the head counts (%d, %d kv) are "
                        "not both even", file, hp->n_heads, hp->n_kv_heads);

@@ -19,6 +19,7 @@
  *   blk.N.ffn_up.weight        [dim, ffn_dim]
  *   blk.N.ffn_down.weight      [ffn_dim, dim]
  *   blk.N.attn_lambda_q1 (k1, q2, k2) [head_dim]     (differential attention only, design §4)
+ *   rope_freqs.weight          [head_dim/2]          (GGUF with llama3 RoPE scaling: per-pair divisors)
  * Hugging Face names map onto these (model.layers.N.self_attn.q_proj.weight -> blk.N.attn_q.weight,
  * model.layers.N.self_attn.lambda_q1 -> blk.N.attn_lambda_q1, ...). HF q/k rows stay in HF's rotate-half order: hp.rope_layout says which RoPE pairing applies. */
 #ifndef TR_MODEL_FILE_H
@@ -45,12 +46,24 @@ typedef enum tr_activation {
 } tr_activation;
 const char *tr_activation_name(tr_activation a);
 
+/* RoPE scaling (design §11). llama3 scales each pair's frequency by a divisor (the model's
+ * rope_freqs: computed from these parameters for Hugging Face, a tensor in GGUF); linear divides
+ * positions by the factor. */
+typedef enum tr_rope_scaling {
+    TR_ROPE_SCALING_NONE = 0,
+    TR_ROPE_SCALING_LINEAR = 1,
+    TR_ROPE_SCALING_LLAMA3 = 2,
+} tr_rope_scaling;
+
 typedef struct tr_hparams {
     char arch[32]; /* "llama" or "diffllama" */
     int diff_attn; /* differential attention (design §4): arch "diffllama" */
     tr_activation act; /* the feed-forward gate's activation */
     int n_vocab, dim, n_layers, n_heads, n_kv_heads, head_dim, ffn_dim, n_ctx_train;
     float rms_eps, rope_theta;
+    tr_rope_scaling rope_scaling;
+    float rope_factor, rope_low_freq_factor, rope_high_freq_factor; /* llama3: all; linear: factor */
+    int rope_orig_ctx; /* llama3: original_max_position_embeddings (0 from a GGUF, whose tensor says it all) */
     int tied_embeddings;
     tr_rope_layout rope_layout;
     int bos_id, eos_id; /* -1 when the file does not say */
@@ -92,6 +105,10 @@ tr_status tr_model_file_open(const char *path, tr_model_file *out);
 void tr_model_file_close(tr_model_file *f);
 /* The weight with this canonical name, or NULL. */
 const tr_weight *tr_model_file_find(const tr_model_file *f, const char *name);
+
+/* llama3 RoPE scaling's per-pair frequency divisors ([head_dim / 2]) from hp's parameters, as
+ * llama.cpp stores them in rope_freqs.weight and transformers applies them to inv_freq. */
+void tr_rope_llama3_divisors(const tr_hparams *hp, float *out);
 
 /* Maps a whole file read-only. An empty file maps to addr NULL, size 0. */
 tr_status tr_map_file(const char *path, tr_mapping *out);

@@ -70,6 +70,9 @@ typedef struct tr_model_info {
     float rms_norm_eps, rope_theta;
     int tied_embeddings;
     int rope_layout; /* 0 = adjacent pairs (GGUF / Meta), 1 = rotate-half (Hugging Face) */
+    const char *rope_scaling; /* "none", "linear" or "llama3" */
+    float rope_factor, rope_low_freq_factor, rope_high_freq_factor; /* when scaled (llama3: all three) */
+    int rope_orig_ctx; /* llama3 from config.json: original_max_position_embeddings; 0 from GGUF */
     int64_t n_params;
     size_t weight_bytes;
     size_t decode_bytes; /* weight bytes one decoding step reads: all but the embedding table, of

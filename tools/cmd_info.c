@@ -90,8 +90,16 @@ int cmd_info(int argc, char **argv)
     printf("  ffn              %d, %s gate\n", i.ffn_dim, i.activation);
     printf("  context (train)  %d\n", i.n_ctx_train);
     printf("  rms_norm_eps     %g\n", (double)i.rms_norm_eps);
-    printf("  rope             theta %g, %s layout\n", (double)i.rope_theta,
+    printf("  rope             theta %g, %s layout", (double)i.rope_theta,
            i.rope_layout ? "rotate-half (Hugging Face)" : "adjacent-pair (GGUF)");
+    if (!strcmp(i.rope_scaling, "linear"))
+        printf(", linear scaling by %g", (double)i.rope_factor);
+    else if (!strcmp(i.rope_scaling, "llama3") && i.rope_orig_ctx)
+        printf(", llama3 scaling (factor %g, low %g, high %g, original context %d)", (double)i.rope_factor,
+               (double)i.rope_low_freq_factor, (double)i.rope_high_freq_factor, i.rope_orig_ctx);
+    else if (!strcmp(i.rope_scaling, "llama3"))
+        printf(", llama3 scaling (per-pair divisors: rope_freqs.weight)");
+    printf("\n");
     printf("  embeddings       %s\n", i.tied_embeddings ? "tied" : "separate output matrix");
     double lambda, lambda_init;
     for (int l = 0; tr_model_diff_lambda(m, l, &lambda, &lambda_init); l++)
