@@ -68,6 +68,26 @@ static tr_status read_vocab(const tr_model_file *f, tr_vocab_spec *v)
     return TR_OK;
 }
 
+/* The checkpoint's other end-of-generation ids (Llama 3: <|eot_id|>, <|eom_id|>) as llama.cpp's
+ * eot / eom keys: <|eom_id|> by its piece, any other as eot (GGUF has room for these two). */
+static void put_stop_ids(tr_gguf_writer *w, const tr_hparams *hp, const tr_vocab_spec *v)
+{
+    int eot = -1, eom = -1;
+    for (int i = 0; i < hp->n_eog; i++) {
+        int id = hp->eog[i];
+        if (id == v->eos_id || id < 0 || id >= v->n)
+            continue;
+        if (!strcmp(v->pieces[id], "<|eom_id|>") && eom < 0)
+            eom = id;
+        else if (eot < 0)
+            eot = id;
+    }
+    if (eot >= 0)
+        tr_gguf_put_u32(w, "tokenizer.ggml.eot_token_id", (uint32_t)eot);
+    if (eom >= 0)
+        tr_gguf_put_u32(w, "tokenizer.ggml.eom_token_id", (uint32_t)eom);
+}
+
 static void put_vocab(tr_gguf_writer *w, const tr_vocab_spec *v)
 {
     tr_gguf_put_str(w, "tokenizer.ggml.model", "llama");
@@ -234,6 +254,7 @@ tr_status tr_convert_to_gguf(const char *in, const char *out_path, const char *t
     if (s == TR_OK) {
         put_hparams(w, &f.hp, model_name(in), type);
         put_vocab(w, &vocab);
+        put_stop_ids(w, &f.hp, &vocab);
         int total = 1 + f.hp.n_layers * N_PARTS + 3;
         for (int i = 0; i < total; i++) {
             const tr_weight *wt = nth_weight(&f, i, &freqs);

@@ -157,6 +157,34 @@ static tr_status get_token_id(const cJSON *root, const char *path, const char *k
     return TR_OK;
 }
 
+/* Every id of eos_token_id (an id or a list) into hp's end-of-generation set. */
+static tr_status add_eos_ids(const cJSON *root, const char *path, tr_hparams *hp)
+{
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(root, "eos_token_id");
+    if (!j || cJSON_IsNull(j))
+        return TR_OK;
+    int n = cJSON_IsArray(j) ? cJSON_GetArraySize(j) : 1;
+    for (int i = 0; i < n; i++) {
+        const cJSON *e = cJSON_IsArray(j) ? cJSON_GetArrayItem(j, i) : j;
+        int64_t v;
+        if (!cJSON_IsNumber(e) || !json_integer(e, &v) || v < 0 || v >= hp->n_vocab)
+            return tr_fail(TR_ERR_FORMAT, "%s: 'eos_token_id' must be token ids below %d", path, hp->n_vocab);
+        tr_hparams_add_eog(hp, (int)v);
+    }
+    return TR_OK;
+}
+
+tr_status tr_hf_eos_ids_parse(const char *text, size_t len, const char *path, tr_hparams *hp)
+{
+    cJSON *root;
+    TR_TRY(tr_json_parse(text, len, path, &root));
+    tr_status s = cJSON_IsObject(root) ? add_eos_ids(root, path, hp)
+                                       : tr_fail(TR_ERR_FORMAT, "%s: must be a JSON object, got %s", path,
+                                                 tr_json_type_name(root));
+    cJSON_Delete(root);
+    return s;
+}
+
 /* ---- config.json ---------------------------------------------------------------------------- */
 
 /* Settings of LlamaConfig that would change the computation in ways transit does not implement. */
@@ -308,6 +336,7 @@ static tr_status read_config(const cJSON *root, const char *path, tr_hparams *hp
     TR_TRY(get_bool(root, path, "tie_word_embeddings", 0, &hp->tied_embeddings));
     TR_TRY(get_token_id(root, path, "bos_token_id", hp->n_vocab, &hp->bos_id));
     TR_TRY(get_token_id(root, path, "eos_token_id", hp->n_vocab, &hp->eos_id));
+    TR_TRY(add_eos_ids(root, path, hp));
     return TR_OK;
 }
 

@@ -23,6 +23,10 @@ tr_status tr_json_parse(const char *text, size_t len, const char *path, cJSON **
  * tied_embeddings from tie_word_embeddings). Every key's type and range is checked. */
 tr_status tr_hf_config_parse(const char *text, size_t len, const char *path, tr_hparams *hp);
 
+/* Adds the ids of `eos_token_id` (an id or a list of them) in a config.json or generation_config.json
+ * to hp's end-of-generation set. */
+tr_status tr_hf_eos_ids_parse(const char *text, size_t len, const char *path, tr_hparams *hp);
+
 /* tokenizer_config.json: *add_bos from add_bos_token (default 1). */
 tr_status tr_hf_tokenizer_config_parse(const char *text, size_t len, const char *path, int *add_bos);
 

@@ -231,6 +231,31 @@ void tr_model_free(tr_model *m)
 
 int tr_model_n_vocab(const tr_model *m) { return m->hp.n_vocab; }
 
+int tr_model_eog_ids(const tr_model *m, int32_t *ids, int cap)
+{
+    int n = 0, eos = tr_tokenizer_eos(m->tok);
+    if (eos >= 0 && n < cap)
+        ids[n] = eos;
+    n += eos >= 0;
+    for (int i = 0; i < m->hp.n_eog; i++)
+        if (m->hp.eog[i] != eos) {
+            if (n < cap)
+                ids[n] = m->hp.eog[i];
+            n++;
+        }
+    return n;
+}
+
+int tr_model_is_eog(const tr_model *m, int32_t token)
+{
+    if (token >= 0 && token == tr_tokenizer_eos(m->tok))
+        return 1;
+    for (int i = 0; i < m->hp.n_eog; i++)
+        if (m->hp.eog[i] == token)
+            return 1;
+    return 0;
+}
+
 double tr_model_measure_bandwidth(tr_model *m)
 {
     return m->backend->iface->bandwidth ? m->backend->iface->bandwidth(m->backend) : 0;

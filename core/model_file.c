@@ -142,6 +142,15 @@ void tr_rope_llama3_divisors(const tr_hparams *hp, float *out)
     }
 }
 
+void tr_hparams_add_eog(tr_hparams *hp, int id)
+{
+    for (int i = 0; i < hp->n_eog; i++)
+        if (hp->eog[i] == id)
+            return;
+    if (id >= 0 && hp->n_eog < TR_MAX_EOG)
+        hp->eog[hp->n_eog++] = id;
+}
+
 /* ---- collecting weights --------------------------------------------------------------------- */
 
 /* A weight found in a file, with where it came from (for messages). */
@@ -499,6 +508,16 @@ static tr_status load_gguf(const uint8_t *data, size_t len, tr_model_file *f)
                     f->vocab.n, f->hp.n_vocab);
     f->hp.bos_id = f->has_vocab ? f->vocab.bos_id : -1;
     f->hp.eos_id = f->has_vocab ? f->vocab.eos_id : -1;
+    tr_hparams_add_eog(&f->hp, f->hp.eos_id);
+    static const char *const eog_keys[] = {"tokenizer.ggml.eot_token_id", "tokenizer.ggml.eom_token_id"};
+    for (int i = 0; s == TR_OK && f->has_vocab && i < 2; i++) { /* llama.cpp's keys for Llama 3's other stops */
+        const tr_gguf_kv *kv = tr_gguf_find_kv(&g, eog_keys[i]);
+        int64_t v;
+        if (kv && (!tr_gguf_kv_int(kv, &v) || v < 0 || v >= f->vocab.n))
+            s = tr_fail(TR_ERR_FORMAT, "%s: %s is not a token id of the vocabulary", file, eog_keys[i]);
+        else if (kv)
+            tr_hparams_add_eog(&f->hp, (int)v);
+    }
     f->add_bos = f->has_vocab ? f->vocab.add_bos : -1;
     for (size_t i = 0; s == TR_OK && i < g.n_tensors; i++) {
         const tr_gguf_tensor *t = &g.tensors[i];
@@ -622,6 +641,13 @@ static tr_status load_hf(const char *dir, tr_model_file *f)
     if (tr_is_regular_file(path)) {
         TR_TRY(tr_read_small_file(path, MAX_JSON_FILE, &text, &len));
         s = tr_hf_tokenizer_config_parse(text, len, path, &f->add_bos);
+        free(text);
+        TR_TRY(s);
+    }
+    TR_TRY(join_path(path, sizeof path, dir, "generation_config.json"));
+    if (tr_is_regular_file(path)) { /* the ids that end a reply (Llama 3: <|eot_id|> and more) */
+        TR_TRY(tr_read_small_file(path, MAX_JSON_FILE, &text, &len));
+        s = tr_hf_eos_ids_parse(text, len, path, &f->hp);
         free(text);
         TR_TRY(s);
     }

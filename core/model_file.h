@@ -67,6 +67,10 @@ typedef struct tr_hparams {
     int tied_embeddings;
     tr_rope_layout rope_layout;
     int bos_id, eos_id; /* -1 when the file does not say */
+#define TR_MAX_EOG 8
+    int eog[TR_MAX_EOG]; /* the ids that end generation (Llama 3 has several): eos_token_id as a list,
+                            generation_config.json's, GGUF's eos/eot/eom ids */
+    int n_eog;
 } tr_hparams;
 
 typedef struct tr_weight {
@@ -105,6 +109,9 @@ tr_status tr_model_file_open(const char *path, tr_model_file *out);
 void tr_model_file_close(tr_model_file *f);
 /* The weight with this canonical name, or NULL. */
 const tr_weight *tr_model_file_find(const tr_model_file *f, const char *name);
+
+/* Adds id to hp's end-of-generation set (once; ids < 0 and a full set are ignored). */
+void tr_hparams_add_eog(tr_hparams *hp, int id);
 
 /* llama3 RoPE scaling's per-pair frequency divisors ([head_dim / 2]) from hp's parameters, as
  * llama.cpp stores them in rope_freqs.weight and transformers applies them to inv_freq. */

@@ -88,6 +88,12 @@ void tr_model_get_info(const tr_model *model, tr_model_info *info);
  * the model has no differential attention or layer is out of range. */
 int tr_model_diff_lambda(const tr_model *model, int layer, double *lambda, double *lambda_init);
 
+/* 1 if token ends generation: the tokenizer's EOS or any id the checkpoint lists (config.json's
+ * eos_token_id as a list, generation_config.json, GGUF's eos/eot/eom ids; Llama 3 has several). */
+int tr_model_is_eog(const tr_model *model, int32_t token);
+/* The end-of-generation ids (up to cap into ids); returns how many there are. */
+int tr_model_eog_ids(const tr_model *model, int32_t *ids, int cap);
+
 /* Writes the checkpoint at `in` (a Hugging Face directory or a GGUF file transit loads) as the GGUF
  * file `out` (docs/gguf.md): LLaMA with the keys and tensor names of llama.cpp's converter (q/k rows
  * in GGUF's adjacent-pair RoPE order), DiffLlama under architecture "diffllama". type: "f32", "f16"

@@ -540,6 +540,29 @@ static void test_diffllama_damage(void)
     free(st);
 }
 
+/* The stop set: eos_token_id as a list in config.json, and generation_config.json's. */
+static void test_stop_ids(void)
+{
+    char p[1024];
+    char *cfg = replace(stories_config, "\"eos_token_id\": 2", "\"eos_token_id\": [2, 3]");
+    const char *dir = make_hf_dir("stops", cfg, NULL, 0);
+    snprintf(p, sizeof p, "%s/generation_config.json", dir);
+    const char *gen = "{\"eos_token_id\": [3, 7, 2]}", *far = "{\"eos_token_id\": [2, 600]}",
+               *named = "{\"eos_token_id\": \"</s>\"}";
+    write_file(p, gen, strlen(gen));
+    tr_model_file f;
+    if (open_ok("stop ids", dir, &f)) {
+        CHECK(f.hp.eos_id == 2 && f.hp.n_eog == 3 && f.hp.eog[0] == 2 && f.hp.eog[1] == 3 && f.hp.eog[2] == 7,
+              "stop ids: eos %d, %d ids (%d %d %d)", f.hp.eos_id, f.hp.n_eog, f.hp.eog[0], f.hp.eog[1], f.hp.eog[2]);
+        tr_model_file_close(&f);
+    }
+    write_file(p, far, strlen(far));
+    expect_fail("generation_config: id past the vocabulary", dir, p, TR_ERR_FORMAT);
+    write_file(p, named, strlen(named));
+    expect_fail("generation_config: id as a string", dir, p, TR_ERR_FORMAT);
+    free(cfg);
+}
+
 int main(void)
 {
     if (!loader_tmp_init()) {
@@ -554,6 +577,7 @@ int main(void)
         test_config_damage();
         test_sharded();
         test_diffllama_damage();
+        test_stop_ids();
     }
     free(stories_config);
     free(stories_st);

@@ -84,6 +84,12 @@ int cmd_info(int argc, char **argv)
            i.weight_type);
     printf("  vocabulary       %d (tokenizer: %s, bos %d, eos %d, add bos %s)\n", i.n_vocab, i.tokenizer, i.bos_id,
            i.eos_id, i.add_bos ? "yes" : "no");
+    int32_t eog[16];
+    int n_eog = tr_model_eog_ids(m, eog, 16);
+    printf("  stop tokens     ");
+    for (int k = 0; k < n_eog && k < 16; k++)
+        printf(" %d", eog[k]);
+    printf("%s\n", n_eog ? "" : " none");
     printf("  dim              %d\n", i.dim);
     printf("  layers           %d\n", i.n_layers);
     printf("  heads            %d query, %d key/value (head_dim %d)\n", i.n_heads, i.n_kv_heads, i.head_dim);

@@ -79,7 +79,7 @@ int cmd_run(int argc, char **argv)
     char piece[256];
     while (n_gen < o.n_predict) {
         int32_t tok = tr_sample(smp, tr_get_logits(c, -1));
-        if (tok == info.eos_id)
+        if (tr_model_is_eog(m, tok))
             break;
         tr_sampler_accept(smp, tok);
         int len = tr_token_to_piece(m, prev, tok, piece, sizeof piece);
