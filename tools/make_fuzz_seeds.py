@@ -208,6 +208,14 @@ def main():
     write(os.path.join(d, "config_diffllama.json"),
           json.dumps(dict(CONFIG, model_type="diffllama", architectures=["DiffLlamaForCausalLM"], num_key_value_heads=2,
                           hidden_act="gelu_pytorch_tanh", lambda_std_dev=0.1), indent=2).encode())
+    # RoPE scaling (design §11): transformers 4's rope_scaling and 5's rope_parameters
+    write(os.path.join(d, "config_llama3_rope.json"),
+          json.dumps(dict(CONFIG, rope_scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+                                                "high_freq_factor": 4.0, "original_max_position_embeddings": 8192},
+                          eos_token_id=[2, 5]), indent=2).encode())
+    write(os.path.join(d, "config_rope_parameters.json"),
+          json.dumps(dict({k: v for k, v in CONFIG.items() if k != "rope_theta"},
+                          rope_parameters={"rope_theta": 500000.0, "rope_type": "linear", "factor": 4.0})).encode())
     write(os.path.join(d, "tokenizer_config.json"), b'{"add_bos_token": true, "bos_token": "<s>"}')
     index = {"metadata": {"total_size": 1234},
              "weight_map": {hf_name(n): f"model-0000{1 + i % 2}-of-00002.safetensors" for i, n in enumerate(tensors)}}

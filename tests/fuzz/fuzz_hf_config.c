@@ -25,7 +25,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             hp.head_dim % 2 || hp.n_heads % hp.n_kv_heads || hp.n_vocab < 1 || hp.ffn_dim < 1 ||
             !(hp.rms_eps > 0) || !(hp.rope_theta > 0) || hp.bos_id >= hp.n_vocab || hp.eos_id >= hp.n_vocab ||
             (unsigned)hp.act >= TR_ACT_COUNT || (hp.diff_attn && (hp.n_heads % 2 || hp.n_kv_heads % 2)) ||
-            strcmp(hp.arch, hp.diff_attn ? "diffllama" : "llama") != 0)
+            strcmp(hp.arch, hp.diff_attn ? "diffllama" : "llama") != 0 ||
+            (hp.rope_scaling != TR_ROPE_SCALING_NONE && !(hp.rope_factor > 0)) ||
+            (hp.rope_scaling == TR_ROPE_SCALING_LLAMA3 &&
+             !(hp.rope_high_freq_factor > hp.rope_low_freq_factor && hp.rope_low_freq_factor > 0 && hp.rope_orig_ctx > 0)) ||
+            hp.n_eog > TR_MAX_EOG)
             abort();
     } else {
         check_error("config.json");
