@@ -88,12 +88,18 @@ static void put_stop_ids(tr_gguf_writer *w, const tr_hparams *hp, const tr_vocab
         tr_gguf_put_u32(w, "tokenizer.ggml.eom_token_id", (uint32_t)eom);
 }
 
+/* A SentencePiece-style vocabulary as llama.cpp's "llama" model (scores), a byte-level one (Llama 3)
+ * as its "gpt2" model (merges, and the pre-tokenizer's name, "llama-bpe"). */
 static void put_vocab(tr_gguf_writer *w, const tr_vocab_spec *v)
 {
-    tr_gguf_put_str(w, "tokenizer.ggml.model", "llama");
-    tr_gguf_put_str(w, "tokenizer.ggml.pre", "default");
+    int bpe = v->model == TR_VOCAB_BPE;
+    tr_gguf_put_str(w, "tokenizer.ggml.model", bpe ? "gpt2" : "llama");
+    tr_gguf_put_str(w, "tokenizer.ggml.pre", bpe ? v->pre : "default");
     tr_gguf_put_str_array(w, "tokenizer.ggml.tokens", (const char *const *)v->pieces, (size_t)v->n);
-    tr_gguf_put_f32_array(w, "tokenizer.ggml.scores", v->scores, (size_t)v->n);
+    if (bpe)
+        tr_gguf_put_str_array(w, "tokenizer.ggml.merges", (const char *const *)v->merges, (size_t)v->n_merges);
+    else
+        tr_gguf_put_f32_array(w, "tokenizer.ggml.scores", v->scores, (size_t)v->n);
     tr_gguf_put_i32_array(w, "tokenizer.ggml.token_type", v->types, (size_t)v->n);
     if (v->bos_id >= 0)
         tr_gguf_put_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)v->bos_id);

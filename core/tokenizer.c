@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "tokenizer_bpe.h"
 
 static const char kSpaceSymbol[] = "\xE2\x96\x81"; /* U+2581, SentencePiece's visible space */
 static const char kUnknownSurface[] = " \xE2\x81\x87 "; /* " ⁇ ", how SentencePiece shows <unk> */
@@ -338,15 +339,42 @@ tr_status tr_tokenizer_from_vocab(const tr_vocab_spec *spec, tr_tokenizer **out)
 {
     if (!out)
         return tr_fail(TR_ERR_INVALID_ARG, "tr_tokenizer_from_vocab: out is NULL");
+    if (spec->model == TR_VOCAB_BPE)
+        return tr_tokenizer_from_bpe_vocab(spec, "vocabulary", out);
     /* LLaMA's SentencePiece settings: dummy prefix, spaces kept as they are, escaped as U+2581. */
     const tr_text_rules llama = {.add_dummy_prefix = 1, .remove_extra_whitespaces = 0, .escape_whitespaces = 1};
     return tr_tokenizer_build(spec, &llama, TR_MERGE_BY_SCORE, "vocabulary", out);
+}
+
+tr_status tr_tokenizer_from_bpe(struct tr_bpe *b, int bos, int eos, int add_bos, const char *name, tr_tokenizer **out)
+{
+    *out = NULL;
+    tr_tokenizer *t = calloc(1, sizeof *t);
+    if (!t) {
+        tr_bpe_free(b);
+        return tr_fail(TR_ERR_NOMEM, "%s: out of memory", name);
+    }
+    static const char *const bos_names[] = {"<|begin_of_text|>", "<s>"};
+    static const char *const eos_names[] = {"<|end_of_text|>", "</s>", "<|endoftext|>"};
+    for (size_t i = 0; bos < 0 && i < sizeof bos_names / sizeof *bos_names; i++)
+        bos = tr_bpe_find_special(b, bos_names[i]);
+    for (size_t i = 0; eos < 0 && i < sizeof eos_names / sizeof *eos_names; i++)
+        eos = tr_bpe_find_special(b, eos_names[i]);
+    t->bpe = b;
+    t->n_vocab = tr_bpe_n_vocab(b);
+    t->bos_id = bos;
+    t->eos_id = eos;
+    t->unk_id = -1; /* every byte has a token */
+    t->add_bos = add_bos && bos >= 0;
+    *out = t;
+    return TR_OK;
 }
 
 void tr_tokenizer_free(tr_tokenizer *t)
 {
     if (!t)
         return;
+    tr_bpe_free(t->bpe);
     free(t->text);
     free(t->piece_off);
     free(t->piece_len);
@@ -417,6 +445,10 @@ tr_status tr_tokenizer_read_file(const char *path, uint8_t **data, size_t *size)
  * that starts the text (no previous token, or only control tokens before it). */
 static void token_text(const tr_tokenizer *t, int32_t prev, int32_t id, const char **s, size_t *len)
 {
+    if (t->bpe) { /* byte-level: every token is its bytes, wherever it stands */
+        tr_bpe_token_bytes(t->bpe, id, s, len);
+        return;
+    }
     *s = t->dec_text + t->dec_off[id];
     *len = t->dec_off[id + 1] - t->dec_off[id];
     int at_start = prev < 0 || prev >= t->n_vocab || t->types[prev] == TR_TOKEN_CONTROL;
@@ -474,6 +506,8 @@ int tr_tokenizer_decode(const tr_tokenizer *t, const int32_t *ids, int n, char *
 tr_status tr_tokenizer_export_vocab(const tr_tokenizer *t, tr_vocab_spec *out)
 {
     memset(out, 0, sizeof *out);
+    if (t->bpe)
+        return tr_bpe_export_vocab(t, out);
     out->n = t->n_vocab;
     out->pieces = calloc((size_t)t->n_vocab, sizeof *out->pieces);
     out->scores = calloc((size_t)t->n_vocab, sizeof *out->scores);

@@ -1,6 +1,12 @@
-/* tokenizer.h: LLaMA-family tokenizers (SentencePiece BPE with byte fallback).
+/* tokenizer.h: LLaMA-family tokenizers: SentencePiece BPE with byte fallback (LLaMA 1/2), and
+ * byte-level BPE (Llama 3; see tokenizer_bpe.h and docs/tokenizer.md).
  *
- * Three sources build the same kind of tokenizer:
+ * Byte-level BPE comes from a tokenizer.json with a ByteLevel / Split pre-tokenizer, from Meta's
+ * tiktoken tokenizer.model (tr_tokenizer_load_spm tells the formats apart by content) or from a GGUF
+ * "gpt2" vocabulary. Its tokens decode to their exact bytes wherever they stand, and special tokens
+ * (<|eot_id|>) decode to their text, as in HF `tokenizers` and tiktoken.
+ *
+ * Three sources build the SentencePiece kind:
  *   - tokenizer.json (Hugging Face, model.type "BPE", byte_fallback), merges ranked by their order;
  *   - tokenizer.model (SentencePiece protobuf, model_type BPE), pieces ranked by score;
  *   - a GGUF vocabulary (tokenizer.ggml.tokens / scores / token_type) through tr_vocab_spec.
@@ -18,9 +24,10 @@
 
 typedef struct tr_tokenizer tr_tokenizer;
 
-tr_status tr_tokenizer_load_spm(const char *path, tr_tokenizer **out);     /* tokenizer.model */
+tr_status tr_tokenizer_load_spm(const char *path, tr_tokenizer **out);     /* tokenizer.model (either format) */
+tr_status tr_tokenizer_load_tiktoken(const char *path, tr_tokenizer **out); /* tiktoken tokenizer.model */
 tr_status tr_tokenizer_load_hf_json(const char *path, tr_tokenizer **out); /* tokenizer.json */
-tr_status tr_tokenizer_from_vocab(const tr_vocab_spec *spec, tr_tokenizer **out);
+tr_status tr_tokenizer_from_vocab(const tr_vocab_spec *spec, tr_tokenizer **out); /* either model */
 /* Reads the SentencePiece protobuf into a spec (used by load_spm; exposed for tests and tools). */
 tr_status tr_spm_read_vocab(const char *path, tr_vocab_spec *out);
 void tr_tokenizer_free(tr_tokenizer *t);

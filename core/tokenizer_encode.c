@@ -14,6 +14,7 @@
  *   4. emit ids (SentencePiece): a symbol that is no piece becomes its bytes as <0xXX> tokens (byte
  *      fallback) or one <unk> per run; an UNUSED piece is split back into the pair it was merged from.
  * The tokenizer is only read: encoding allocates its scratch per call and is thread-safe. */
+#include "tokenizer_bpe.h"
 #include "tokenizer_internal.h"
 
 #include <limits.h>
@@ -417,6 +418,8 @@ tr_status tr_tokenizer_encode(const tr_tokenizer *t, const char *text, size_t le
         return tr_fail(TR_ERR_INVALID_ARG, "tr_tokenizer_encode: invalid arguments");
     if (len > (size_t)(INT_MAX / 4 - 8))
         return tr_fail(TR_ERR_RANGE, "tr_tokenizer_encode: text of %zu bytes is too long", len);
+    if (t->bpe)
+        return tr_bpe_encode(t->bpe, text, len, add_bos ? t->bos_id : -1, ids, cap, n);
 
     tr_encoder e = {.t = t, .ids = ids, .cap = cap};
     tr_status status = TR_OK;

@@ -33,7 +33,7 @@ static const cJSON *member(const cJSON *obj, const char *key)
 static int absent(const cJSON *v) { return !v || cJSON_IsNull(v); }
 
 /* Reads an optional boolean; absent or null gives the default. */
-static tr_status get_bool(const char *name, const cJSON *obj, const char *key, int dflt, int *out)
+tr_status tr_hf_get_bool(const char *name, const cJSON *obj, const char *key, int dflt, int *out)
 {
     const cJSON *v = member(obj, key);
     if (absent(v)) {
@@ -47,7 +47,7 @@ static tr_status get_bool(const char *name, const cJSON *obj, const char *key, i
 }
 
 /* A token id: an integral JSON number in [0, MAX_TOKEN_ID). */
-static tr_status get_id(const char *name, const cJSON *v, const char *what, const char *piece, int *out)
+tr_status tr_hf_get_id(const char *name, const cJSON *v, const char *what, const char *piece, int *out)
 {
     if (!cJSON_IsNumber(v))
         return tr_fail(TR_ERR_FORMAT, "%s: the id of %s '%.40s' is not a number", name, what, piece);
@@ -125,10 +125,10 @@ static tr_status parse_pre_tokenizer(const char *name, const cJSON *pre, const c
     if (!cJSON_IsString(replacement) || strcmp(replacement->valuestring, kSpaceSymbol) != 0)
         return tr_fail(TR_ERR_UNSUPPORTED, "%s: pre_tokenizer Metaspace is supported only with replacement '\u2581'",
                        name);
-    TR_TRY(get_bool(name, pre, "split", 1, &split));
+    TR_TRY(tr_hf_get_bool(name, pre, "split", 1, &split));
     if (split)
         return tr_fail(TR_ERR_UNSUPPORTED, "%s: pre_tokenizer Metaspace with split=true is not supported", name);
-    TR_TRY(get_bool(name, pre, "add_prefix_space", 1, &add_prefix_space)); /* before prepend_scheme existed */
+    TR_TRY(tr_hf_get_bool(name, pre, "add_prefix_space", 1, &add_prefix_space)); /* before prepend_scheme existed */
     if (!absent(scheme)) {
         if (!cJSON_IsString(scheme))
             return tr_fail(TR_ERR_FORMAT, "%s: Metaspace prepend_scheme is not a string", name);
@@ -178,7 +178,7 @@ static tr_status collect_pieces(const char *name, const cJSON *vocab, const cJSO
     int n = 0, id = 0, entries = 0;
     cJSON_ArrayForEach(item, vocab)
     {
-        TR_TRY(get_id(name, item, "piece", item->string, &id));
+        TR_TRY(tr_hf_get_id(name, item, "piece", item->string, &id));
         n = id + 1 > n ? id + 1 : n;
         entries++;
     }
@@ -194,7 +194,7 @@ static tr_status collect_pieces(const char *name, const cJSON *vocab, const cJSO
             return tr_fail(TR_ERR_UNSUPPORTED,
                            "%s: added token '%.40s' is not special; splitting text on added tokens is not supported",
                            name, content->valuestring);
-        TR_TRY(get_id(name, member(item, "id"), "added token", content->valuestring, &id));
+        TR_TRY(tr_hf_get_id(name, member(item, "id"), "added token", content->valuestring, &id));
         n = id + 1 > n ? id + 1 : n;
         entries++;
     }
@@ -212,7 +212,7 @@ static tr_status collect_pieces(const char *name, const cJSON *vocab, const cJSO
         return tr_fail(TR_ERR_NOMEM, "%s: out of memory for %d pieces", name, n);
     cJSON_ArrayForEach(item, vocab)
     {
-        get_id(name, item, "piece", item->string, &id); /* checked above */
+        tr_hf_get_id(name, item, "piece", item->string, &id); /* checked above */
         if (spec->pieces[id])
             return tr_fail(TR_ERR_FORMAT, "%s: id %d is given to both '%.40s' and '%.40s'", name, id,
                            spec->pieces[id], item->string);
@@ -225,7 +225,7 @@ static tr_status collect_pieces(const char *name, const cJSON *vocab, const cJSO
     cJSON_ArrayForEach(item, added)
     {
         const char *content = member(item, "content")->valuestring;
-        get_id(name, member(item, "id"), "added token", content, &id);
+        tr_hf_get_id(name, member(item, "id"), "added token", content, &id);
         if (spec->pieces[id] && strcmp(spec->pieces[id], content) != 0)
             return tr_fail(TR_ERR_FORMAT, "%s: added token '%.40s' has id %d, which is '%.40s' in the vocabulary",
                            name, content, id, spec->pieces[id]);
@@ -330,6 +330,8 @@ static tr_status parse_root(const char *name, const cJSON *root, tr_tokenizer **
     if (!cJSON_IsObject(model))
         return tr_fail(TR_ERR_FORMAT, "%s: \"model\" is not an object", name);
     TR_TRY(check_model_options(name, model));
+    if (tr_hf_json_is_byte_level(root))
+        return tr_bpe_parse_hf_root(name, root, out);
     const cJSON *vocab = member(model, "vocab"), *merges = member(model, "merges");
     if (!cJSON_IsObject(vocab))
         return tr_fail(TR_ERR_FORMAT, "%s: model.vocab is %s", name, vocab ? "not an object" : "missing");
@@ -343,9 +345,9 @@ static tr_status parse_root(const char *name, const cJSON *root, tr_tokenizer **
         return tr_fail(TR_ERR_FORMAT, "%s: model.unk_token is not a string", name);
     const char *unk_token = absent(unk) ? NULL : unk->valuestring;
     int byte_fallback = 0, fuse_unk = 0, ignore_merges = 0;
-    TR_TRY(get_bool(name, model, "byte_fallback", 0, &byte_fallback));
-    TR_TRY(get_bool(name, model, "fuse_unk", 0, &fuse_unk));
-    TR_TRY(get_bool(name, model, "ignore_merges", 0, &ignore_merges));
+    TR_TRY(tr_hf_get_bool(name, model, "byte_fallback", 0, &byte_fallback));
+    TR_TRY(tr_hf_get_bool(name, model, "fuse_unk", 0, &fuse_unk));
+    TR_TRY(tr_hf_get_bool(name, model, "ignore_merges", 0, &ignore_merges));
     tr_text_rules rules;
     const cJSON *pre = member(root, "pre_tokenizer"), *normalizer = member(root, "normalizer");
     if (absent(pre))

@@ -43,8 +43,13 @@ enum {
                                 * drops its space at the start of a text */
 };
 
+struct tr_bpe; /* tokenizer_bpe.h */
+struct cJSON;  /* cJSON.h: only the tokenizer.json readers pass one */
+
 struct tr_tokenizer {
     int n_vocab;
+    struct tr_bpe *bpe;  /* byte-level BPE (Llama 3, GPT-2): encoding and decoding go there, and only
+                          * n_vocab, bos_id, eos_id, unk_id and add_bos below are used */
     char *text;          /* all pieces back to back (each also NUL-terminated) */
     uint32_t *piece_off; /* [n_vocab] offset of each piece in text */
     uint32_t *piece_len; /* [n_vocab] its length in bytes */
@@ -86,6 +91,26 @@ int tr_byte_piece_value(const char *s, size_t len);
 const tr_merge_entry *tr_tokenizer_find_merge(const tr_tokenizer *t, int32_t left, int32_t right);
 /* Id of the piece s[0..len) in map, or -1. */
 int32_t tr_piece_map_find(const tr_tokenizer *t, const tr_piece_map *map, const char *s, size_t len);
+
+/* Wraps a built byte-level BPE (owned from then on, freed on failure too). bos / eos: -1 to look for
+ * the usual names among its special tokens (<|begin_of_text|>, <s>; <|end_of_text|>, </s>,
+ * <|endoftext|>). add_bos is cleared when there is no BOS. */
+tr_status tr_tokenizer_from_bpe(struct tr_bpe *b, int bos, int eos, int add_bos, const char *name, tr_tokenizer **out);
+/* tokenizer.json of the byte-level kind (tokenizer_hf_bpe.c): pre_tokenizer ByteLevel and/or Split. */
+int tr_hf_json_is_byte_level(const struct cJSON *root);
+tr_status tr_bpe_parse_hf_root(const char *name, const struct cJSON *root, tr_tokenizer **out);
+/* tiktoken's tokenizer.model (tiktoken.c): detect by content, parse from memory. config_json is the
+ * tokenizer_config.json beside it (NULL if none), for the special tokens' names. */
+int tr_tiktoken_detect(const uint8_t *data, size_t size);
+tr_status tr_tokenizer_parse_tiktoken(const uint8_t *data, size_t size, const char *config_json, size_t config_len,
+                                      const char *name, tr_tokenizer **out);
+/* A GGUF "gpt2" vocabulary (tokenizer_gguf_bpe.c), and a byte-level tokenizer exported as one: the
+ * pre-tokenizer is written as "llama-bpe", so only Llama 3 regex tokenizers export faithfully. */
+tr_status tr_tokenizer_from_bpe_vocab(const tr_vocab_spec *spec, const char *name, tr_tokenizer **out);
+tr_status tr_bpe_export_vocab(const tr_tokenizer *t, tr_vocab_spec *out);
+/* JSON helpers shared by the tokenizer.json readers (tokenizer_hf.c). */
+tr_status tr_hf_get_bool(const char *name, const struct cJSON *obj, const char *key, int dflt, int *out);
+tr_status tr_hf_get_id(const char *name, const struct cJSON *v, const char *what, const char *piece, int *out);
 
 /* Reads a whole file (at most 1 GiB) into *data (caller frees; a NUL follows the *size bytes). */
 tr_status tr_tokenizer_read_file(const char *path, uint8_t **data, size_t *size);

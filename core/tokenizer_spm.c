@@ -404,6 +404,10 @@ tr_status tr_tokenizer_load_spm(const char *path, tr_tokenizer **out)
     uint8_t *data;
     size_t size;
     TR_TRY(tr_tokenizer_read_file(path, &data, &size));
+    if (tr_tiktoken_detect(data, size)) { /* Meta's Llama 3 tokenizer.model is tiktoken text, not a protobuf */
+        free(data);
+        return tr_tokenizer_load_tiktoken(path, out);
+    }
     tr_status s = tr_tokenizer_parse_spm(data, size, path, out);
     free(data);
     return s;

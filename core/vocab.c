@@ -1,7 +1,8 @@
 /* vocab.c: tr_vocab_spec's memory, and reading a GGUF file's tokenizer.ggml.* metadata into one.
  *
- * Only SentencePiece-style vocabularies (tokenizer.ggml.model "llama") are accepted: that is the
- * tokenizer family transit implements. Everything the tokenizer will index (ids, types, scores) is
+ * Two tokenizer.ggml.model values are accepted: "llama" (SentencePiece) and "gpt2" (byte-level BPE,
+ * with tokenizer.ggml.merges and tokenizer.ggml.pre; which `pre` values are supported is the
+ * tokenizer's decision, so it is only carried here). Everything the tokenizer will index (ids, types, scores) is
  * range-checked here, so the tokenizer can trust the spec. */
 #include <math.h>
 #include <stdio.h>
@@ -11,6 +12,7 @@
 #include "error.h"
 #include "gguf.h"
 #include "mapped_file.h"
+#include "tokenizer_regex.h"
 #include "vocab.h"
 
 #define MAX_VOCAB (1 << 24)
@@ -23,6 +25,10 @@ void tr_vocab_spec_free(tr_vocab_spec *v)
         for (int i = 0; i < v->n; i++)
             free(v->pieces[i]);
     free(v->pieces);
+    if (v->merges)
+        for (int i = 0; i < v->n_merges; i++)
+            free(v->merges[i]);
+    free(v->merges);
     free(v->scores);
     free(v->types);
     memset(v, 0, sizeof *v);
@@ -123,6 +129,54 @@ static tr_status read_types(const tr_gguf *g, const char *file, tr_vocab_spec *s
     return TR_OK;
 }
 
+/* tokenizer.ggml.merges (strings, ranked by position) and tokenizer.ggml.pre of a "gpt2" vocabulary. */
+static tr_status read_bpe_extras(const tr_gguf *g, const char *file, tr_vocab_spec *spec)
+{
+    char q[80];
+    const tr_gguf_kv *pre = tr_gguf_find_kv(g, "tokenizer.ggml.pre");
+    if (!pre) /* llama.cpp falls back to GPT-2's regex ("default"), which would split Llama 3 text wrongly */
+        return tr_fail(TR_ERR_UNSUPPORTED,
+                       "%s: a 'gpt2' vocabulary without tokenizer.ggml.pre: pre-tokenizer 'default' is not supported", file);
+    if (pre->type != TR_GGUF_STRING)
+        return tr_fail(TR_ERR_FORMAT, "%s: tokenizer.ggml.pre has type %s, expected a string", file,
+                       tr_gguf_vtype_name(pre->type));
+    if (pre->str_len >= sizeof spec->pre || memchr(pre->str, 0, (size_t)pre->str_len))
+        return tr_fail(TR_ERR_UNSUPPORTED, "%s: pre-tokenizer '%s' is not supported", file,
+                       tr_quote(pre->str, (size_t)pre->str_len, q, sizeof q));
+    memcpy(spec->pre, pre->str, (size_t)pre->str_len);
+    spec->pre[pre->str_len] = '\0';
+    if (!tr_regex_for_gguf_pre(spec->pre)) /* a different split would give different ids silently */
+        return tr_fail(TR_ERR_UNSUPPORTED, "%s: pre-tokenizer '%s' is not supported (only llama-bpe)", file,
+                       tr_quote(pre->str, (size_t)pre->str_len, q, sizeof q));
+    const tr_gguf_kv *kv = tr_gguf_find_kv(g, "tokenizer.ggml.merges");
+    if (!kv)
+        return tr_fail(TR_ERR_FORMAT, "%s: a 'gpt2' vocabulary without tokenizer.ggml.merges", file);
+    if (kv->type != TR_GGUF_ARRAY || kv->arr_type != TR_GGUF_STRING)
+        return tr_fail(TR_ERR_FORMAT, "%s: tokenizer.ggml.merges has type %s of %s, expected an array of strings", file,
+                       tr_gguf_vtype_name(kv->type), kv->type == TR_GGUF_ARRAY ? tr_gguf_vtype_name(kv->arr_type) : "-");
+    if (kv->arr_n > MAX_VOCAB)
+        return tr_fail(TR_ERR_FORMAT, "%s: tokenizer.ggml.merges has %llu entries, at most %d are supported", file,
+                       (unsigned long long)kv->arr_n, MAX_VOCAB);
+    spec->merges = calloc((size_t)kv->arr_n + 1, sizeof *spec->merges);
+    if (!spec->merges)
+        return tr_fail(TR_ERR_NOMEM, "%s: out of memory for %llu merges", file, (unsigned long long)kv->arr_n);
+    size_t pos = 0;
+    const uint8_t *s;
+    uint64_t len;
+    for (int i = 0; i < (int)kv->arr_n; i++) {
+        if (!tr_gguf_arr_next_string(kv, &pos, &s, &len))
+            return tr_fail(TR_ERR_FORMAT, "%s: tokenizer.ggml.merges ends after %d strings", file, i);
+        if (memchr(s, 0, (size_t)len))
+            return tr_fail(TR_ERR_FORMAT, "%s: tokenizer.ggml.merges[%d] contains a NUL byte", file, i);
+        if (!(spec->merges[i] = malloc((size_t)len + 1)))
+            return tr_fail(TR_ERR_NOMEM, "%s: out of memory", file);
+        memcpy(spec->merges[i], s, (size_t)len);
+        spec->merges[i][len] = '\0';
+        spec->n_merges = i + 1;
+    }
+    return TR_OK;
+}
+
 static tr_status read_vocab(const tr_gguf *g, const char *file, const tr_gguf_kv *tokens, tr_vocab_spec *spec)
 {
     const tr_gguf_kv *model = tr_gguf_find_kv(g, "tokenizer.ggml.model");
@@ -131,9 +185,12 @@ static tr_status read_vocab(const tr_gguf *g, const char *file, const tr_gguf_kv
         if (model->type != TR_GGUF_STRING)
             return tr_fail(TR_ERR_FORMAT, "%s: tokenizer.ggml.model has type %s, expected a string", file,
                            tr_gguf_vtype_name(model->type));
-        if (model->str_len != 5 || memcmp(model->str, "llama", 5) != 0)
+        if (model->str_len == 4 && memcmp(model->str, "gpt2", 4) == 0)
+            spec->model = TR_VOCAB_BPE;
+        else if (model->str_len != 5 || memcmp(model->str, "llama", 5) != 0)
             return tr_fail(TR_ERR_UNSUPPORTED,
-                           "%s: tokenizer.ggml.model is '%s'; only SentencePiece vocabularies ('llama') are supported",
+                           "%s: tokenizer.ggml.model is '%s'; only 'llama' (SentencePiece) and 'gpt2' (byte-level BPE) "
+                           "are supported",
                            file, tr_quote(model->str, (size_t)model->str_len, q, sizeof q));
     }
     if (tokens->type != TR_GGUF_ARRAY || tokens->arr_type != TR_GGUF_STRING)
@@ -163,7 +220,9 @@ static tr_status read_vocab(const tr_gguf *g, const char *file, const tr_gguf_kv
                            tr_gguf_vtype_name(add_bos->type));
         spec->add_bos = (int)add_bos->num.u;
     }
-    spec->byte_fallback = 1; /* SentencePiece LLaMA vocabularies carry <0xXX> pieces */
+    spec->byte_fallback = spec->model == TR_VOCAB_SPM; /* SentencePiece LLaMA vocabularies carry <0xXX> pieces */
+    if (spec->model == TR_VOCAB_BPE)
+        TR_TRY(read_bpe_extras(g, file, spec));
     return TR_OK;
 }
 

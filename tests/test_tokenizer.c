@@ -7,6 +7,10 @@
  *     tr_tokenizer_from_vocab, the two 512-piece tokenizer.json files and hand-built models that reach
  *     UNUSED / USER_DEFINED pieces, <unk> runs and other normalizer flags;
  *   - decode(encode(text)) == text for valid UTF-8 (text without U+2581, which decodes to a space).
+ *   - the Llama 3 byte-level BPE (tools/make_bpe_golden.py: HF tokenizers and tiktoken, which agree) in
+ *     its three forms, tokenizer.json, tiktoken tokenizer.model and a GGUF "gpt2" vocabulary written
+ *     here: every corpus line (hashed per block of 64 lines), hard cases, a 1 MB line, and every text
+ *     decoding back to its exact bytes (malformed UTF-8 included);
  * Damaged inputs (truncations, bogus wire types, lengths past the end, wrong JSON types, bad ids, bad
  * merges, unsupported kinds) must each give an error status with a one-line message naming the file. */
 #include <cJSON.h>
@@ -15,7 +19,9 @@
 
 #include "error.h"
 #include "gguf.h"
+#include "gguf_write.h"
 #include "test_util.h"
+#include "tokenizer_bpe.h"
 #include "tokenizer_internal.h"
 
 #define MAX_REPORTS 12 /* mismatches printed in full; the rest are only counted */
@@ -745,9 +751,10 @@ static void test_damaged_json(void)
     expect_json("a Metaspace pre-tokenizer without replacement",
                 "{\"pre_tokenizer\": {\"type\": \"Metaspace\"}, \"model\": {" VOCAB ", \"merges\": []}}",
                 TR_ERR_UNSUPPORTED);
-    expect_json("a ByteLevel pre-tokenizer",
-                "{\"pre_tokenizer\": {\"type\": \"ByteLevel\"}, \"model\": {" VOCAB ", \"merges\": []}}",
-                TR_ERR_UNSUPPORTED);
+    expect_json("a ByteLevel vocabulary without the 256 byte tokens",
+                "{\"pre_tokenizer\": {\"type\": \"ByteLevel\", \"add_prefix_space\": false}, \"model\": {" VOCAB
+                ", \"merges\": []}}",
+                TR_ERR_FORMAT);
     expect_json("a pre-tokenizer without type", "{\"pre_tokenizer\": [], \"model\": {" VOCAB ", \"merges\": []}}",
                 TR_ERR_FORMAT);
 
@@ -768,6 +775,339 @@ static void test_damaged_json(void)
     free(json);
 }
 
+
+/* ---- Llama 3 byte-level BPE (golden data from tools/make_bpe_golden.py) ---------------------------- */
+
+#define LLAMA3_DIR "models/llama3-tokenizer/"
+
+/* Hard cases: exact ids, and every text (invalid UTF-8 included) decodes back to its bytes. */
+static void check_bpe_cases(const char *label, const tr_tokenizer *t)
+{
+    int n;
+    golden_case *cases = read_cases(tr_golden("bpe/llama3_hard.txt"), &n);
+    int bad = 0, bad_trip = 0;
+    for (int i = 0; i < n; i++) {
+        golden_case *c = &cases[i];
+        int32_t *ids;
+        int got = encode(t, c->text, c->len, 0, &ids);
+        char where[128];
+        snprintf(where, sizeof where, "%s case '%s'", label, c->name);
+        if (got < 0 || !same_ids(where, c->text, c->len, c->ids, c->n_ids, ids, got))
+            bad++;
+        else
+            bad_trip += !round_trips(where, t, c->text, c->len, ids, got);
+        free(ids);
+    }
+    printf("  %s: %d hard cases, %d differ, %d do not decode back\n", label, n, bad, bad_trip);
+    CHECK(n > 40, "%s: only %d cases in bpe/llama3_hard.txt", label, n);
+    CHECK(bad == 0, "%s: %d of %d hard cases differ from tokenizers / tiktoken", label, bad, n);
+    CHECK(bad_trip == 0, "%s: %d of %d hard cases do not decode back", label, bad_trip, n);
+    free_cases(cases, n);
+}
+
+/* Every line of a corpus, checked per block of lines against "<lines> <ids> <fnv64>". Returns the
+ * number of ids and adds the seconds spent encoding to *secs. */
+static long check_bpe_corpus(const char *label, const tr_tokenizer *t, const char *corpus, double *secs)
+{
+    char rel[128], golden_rel[128];
+    snprintf(rel, sizeof rel, "corpus/%s.txt", corpus);
+    snprintf(golden_rel, sizeof golden_rel, "bpe/llama3_corpus_%s.txt", corpus);
+    size_t text_len, golden_len;
+    char *text = tr_read_file(tr_shared(rel), &text_len);
+    char *golden = tr_read_file(tr_golden(golden_rel), &golden_len);
+    CHECK(text && golden, "cannot read %s or %s", rel, golden_rel);
+    long total = 0;
+    int lines = 0, bad_blocks = 0, bad_trip = 0;
+    char *g = golden, *p = text, *end = text ? text + text_len : NULL;
+    while (text && golden && p < end) {
+        char *after;
+        long block_lines = strtol(g, &after, 10), want_n = strtol(after, &after, 10);
+        uint64_t want_hash = strtoull(after, &after, 16);
+        if (block_lines <= 0) {
+            CHECK(0, "%s: the golden file ends before line %d", golden_rel, lines + 1);
+            break;
+        }
+        g = after;
+        uint64_t h = 0xCBF29CE484222325ull;
+        long n_block = 0;
+        int first = lines + 1;
+        for (long k = 0; k < block_lines && p < end; k++, lines++) {
+            char *nl = memchr(p, '\n', (size_t)(end - p));
+            size_t len = (size_t)((nl ? nl : end) - p);
+            int32_t *ids;
+            double t0 = tr_test_now();
+            int n = encode(t, (const uint8_t *)p, len, 0, &ids);
+            *secs += tr_test_now() - t0;
+            for (int i = 0; i < n; i++) /* the golden hash: the ids, then -1, continued over the block */
+                for (int b = 0; b < 4; b++) {
+                    h ^= ((uint32_t)ids[i] >> (8 * b)) & 0xFF;
+                    h *= 0x100000001B3ull;
+                }
+            for (int b = 0; b < 4; b++) {
+                h ^= 0xFF;
+                h *= 0x100000001B3ull;
+            }
+            n_block += n > 0 ? n : 0;
+            bad_trip += n >= 0 && !round_trips(corpus, t, (const uint8_t *)p, len, ids, n);
+            free(ids);
+            p += len + 1;
+        }
+        if (n_block != want_n || h != want_hash) {
+            if (reports++ < MAX_REPORTS)
+                fprintf(stderr, "MISMATCH %s %s lines %d-%d: expected %ld ids (hash %016llx), got %ld (%016llx)\n",
+                        label, corpus, first, lines, want_n, (unsigned long long)want_hash, n_block,
+                        (unsigned long long)h);
+            bad_blocks++;
+        }
+        total += n_block;
+    }
+    while (g && (*g == '\n' || *g == ' '))
+        g++;
+    printf("  %s %s: %d lines, %ld ids, %d blocks of 64 lines differ, %d lines do not decode back\n", label, corpus,
+           lines, total, bad_blocks, bad_trip);
+    CHECK(!golden || *g == '\0', "%s: the golden file has more blocks than the corpus (%d lines)", golden_rel, lines);
+    CHECK(bad_blocks == 0, "%s %s: %d blocks differ from tokenizers / tiktoken", label, corpus, bad_blocks);
+    CHECK(bad_trip == 0, "%s %s: %d lines do not decode back", label, corpus, bad_trip);
+    free(text);
+    free(golden);
+    return total;
+}
+
+/* The 1 MB line: a unit repeated (llama3_big.txt). */
+static void check_bpe_big(const char *label, const tr_tokenizer *t)
+{
+    size_t size;
+    char *golden = tr_read_file(tr_golden("bpe/llama3_big.txt"), &size);
+    CHECK(golden != NULL, "cannot read bpe/llama3_big.txt");
+    if (!golden)
+        return;
+    char *after, *hex;
+    long repeat = strtol(golden, &after, 10), want_n = strtol(after, &after, 10);
+    uint64_t want_hash = strtoull(after, &hex, 16);
+    while (*hex == '\n')
+        hex++;
+    size_t unit = strcspn(hex, "\n") / 2, len = unit * (size_t)repeat;
+    uint8_t *text = malloc(len + 1);
+    for (size_t i = 0; i < unit; i++)
+        text[i] = (uint8_t)(hex_digit(hex[2 * i]) * 16 + hex_digit(hex[2 * i + 1]));
+    for (long r = 1; r < repeat; r++)
+        memcpy(text + (size_t)r * unit, text, unit);
+    int32_t *ids;
+    double t0 = tr_test_now();
+    int n = encode(t, text, len, 0, &ids);
+    double dt = tr_test_now() - t0;
+    printf("  %s: a %zu-byte line, %d ids in %.3f s\n", label, len, n, dt);
+    CHECK(n == want_n && fnv1a64(ids, n) == want_hash, "%s: the 1 MB line gives %d ids (hash %016llx), expected %ld (%016llx)",
+          label, n, (unsigned long long)fnv1a64(ids, n), want_n, (unsigned long long)want_hash);
+    CHECK(n >= 0 && round_trips(label, t, text, len, ids, n), "%s: the 1 MB line does not decode back", label);
+    free(ids);
+    free(text);
+    free(golden);
+}
+
+static void check_llama3(const char *label, const tr_tokenizer *t)
+{
+    CHECK(tr_tokenizer_n_vocab(t) == 128256 && tr_tokenizer_bos(t) == 128000 && tr_tokenizer_eos(t) == 128001,
+          "%s: vocabulary %d, BOS %d, EOS %d; expected 128256, 128000, 128001", label, tr_tokenizer_n_vocab(t),
+          tr_tokenizer_bos(t), tr_tokenizer_eos(t));
+    check_bpe_cases(label, t);
+    double secs = 0;
+    long n = check_bpe_corpus(label, t, "tinyshakespeare", &secs);
+    n += check_bpe_corpus(label, t, "wikitext-2-test", &secs);
+    printf("  %s: both corpora, %ld ids in %.3f s: %.0f tokens/s (one thread, line by line)\n", label, n, secs,
+           n / (secs > 0 ? secs : 1e-9));
+    check_bpe_big(label, t);
+    int32_t ids[4];
+    int got = 0;
+    CHECK(tr_tokenizer_encode(t, "Hi", 2, 1, ids, 4, &got) == TR_OK && got == 2 && ids[0] == 128000 && ids[1] == 13347,
+          "%s: \"Hi\" with BOS is not [128000, 13347]", label);
+    char piece[32];
+    CHECK(tr_tokenizer_piece(t, -1, 128009, piece, sizeof piece) == 10 && strcmp(piece, "<|eot_id|>") == 0,
+          "%s: token 128009 does not decode to <|eot_id|>", label);
+}
+
+/* The tokenizer's vocabulary written as llama.cpp writes a Llama 3 GGUF (tokenizer.ggml.model "gpt2"). */
+static tr_status write_bpe_gguf(const tr_tokenizer *t, const char *path, const char *pre)
+{
+    tr_vocab_spec v;
+    TR_TRY(tr_tokenizer_export_vocab(t, &v));
+    tr_gguf_writer *w;
+    tr_status s = tr_gguf_writer_open(path, &w);
+    if (s == TR_OK) {
+        tr_gguf_put_str(w, "general.architecture", "llama");
+        tr_gguf_put_str(w, "tokenizer.ggml.model", "gpt2");
+        tr_gguf_put_str(w, "tokenizer.ggml.pre", pre);
+        tr_gguf_put_str_array(w, "tokenizer.ggml.tokens", (const char *const *)v.pieces, (size_t)v.n);
+        tr_gguf_put_i32_array(w, "tokenizer.ggml.token_type", v.types, (size_t)v.n);
+        tr_gguf_put_str_array(w, "tokenizer.ggml.merges", (const char *const *)v.merges, (size_t)v.n_merges);
+        tr_gguf_put_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)v.bos_id);
+        tr_gguf_put_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)v.eos_id);
+        tr_gguf_put_bool(w, "tokenizer.ggml.add_bos_token", 1);
+        s = tr_gguf_write_header(w);
+        tr_status c = tr_gguf_writer_close(w);
+        s = s != TR_OK ? s : c;
+    }
+    tr_vocab_spec_free(&v);
+    return s;
+}
+
+/* A GGUF file's vocabulary as a tokenizer (the model loader's path). */
+static tr_status load_gguf_vocab(const char *path, tr_tokenizer **out)
+{
+    *out = NULL;
+    size_t size;
+    uint8_t *data = (uint8_t *)tr_read_file(path, &size);
+    if (!data)
+        return tr_fail(TR_ERR_IO, "%s: cannot read", path);
+    tr_gguf g;
+    tr_vocab_spec spec;
+    int has_vocab = 0;
+    tr_status s = tr_gguf_parse(data, size, path, &g);
+    if (s == TR_OK) {
+        s = tr_gguf_read_vocab(&g, path, &spec, &has_vocab);
+        if (s == TR_OK && has_vocab) {
+            s = tr_tokenizer_from_vocab(&spec, out);
+            tr_vocab_spec_free(&spec);
+        }
+        tr_gguf_free(&g);
+    }
+    free(data);
+    return s;
+}
+
+static void test_llama3(void)
+{
+    tr_tokenizer *json = NULL, *tik = NULL, *gguf = NULL;
+    double t0 = tr_test_now();
+    CHECK(tr_tokenizer_load_hf_json(tr_shared(LLAMA3_DIR "tokenizer.json"), &json) == TR_OK, "llama3 tokenizer.json: %s",
+          tr_last_error());
+    printf("  llama3 tokenizer.json loaded in %.2f s\n", tr_test_now() - t0);
+    t0 = tr_test_now();
+    /* through load_spm: the tiktoken format must be told from a SentencePiece protobuf by content */
+    CHECK(tr_tokenizer_load_spm(tr_shared(LLAMA3_DIR "tokenizer.model"), &tik) == TR_OK, "llama3 tokenizer.model: %s",
+          tr_last_error());
+    printf("  llama3 tokenizer.model (tiktoken) loaded in %.2f s\n", tr_test_now() - t0);
+    if (json)
+        check_llama3("llama3 tokenizer.json", json);
+    if (tik)
+        check_llama3("llama3 tiktoken", tik);
+    char path[256];
+    snprintf(path, sizeof path, "%s/transit_test_llama3_%ld.gguf", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp",
+             (long)tr_test_now() * 1000 % 1000000);
+    if (json) {
+        CHECK(write_bpe_gguf(json, path, "llama-bpe") == TR_OK, "writing %s: %s", path, tr_last_error());
+        CHECK(load_gguf_vocab(path, &gguf) == TR_OK && gguf, "llama3 GGUF vocabulary: %s", tr_last_error());
+        if (gguf)
+            check_llama3("llama3 GGUF", gguf);
+        tr_tokenizer *other = NULL; /* another pre-tokenizer name: refused, never split the Llama 3 way */
+        CHECK(write_bpe_gguf(json, path, "qwen2") == TR_OK, "writing %s: %s", path, tr_last_error());
+        tr_status s = load_gguf_vocab(path, &other);
+        check_error("GGUF pre 'qwen2'", s, TR_ERR_UNSUPPORTED, path, other);
+        CHECK(strstr(tr_last_error(), "pre-tokenizer 'qwen2' is not supported") != NULL, "GGUF pre 'qwen2': '%s'",
+              tr_last_error());
+        remove(path);
+    }
+    tr_tokenizer_free(json);
+    tr_tokenizer_free(tik);
+    tr_tokenizer_free(gguf);
+}
+
+/* ---- damaged byte-level files ------------------------------------------------------------------- */
+
+/* A byte-level tokenizer.json with the 256 byte tokens, "ab" and one added token, around `pre`. */
+static char *bpe_json(const char *pre, const char *merges, const char *extra)
+{
+    size_t cap = 16384;
+    char *j = malloc(cap), *p = j;
+    p += sprintf(p, "{\"added_tokens\": [{\"id\": 258, \"content\": \"<|x|>\", \"special\": true%s}], "
+                    "\"pre_tokenizer\": %s, \"model\": {\"type\": \"BPE\", \"merges\": %s, \"vocab\": {",
+                 extra, pre, merges);
+    for (int b = 0; b < 256; b++) {
+        char piece[4];
+        size_t n = tr_bytelevel_encode(&(uint8_t){(uint8_t)b}, 1, piece);
+        piece[n] = 0;
+        p += sprintf(p, "%s\"%s%s\": %d", b ? ", " : "", strcmp(piece, "\"") == 0 || strcmp(piece, "\\") == 0 ? "\\" : "",
+                     piece, b);
+    }
+    sprintf(p, ", \"ab\": 256, \"abc\": 257}}}");
+    return j;
+}
+
+#define LLAMA3_PRE(regex) "{\"type\": \"Sequence\", \"pretokenizers\": [{\"type\": \"Split\", \"pattern\": {\"Regex\": \"" regex \
+                          "\"}, \"behavior\": \"Isolated\", \"invert\": false}, {\"type\": \"ByteLevel\", " \
+                          "\"add_prefix_space\": false, \"use_regex\": false}]}"
+
+static void expect_bpe_json(const char *what, const char *pre, const char *merges, const char *extra, tr_status want)
+{
+    char *j = bpe_json(pre, merges, extra);
+    expect_json(what, j, want);
+    free(j);
+}
+
+static void expect_tiktoken(const char *what, const char *text, tr_status want)
+{
+    tr_tokenizer *t = NULL;
+    tr_status s = tr_tokenizer_parse_tiktoken((const uint8_t *)text, strlen(text), NULL, 0, "bad.model", &t);
+    if (want == TR_OK)
+        CHECK(s == TR_OK && t, "%s: %s", what, tr_last_error());
+    else
+        check_error(what, s, want, "bad.model", t);
+    tr_tokenizer_free(t);
+}
+
+static void test_damaged_bpe(void)
+{
+    const char *ok_merges = "[\"a b\", \"ab c\"]";
+    expect_bpe_json("a small byte-level tokenizer.json", LLAMA3_PRE("\\\\s+|\\\\S+"), ok_merges, "", TR_OK);
+    expect_bpe_json("ByteLevel alone (GPT-2 regex)", "{\"type\": \"ByteLevel\", \"add_prefix_space\": false}", ok_merges, "",
+                    TR_OK);
+    expect_bpe_json("a regex PCRE2 cannot compile", LLAMA3_PRE("(?i:'s|[a-"), ok_merges, "", TR_ERR_FORMAT);
+    expect_bpe_json("a merge naming an unknown piece", LLAMA3_PRE("\\\\S+"), "[\"a zz\"]", "", TR_ERR_FORMAT);
+    expect_bpe_json("a merge making an unknown piece", LLAMA3_PRE("\\\\S+"), "[\"b a\"]", "", TR_ERR_FORMAT);
+    expect_bpe_json("a merge of one piece", LLAMA3_PRE("\\\\S+"), "[\"ab\"]", "", TR_ERR_FORMAT);
+    expect_bpe_json("lstrip on an added token", LLAMA3_PRE("\\\\S+"), ok_merges, ", \"lstrip\": true", TR_ERR_UNSUPPORTED);
+    expect_bpe_json("ByteLevel with add_prefix_space", "{\"type\": \"ByteLevel\", \"add_prefix_space\": true}", ok_merges,
+                    "", TR_ERR_UNSUPPORTED);
+    expect_bpe_json("Split with a String pattern",
+                    "{\"type\": \"Sequence\", \"pretokenizers\": [{\"type\": \"Split\", \"pattern\": {\"String\": \" \"}, "
+                    "\"behavior\": \"Isolated\"}, {\"type\": \"ByteLevel\", \"use_regex\": false}]}",
+                    ok_merges, "", TR_ERR_UNSUPPORTED);
+    expect_bpe_json("Split removing matches",
+                    "{\"type\": \"Sequence\", \"pretokenizers\": [{\"type\": \"Split\", \"pattern\": {\"Regex\": \" \"}, "
+                    "\"behavior\": \"Removed\"}, {\"type\": \"ByteLevel\", \"use_regex\": false}]}",
+                    ok_merges, "", TR_ERR_UNSUPPORTED);
+    expect_bpe_json("a Whitespace pre-tokenizer in the sequence",
+                    "{\"type\": \"Sequence\", \"pretokenizers\": [{\"type\": \"Whitespace\"}, {\"type\": \"ByteLevel\"}]}",
+                    ok_merges, "", TR_ERR_UNSUPPORTED);
+    char *j = bpe_json(LLAMA3_PRE("\\\\S+"), ok_merges, "");
+    char *piece = strstr(j, "\"ab\": 256");
+    memcpy(piece, "\"a\xe4\xb8\xad\"", 6); /* a character outside the byte-level alphabet: "a中" */
+    expect_json("a piece outside the byte-level alphabet", j, TR_ERR_FORMAT);
+    free(j);
+
+    expect_tiktoken("a small tiktoken file", "YQ== 0\nYg== 1\n", TR_ERR_FORMAT); /* only 2 of 256 bytes */
+    char *tk = malloc(256 * 16 + 64), *p = tk;
+    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    for (int b = 0; b < 256; b++)
+        p += sprintf(p, "%c%c== %d\n", b64[b >> 2], b64[(b & 3) << 4], b);
+    expect_tiktoken("256 byte tokens", tk, TR_OK);
+    char *dup = malloc(strlen(tk) + 32);
+    sprintf(dup, "%sYWI= 5\n", tk); /* "ab" with rank 5, which "BQ==" has */
+    expect_tiktoken("a duplicate rank", dup, TR_ERR_FORMAT);
+    CHECK(strstr(tr_last_error(), "rank 5 was already given") != NULL, "duplicate rank: '%s'", tr_last_error());
+    sprintf(dup, "%sY*I= 256\n", tk);
+    expect_tiktoken("bad base64", dup, TR_ERR_FORMAT);
+    CHECK(strstr(tr_last_error(), "bad base64") != NULL, "bad base64: '%s'", tr_last_error());
+    sprintf(dup, "%sYWI 256\n", tk);
+    expect_tiktoken("base64 of the wrong length", dup, TR_ERR_FORMAT);
+    sprintf(dup, "%sYWI= x\n", tk);
+    expect_tiktoken("a rank that is not a number", dup, TR_ERR_FORMAT);
+    sprintf(dup, "%sYWI= 300\n", tk);
+    expect_tiktoken("a gap in the ranks", dup, TR_ERR_FORMAT);
+    free(dup);
+    free(tk);
+}
+
 int main(void)
 {
     double t0 = tr_test_now();
@@ -778,6 +1118,8 @@ int main(void)
     test_handmade_spm();
     test_damaged_spm();
     test_damaged_json();
+    test_llama3();
+    test_damaged_bpe();
     if (reports > MAX_REPORTS)
         fprintf(stderr, "(%d more mismatches not shown)\n", reports - MAX_REPORTS);
     printf("  all tokenizer tests took %.2f s\n", tr_test_now() - t0);

@@ -47,7 +47,7 @@ for t in test_cuda:test_cuda,op_cases,op_harness,sinks_golden test_diffllama:tes
         compile_c "$ROOT/tests/$f.c" "$OUT/t_$f.o"
         own="$own $OUT/t_$f.o"
     done
-    g++ -o "$OUT/${prog}_emu" $OBJS $own "$OUT/cuemu.o" -lopenblas -lcjson -lm -lpthread
+    g++ -o "$OUT/${prog}_emu" $OBJS $own "$OUT/cuemu.o" -lopenblas -lcjson -lpcre2-8 -lm -lpthread
 done
 [ "${1:-}" = build ] && exit 0
 [ "${1:-}" = diffllama ] && exec "$OUT/test_diffllama_emu"

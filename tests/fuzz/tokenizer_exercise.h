@@ -4,7 +4,8 @@
  * vocabulary's own first pieces, so that merges actually happen, and checks that the results agree
  * with themselves: the count is the same with and without room for the ids, every id is in range,
  * and decoding a sequence equals decoding its tokens one by one. A violation aborts, which the fuzzer
- * reports as a crash. Included by fuzz_spm.c and fuzz_tokenizer_json.c only. */
+ * reports as a crash. Included by the tokenizer fuzz targets (fuzz_spm.c, fuzz_tokenizer_json.c,
+ * fuzz_tiktoken.c) only. */
 #ifndef TR_TOKENIZER_EXERCISE_H
 #define TR_TOKENIZER_EXERCISE_H
 
@@ -62,6 +63,7 @@ static void exercise(const tr_tokenizer *t)
     static const fuzz_text texts[] = {
         FUZZ_TEXT(""), FUZZ_TEXT(" "), FUZZ_TEXT("   a  b "), FUZZ_TEXT("Hello world"),
         FUZZ_TEXT("\xff\xfe\x80 \xc3"), FUZZ_TEXT("\t\n\x00x"), FUZZ_TEXT("<s>ab</s>"),
+        FUZZ_TEXT("<|eot_id|>x<|begin_of_text|"), FUZZ_TEXT("it'S   12345\r\n\t"),
         FUZZ_TEXT("caf\xc3\xa9 \xe4\xb8\xad \xf0\x9f\x98\x80 \xe2\x96\x81"),
     };
     const int n_vocab = tr_tokenizer_n_vocab(t);
