@@ -10,7 +10,8 @@
  * results are placed by the memory plan as if each ran at its own place, where the inputs of the
  * first node may already be dead and their memory given to those results: a fused kernel would then
  * overwrite what it reads. So fusions are decided before the plan, and each node that runs early
- * is linked, for the plan only, to the inputs it must not outlive (its unused src[2]). */
+ * is linked, for the plan only, to the inputs it must not outlive (its src[2]: unused, or a leaf,
+ * which the plan ignores: a ROPE's frequency divisors, put back after the plan). */
 #include "cuda_internal.h"
 
 static int next_real(const tr_graph *g, int i)
@@ -26,20 +27,26 @@ static bool single_use(const cuda_backend *c, const tr_graph *g, int i)
     return c->uses[i] == 1 && !g->nodes[i]->is_output;
 }
 
-static bool link_for_plan(tr_tensor *node, tr_tensor *src, tr_tensor **linked, int *n_linked)
+static bool link_for_plan(tr_tensor *node, tr_tensor *src, trc_link *linked, int *n_linked)
 {
-    if (node->src[2])
+    if (node->src[2] && node->src[2]->op != TR_OP_NONE)
         return false;
+    linked[(*n_linked)++] = (trc_link){node, node->src[2]};
     node->src[2] = src;
-    linked[(*n_linked)++] = node;
     return true;
 }
 
+void trc_unlink(const trc_link *linked, int n_linked)
+{
+    for (int i = 0; i < n_linked; i++)
+        linked[i].node->src[2] = linked[i].saved;
+}
+
 /* Decides every fused launch of g (c->fz, c->done) and links nodes for the plan; the caller undoes
- * the links listed in linked[] (at most one per node) after tr_memplan. A graph that keeps every
- * intermediate (g->keep_all: per-node parity, `transit parity --ops`) fuses nothing, since a fused
- * launch never writes the nodes it skips. */
-void trc_plan_fusions(cuda_backend *c, tr_graph *g, tr_tensor **linked, int *n_linked)
+ * the links listed in linked[] (at most one per node) after tr_memplan (trc_unlink). A graph that
+ * keeps every intermediate (g->keep_all: per-node parity, `transit parity --ops`) fuses nothing,
+ * since a fused launch never writes the nodes it skips. */
+void trc_plan_fusions(cuda_backend *c, tr_graph *g, trc_link *linked, int *n_linked)
 {
     *n_linked = 0;
     for (int i = 0; i < g->n_nodes; i++) {
@@ -85,9 +92,10 @@ void trc_plan_fusions(cuda_backend *c, tr_graph *g, tr_tensor **linked, int *n_l
                 f->kind = FZ_QKV;
         } else if (t->op == TR_OP_ROPE && tj && tj->op == TR_OP_ROPE && tj->src[1] == t->src[1] &&
                    tj->ne[0] == t->ne[0] && tj->ne[2] == t->ne[2] && tj->p.rope.theta == t->p.rope.theta &&
-                   tj->p.rope.layout == t->p.rope.layout && tr_view_root(tj->src[0]) != t &&
+                   tj->p.rope.layout == t->p.rope.layout && tj->p.rope.freq_scale == t->p.rope.freq_scale &&
+                   tj->src[2] == t->src[2] && tr_view_root(tj->src[0]) != t &&
                    link_for_plan(tj, t->src[0], linked, n_linked)) {
-            /* the layer's other RoPE, at the same positions */
+            /* the layer's other RoPE, at the same positions and frequencies */
             *f = (trc_fusion){FZ_ROPE2, {j, -1}};
             c->done[j] = 1;
         } else if (t->op == TR_OP_KV_WRITE && tj && tj->op == TR_OP_KV_WRITE &&

@@ -47,6 +47,11 @@ typedef struct trc_fusion {
     int m[2]; /* the other nodes of the launch, or -1 */
 } trc_fusion;
 
+/* A node given a temporary src[2] for the memory plan (cuda_fuse.c), and what that slot held. */
+typedef struct trc_link {
+    tr_tensor *node, *saved;
+} trc_link;
+
 typedef struct cuda_backend {
     tr_backend base;
     int device;
@@ -75,7 +80,7 @@ typedef struct cuda_backend {
     int *uses;
     unsigned char *done; /* node computed by an earlier node's fused launch */
     trc_fusion *fz;        /* per node: the launch it leads (cuda_fuse.c) */
-    tr_tensor **linked;    /* nodes given a temporary source for the memory plan */
+    trc_link *linked;      /* nodes given a temporary source for the memory plan */
     int cap_nodes;
     const tr_tensor **map_key; /* node -> index, open addressing */
     int *map_val;
@@ -117,8 +122,9 @@ tr_status trc_reserve(void **p, int *cap, int need, size_t elem); /* grows an ar
 
 /* cuda_fuse.c: decides every fused launch of g (c->fz, c->done; c->uses counted; none when
  * g->keep_all) and links nodes for the memory plan; the caller undoes the links in linked[] after
- * tr_memplan. */
-void trc_plan_fusions(cuda_backend *c, tr_graph *g, tr_tensor **linked, int *n_linked);
+ * tr_memplan, with trc_unlink (which puts back what the linked slots held). */
+void trc_plan_fusions(cuda_backend *c, tr_graph *g, trc_link *linked, int *n_linked);
+void trc_unlink(const trc_link *linked, int n_linked);
 /* Which source of t is x: 0, 1, or -1. */
 static inline int trc_src_is(const tr_tensor *t, const tr_tensor *x)
 {

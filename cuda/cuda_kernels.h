@@ -69,9 +69,11 @@ typedef struct trc_rope_args {
     float *out[2];
     int64_t H[2];
     const int32_t *pos; /* device, [T] */
+    const float *factors; /* device, [hd/2] frequency divisors (llama3 scaling); NULL: none */
     int64_t hd, T;
     float theta;
-    int layout; /* tr_rope_layout: 0 adjacent pairs, 1 halves */
+    float freq_scale; /* angles times this (linear scaling); 1: none */
+    int layout;       /* tr_rope_layout: 0 adjacent pairs, 1 halves */
 } trc_rope_args;
 cudaError_t trc_rope(const trc_rope_args *a, cudaStream_t s);
 

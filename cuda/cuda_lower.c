@@ -519,7 +519,9 @@ static tr_status lower_node(lower_ctx *L, int i)
         a->pos = dptr(c, t->src[1]);
         a->hd = t->ne[0];
         a->T = t->ne[2];
+        a->factors = t->src[2] ? dptr(c, t->src[2]) : NULL; /* a launch argument: replay stays right */
         a->theta = t->p.rope.theta;
+        a->freq_scale = t->p.rope.freq_scale;
         a->layout = (int)t->p.rope.layout;
         a->x[0] = rows_of(L, t->src[0], t->src[0]->nb[2], &a->x_row0[0]);
         a->out[0] = dptr(c, t);
@@ -606,8 +608,7 @@ static tr_status place_and_count(cuda_backend *c, tr_graph *g, size_t *arena_nee
     int n_linked;
     trc_plan_fusions(c, g, c->linked, &n_linked);
     size_t need = tr_memplan(g, ALIGN, g->keep_all);
-    for (int i = 0; i < n_linked; i++)
-        c->linked[i]->src[2] = NULL;
+    trc_unlink(c->linked, n_linked);
     if (need == (size_t)-1)
         return tr_fail(TR_ERR_NOMEM, "cuda: out of host memory planning the graph");
     *arena_need = need;

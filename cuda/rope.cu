@@ -1,9 +1,11 @@
 /* rope.cu: ROPE in both layouts, for up to two tensors (a layer's q and k) in one launch.
  *
- * One block per token. The token's angles pos * theta^(-2i/hd) and their cosines and sines are
- * computed once, in double precision as the reference does: in float the angle alone would be off
- * by ~pos * 6e-8 radians (2e-3 at 32K positions), far outside design §6's 1e-7 NMSE. The rotation
- * is done in double too and rounded once; its cost is small next to a decode step's matrix products.
+ * One block per token. The token's angles pos * freq_scale * theta^(-2i/hd) / factors[i] (RoPE
+ * scaling: linear, llama3's per-pair divisors) and their cosines and sines are computed once, in
+ * double precision with the operations of rope_f32_ref in its order: in float the angle alone would
+ * be off by ~pos * 6e-8 radians (2e-3 at 32K positions), far outside design §6's 1e-7 NMSE. The
+ * rotation is done in double too and rounded once; its cost is small next to a decode step's matrix
+ * products.
  * ADJACENT layout rotates (x[2i], x[2i+1]); HALF rotates (x[i], x[i + hd/2]). */
 #include "common.cuh"
 
@@ -15,7 +17,8 @@ __global__ __launch_bounds__(ROPE_THREADS) void rope_kernel(const trc_rope_args 
     const int64_t t = blockIdx.x, half = a.hd / 2;
     const double p = (double)a.pos[t];
     for (int64_t i = threadIdx.x; i < half; i += ROPE_THREADS) {
-        double angle = p * pow((double)a.theta, -2.0 * (double)i / (double)a.hd);
+        double angle = p * (double)a.freq_scale * pow((double)a.theta, -2.0 * (double)i / (double)a.hd) /
+                       (a.factors ? (double)a.factors[i] : 1.0);
         double s, c;
         sincos(angle, &s, &c);
         cs[2 * i] = c;

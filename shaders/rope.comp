@@ -1,10 +1,11 @@
 #version 450
 #extension GL_GOOGLE_include_directive : require
 /* rope_f32: rotary embedding of every head (core/ir.h ROPE), one invocation per rotated pair.
- * The angles pos[t] * theta^(-2i/hd) are turned into (cos, sin) pairs on the host in double
- * precision, as the reference kernel computes them (positions are host inputs), and bound as a
- * table {2, hd/2, T}: a float32 sin/cos of a large angle on the device would lose the angle's
- * low bits. layout 0 rotates (x[2i], x[2i+1]) (GGUF/Meta), layout 1 (x[i], x[i+hd/2]) (HF). */
+ * The angles pos[t] * freq_scale * theta^(-2i/hd) / factors[i] (RoPE scaling: linear, llama3's
+ * per-pair divisors) are turned into (cos, sin) pairs on the host in double precision, as the
+ * reference kernel computes them (positions and divisors are leaves), and bound as a table
+ * {2, hd/2, T}: a float32 sin/cos of a large angle on the device would lose the angle's low bits.
+ * layout 0 rotates (x[2i], x[2i+1]) (GGUF/Meta), layout 1 (x[i], x[i+hd/2]) (HF). */
 #include "common.glsl"
 
 layout(std430, binding = 0) readonly buffer X { float x[]; };

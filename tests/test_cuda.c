@@ -4,9 +4,10 @@
  * 6 to 256, GQA ratios 1 to 16, decode (split over the keys) and prefill (tiled and row kernels),
  * n_past > 0, Attention Transition rows, differential attention, GLU with each activation), with
  * guard bytes around every device buffer the test owns (op_harness.h); then what is CUDA's own: the
- * fused launches (q/k/v products, product + residual, gate/up + GLU with each activation, q/k RoPE,
- * k/v writes), differential attention decoding through a moving cache view and replayed as a CUDA
- * graph, an unsupported op refused by name, and the bench references. End to end: stories260K
+ * fused launches (q/k/v products, product + residual, gate/up + GLU with each activation, q/k RoPE
+ * with each RoPE scaling, k/v writes), differential attention decoding through a moving cache view
+ * and replayed as a CUDA graph, RoPE decoding replayed as a CUDA graph across changes of scaling,
+ * an unsupported op refused by name, and the bench references. End to end: stories260K
  * (GGUF, HF) and aidreams260K (HF) logits within 1e-6 NMSE of the CPU reference, whole and chunked
  * prefill, with and without the transition; 64 greedy tokens equal to the expected ones and to the
  * CPU's; CUDA graph replay equal to launching kernel by kernel; attention sinks within 1e-6 of the
@@ -94,27 +95,93 @@ static void test_fused_products(void)
         }
 }
 
-/* q and k rotated by one launch, beside a lone rope on the same positions that must stay apart. */
+/* Frequency divisors {hd/2} as llama3 scaling makes them: 1 on the high frequencies, up to 32 on the
+ * low, smooth between (far from 0, so the angles stay in range). */
+static tr_tensor *rope_factors(tr_graph *g, int hd, int dev)
+{
+    tr_tensor *f = leaf(g, TR_F32, 1, (int64_t[]){hd / 2}, 1, dev);
+    float *v = f->data;
+    for (int i = 0; i < hd / 2; i++)
+        v[i] = 1.0f + 31.0f * (float)i / (float)(hd / 2) * (0.75f + 0.25f * v[i]);
+    return f;
+}
+
+/* q and k rotated by one launch, beside a lone rope on the same positions that must stay apart;
+ * with each RoPE scaling (none, llama3 divisors, linear), and q and k with different scalings,
+ * which must not share a launch. */
 static void test_rope(void)
 {
     const int hds[] = {8, 64, 128};
     for (int layout = 0; layout < 2; layout++)
-        for (int a = 0; a < 3; a++) {
-            int hd = hds[a], T = 7;
-            tr_graph g;
-            tr_graph_init(&g);
-            tr_rope_params rp = {.theta = a == 2 ? 500000.0f : 10000.0f, .layout = (tr_rope_layout)layout};
-            tr_tensor *pos = op_int_leaf(&g, T, 32000, 0, OP_HOST);
-            tr_tensor *q = inter(&g, hd, 8, T, 1), *k = inter(&g, hd, 2, T, 0);
-            tr_tensor *solo = leaf(&g, TR_F32, 3, (int64_t[]){hd, 3, T}, 1, 1);
-            char what[96];
-            snprintf(what, sizeof what, "rope %s hd=%d", layout ? "half" : "adjacent", hd);
-            tr_tensor *outs[2] = {tr_rope(&g, q, pos, rp), tr_rope(&g, k, pos, rp)}; /* fused: q and k */
-            op_compare(&cuda, &g, outs, 2, OP_BOUND_ELEMENTWISE, "fused rope q/k", what, NULL);
-            tr_tensor *lone = tr_rope(&g, solo, pos, rp);
-            op_compare(&cuda, &g, &lone, 1, OP_BOUND_ELEMENTWISE, "fused rope q/k", what, NULL);
-            op_release(&g);
-        }
+        for (int a = 0; a < 3; a++)
+            for (int scaling = 0; scaling < 3; scaling++) {
+                int hd = hds[a], T = 7;
+                tr_graph g;
+                tr_graph_init(&g);
+                tr_rope_params rp = {.theta = a == 2 ? 500000.0f : 10000.0f, .layout = (tr_rope_layout)layout,
+                                     .freq_scale = scaling == 2 ? 0.125f : 1.0f};
+                tr_tensor *pos = op_int_leaf(&g, T, 32000, 0, OP_HOST);
+                tr_tensor *f = scaling == 1 ? rope_factors(&g, hd, a != 1) : NULL;
+                tr_tensor *q = inter(&g, hd, 8, T, 1), *k = inter(&g, hd, 2, T, 0);
+                tr_tensor *solo = leaf(&g, TR_F32, 3, (int64_t[]){hd, 3, T}, 1, 1);
+                char what[96];
+                snprintf(what, sizeof what, "rope %s hd=%d%s", layout ? "half" : "adjacent", hd,
+                         scaling == 1 ? " factors" : scaling == 2 ? " linear/8" : "");
+                /* fused: q and k */
+                tr_tensor *outs[2] = {tr_rope_ext(&g, q, pos, f, rp), tr_rope_ext(&g, k, pos, f, rp)};
+                op_compare(&cuda, &g, outs, 2, OP_BOUND_ELEMENTWISE, "fused rope q/k", what, NULL);
+                tr_tensor *lone = tr_rope_ext(&g, solo, pos, f, rp);
+                op_compare(&cuda, &g, &lone, 1, OP_BOUND_ELEMENTWISE, "fused rope q/k", what, NULL);
+                /* q and k at the same positions, scaled differently: two launches */
+                tr_rope_params rk = rp;
+                tr_tensor *fk = f;
+                if (scaling == 1)
+                    fk = a == 0 ? NULL : rope_factors(&g, hd, 0);
+                else
+                    rk.freq_scale = scaling == 2 ? 1.0f : 0.25f;
+                tr_tensor *q2 = inter(&g, hd, 4, T, 1), *k2 = inter(&g, hd, 2, T, 0);
+                tr_tensor *apart[2] = {tr_rope_ext(&g, q2, pos, f, rp), tr_rope_ext(&g, k2, pos, fk, rk)};
+                op_compare(&cuda, &g, apart, 2, OP_BOUND_ELEMENTWISE, "fused rope q/k", what, NULL);
+                op_release(&g);
+            }
+}
+
+/* RoPE decoding steps replayed as a CUDA graph (every leaf in host memory, so that equal steps have
+ * byte-identical records): three steps with llama3 divisors, two with linear scaling, three with
+ * neither. The frequency scale and the divisors' pointer are launch arguments, so each change of
+ * scaling is a new launch sequence (captured when repeated), never a replay of the old one; each
+ * step within the bound of the CPU reference. */
+static void test_rope_replay(void)
+{
+    const int hd = 64, steps = 8, scaling[8] = {1, 1, 1, 2, 2, 0, 0, 0};
+#ifdef TR_HAVE_CUDA
+    long cap0, rep0, cap1, rep1;
+    tr_cuda_graph_counts(cu, &cap0, &rep0);
+#endif
+    for (int s = 0; s < steps; s++) {
+        tr_graph g;
+        tr_graph_init(&g);
+        /* the divisors come last among the host leaves, so the others' places do not move when
+         * they are absent: only the rope's own arguments change */
+        tr_tensor *q = tr_reshape_3d(&g, inter(&g, hd, 4, 1, 0), hd, 4, 1);
+        tr_tensor *k = tr_reshape_3d(&g, inter(&g, hd, 2, 1, 0), hd, 2, 1);
+        tr_tensor *pos = op_int_leaf(&g, 1, 32000, 0, OP_HOST);
+        tr_tensor *f = scaling[s] == 1 ? rope_factors(&g, hd, 0) : NULL;
+        tr_rope_params rp = {.theta = 500000.0f, .layout = TR_ROPE_HALF, .freq_scale = scaling[s] == 2 ? 0.125f : 1.0f};
+        tr_tensor *outs[2] = {tr_rope_ext(&g, q, pos, f, rp), tr_rope_ext(&g, k, pos, f, rp)};
+        char what[96];
+        snprintf(what, sizeof what, "rope decode step %d%s", s,
+                 scaling[s] == 1 ? " factors" : scaling[s] == 2 ? " linear/8" : "");
+        op_compare(&cuda, &g, outs, 2, OP_BOUND_ELEMENTWISE, "rope replayed", what, NULL);
+        op_release(&g);
+    }
+#ifdef TR_HAVE_CUDA /* (without the backend compiled in, this test has already exited as skipped) */
+    tr_cuda_graph_counts(cu, &cap1, &rep1);
+    printf("rope decode with changing scaling: %ld graph captures, %ld replays in %d steps\n", cap1 - cap0,
+           rep1 - rep0, steps);
+    CHECK(cap1 - cap0 == 3 && rep1 - rep0 == 2, "rope decode: %ld graph captures and %ld replays in %d steps",
+          cap1 - cap0, rep1 - rep0, steps);
+#endif
 }
 
 /* k and v written by one launch (one write alone is in the op table). */
@@ -524,6 +591,7 @@ int main(int argc, char **argv)
         test_unsupported();
         op_cases_run(&cuda);
         test_rope();
+        test_rope_replay();
         test_kv_write();
         test_fused_products();
         test_diff_decode_replay();

@@ -1,7 +1,8 @@
 /* test_vulkan.c: the Vulkan backend against the CPU reference kernels (design §6).
  *
  *   - the op case table (op_cases.h: every op on awkward sizes, every weight dtype, head sizes 6 to
- *     256, GQA, decode and prefill, long caches, transition rows);
+ *     256, GQA, decode and prefill, long caches, transition rows, RoPE scaling), and RoPE nodes with
+ *     each scaling on the same positions in one graph (each its own angle table);
  *   - on three device configurations: the device as it is; without 16-bit storage and subgroup
  *     arithmetic (the packed and shared-memory shader variants); and with maxStorageBufferRange
  *     lowered to 64 KiB so that operands are split into sub-range pieces, and attention over a cache
@@ -90,6 +91,34 @@ static void test_fault(const tr_vulkan_debug *dbg)
     vk = NULL;
 }
 
+/* RoPE nodes on the same positions with each scaling (none, llama3 divisors in device and in host
+ * memory, linear, both) in one graph: each needs its own (cos, sin) table, never another's. */
+static void test_rope_tables(const op_target *t)
+{
+    const int hd = 64, T = 5;
+    tr_graph g;
+    tr_graph_init(&g);
+    tr_tensor *x = op_leaf(&g, TR_F32, 3, (int64_t[]){hd, 3, T}, 1, OP_DEVICE);
+    tr_tensor *pos = op_int_leaf(&g, T, 32000, 0, OP_HOST);
+    tr_tensor *f[2];
+    for (int j = 0; j < 2; j++) { /* 1 on the high frequencies, up to 32 on the low */
+        f[j] = op_leaf(&g, TR_F32, 1, (int64_t[]){hd / 2}, 1, j ? OP_HOST : OP_DEVICE);
+        float *v = f[j]->data;
+        for (int i = 0; i < hd / 2; i++)
+            v[i] = 1.0f + 31.0f * (float)i / (float)(hd / 2) * (0.75f + 0.25f * v[i]);
+    }
+    tr_rope_params plain = {.theta = 500000.0f, .layout = TR_ROPE_HALF}, linear = plain;
+    linear.freq_scale = 0.125f;
+    tr_tensor *outs[5] = {tr_rope_ext(&g, x, pos, NULL, plain)};
+    outs[1] = tr_rope_ext(&g, x, pos, f[0], plain);
+    outs[2] = tr_rope_ext(&g, x, pos, f[1], plain);
+    outs[3] = tr_rope_ext(&g, x, pos, NULL, linear);
+    outs[4] = tr_rope_ext(&g, x, pos, f[0], linear);
+    op_compare(t, &g, outs, 5, OP_BOUND_ELEMENTWISE, "rope tables",
+               "rope hd=64 none, factors (device, host), linear/8, factors + linear/8 on one pos", NULL);
+    op_release(&g);
+}
+
 static void run_ops(const char *name, const tr_vulkan_debug *dbg)
 {
     tr_vulkan_set_debug(dbg);
@@ -105,6 +134,7 @@ static void run_ops(const char *name, const tr_vulkan_debug *dbg)
     snprintf(label, sizeof label, "vulkan %s", name);
     op_target t = {.name = label, .ref = ref, .backend = vk, .device_copies = 1, .refusal = cache_too_big};
     op_cases_run(&t);
+    test_rope_tables(&t);
     tr_backend_free(vk);
     vk = NULL;
 }

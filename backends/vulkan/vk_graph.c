@@ -9,7 +9,7 @@
  * Host inputs: leaves with no buffer of this backend (token ids, positions; in tests any leaf) are
  * copied into a staging buffer and, at the start of the command buffer, into the device input
  * buffer; so are the (cos, sin) tables of the ROPE nodes, computed here in double precision from
- * the positions (rope.comp says why).
+ * the positions and the nodes' frequency scale and divisors (rope.comp says why).
  *
  * Guard mode (tr_vulkan_debug.guard_nodes): every node gets its own memory with VK_GUARD bytes on
  * each side, the whole arena is filled with a pattern before the graph runs, and afterwards every
@@ -70,17 +70,30 @@ static const tr_tensor *root_of(const tr_tensor *t, size_t *extra)
 
 static int is_ours(vk_ctx *c, const tr_tensor *leaf) { return leaf->buffer && leaf->buffer->backend == &c->base; }
 
-static vk_input *find_input(vk_ctx *c, const void *key, float theta, int64_t hd)
+/* Inputs are keyed by their leaf; a RoPE table by everything its angles depend on, so that ROPE
+ * nodes rotating by the same angles (a layer's q and k, every layer) share one table. */
+static vk_input leaf_key(const tr_tensor *leaf) { return (vk_input){.key = leaf}; }
+
+static vk_input rope_key(const tr_tensor *rope)
 {
-    for (int i = 0; i < c->n_in; i++)
-        if (c->in[i].key == key && c->in[i].theta == theta && c->in[i].hd == hd)
+    return (vk_input){.key = rope->src[1], .theta = rope->p.rope.theta, .hd = rope->ne[0],
+                      .freq_scale = rope->p.rope.freq_scale, .factors = rope->src[2]};
+}
+
+static vk_input *find_input(vk_ctx *c, const vk_input *k)
+{
+    for (int i = 0; i < c->n_in; i++) {
+        const vk_input *in = &c->in[i];
+        if (in->key == k->key && in->theta == k->theta && in->hd == k->hd && in->freq_scale == k->freq_scale &&
+            in->factors == k->factors)
             return &c->in[i];
+    }
     return NULL;
 }
 
-static tr_status add_input(vk_ctx *c, const void *key, float theta, int64_t hd, size_t size)
+static tr_status add_input(vk_ctx *c, vk_input k, size_t size)
 {
-    if (find_input(c, key, theta, hd))
+    if (find_input(c, &k))
         return TR_OK;
     if (c->n_in == c->cap_in) {
         int nc = c->cap_in ? 2 * c->cap_in : 16;
@@ -90,8 +103,9 @@ static tr_status add_input(vk_ctx *c, const void *key, float theta, int64_t hd, 
         c->in = ni;
         c->cap_in = nc;
     }
-    size_t off = c->n_in ? vk_align_up(c->in[c->n_in - 1].off + c->in[c->n_in - 1].size, plan_align(c)) : 0;
-    c->in[c->n_in++] = (vk_input){.key = key, .theta = theta, .hd = hd, .off = off, .size = size};
+    k.off = c->n_in ? vk_align_up(c->in[c->n_in - 1].off + c->in[c->n_in - 1].size, plan_align(c)) : 0;
+    k.size = size;
+    c->in[c->n_in++] = k;
     return TR_OK;
 }
 
@@ -102,36 +116,46 @@ static const void *host_data(const tr_tensor *leaf)
     return leaf->data;
 }
 
-/* Reads the positions of a ROPE node's pos leaf (host memory, or this backend's buffer). */
-static tr_status read_positions(vk_ctx *c, const tr_tensor *pos, int32_t *out)
+/* Reads a leaf a RoPE table is made from, its positions or frequency divisors (host memory, or
+ * this backend's buffer). */
+static tr_status read_leaf(vk_ctx *c, const tr_tensor *t, void *out)
 {
     size_t extra;
-    const tr_tensor *r = root_of(pos, &extra);
+    const tr_tensor *r = root_of(t, &extra);
     if (is_ours(c, r))
-        return vk_read(c, vk_buf(r->buffer), r->offset + extra, out, tr_nbytes(pos));
+        return vk_read(c, vk_buf(r->buffer), r->offset + extra, out, tr_nbytes(t));
     const void *src = host_data(r);
     if (!src)
-        return tr_fail(TR_ERR_INVALID_ARG, "vulkan: rope positions '%s' have no memory", pos->name);
-    memcpy(out, (const char *)src + extra, tr_nbytes(pos));
+        return tr_fail(TR_ERR_INVALID_ARG, "vulkan: rope operand '%s' has no memory", t->name);
+    memcpy(out, (const char *)src + extra, tr_nbytes(t));
     return TR_OK;
 }
 
-/* (cos, sin) of pos[t] * theta^(-2i/hd) for i < hd/2, as rope_f32_ref computes the angle. */
+/* (cos, sin) of pos[t] * freq_scale * theta^(-2i/hd) / factors[i] for i < hd/2, as rope_f32_ref
+ * computes the angle (the same operations in the same order, in double). */
 static tr_status fill_rope_table(vk_ctx *c, const vk_input *in, float *dst)
 {
     const tr_tensor *pos = in->key;
     int64_t T = pos->ne[0], half = in->hd / 2;
     int32_t *p = malloc((size_t)T * sizeof *p);
-    if (!p)
+    float *f = in->factors ? malloc((size_t)half * sizeof *f) : NULL;
+    if (!p || (in->factors && !f)) {
+        free(p);
+        free(f);
         return tr_fail(TR_ERR_NOMEM, "vulkan: out of memory");
-    tr_status s = read_positions(c, pos, p);
+    }
+    tr_status s = read_leaf(c, pos, p);
+    if (s == TR_OK && f)
+        s = read_leaf(c, in->factors, f);
     for (int64_t t = 0; s == TR_OK && t < T; t++)
         for (int64_t i = 0; i < half; i++) {
-            double angle = (double)p[t] * pow((double)in->theta, -2.0 * (double)i / (double)in->hd);
+            double angle = (double)p[t] * (double)in->freq_scale *
+                           pow((double)in->theta, -2.0 * (double)i / (double)in->hd) / (f ? (double)f[i] : 1.0);
             dst[2 * (t * half + i)] = (float)cos(angle);
             dst[2 * (t * half + i) + 1] = (float)sin(angle);
         }
     free(p);
+    free(f);
     return s;
 }
 
@@ -148,11 +172,10 @@ static tr_status gather_inputs(vk_ctx *c, tr_graph *g)
                 continue;
             if (!host_data(r))
                 return tr_fail(TR_ERR_INVALID_ARG, "vulkan: source '%s' of node '%s' has no memory", r->name, t->name);
-            TR_TRY(add_input(c, r, 0, 0, tr_nbytes(r)));
+            TR_TRY(add_input(c, leaf_key(r), tr_nbytes(r)));
         }
         if (t->op == TR_OP_ROPE)
-            TR_TRY(add_input(c, t->src[1], t->p.rope.theta, t->ne[0],
-                             (size_t)t->src[1]->ne[0] * (size_t)(t->ne[0] / 2) * 2 * sizeof(float)));
+            TR_TRY(add_input(c, rope_key(t), (size_t)t->src[1]->ne[0] * (size_t)(t->ne[0] / 2) * 2 * sizeof(float)));
     }
     if (c->n_in == 0)
         return TR_OK;
@@ -173,9 +196,10 @@ static tr_status gather_inputs(vk_ctx *c, tr_graph *g)
     return TR_OK;
 }
 
-size_t vk_rope_table(vk_ctx *c, const tr_tensor *pos, float theta, int64_t hd)
+size_t vk_rope_table(vk_ctx *c, const tr_tensor *rope)
 {
-    const vk_input *in = find_input(c, pos, theta, hd);
+    vk_input k = rope_key(rope);
+    const vk_input *in = find_input(c, &k);
     return in ? in->off : 0; /* gather_inputs made it */
 }
 
@@ -190,7 +214,8 @@ vk_loc vk_loc_of(vk_ctx *c, const tr_tensor *t)
     }
     if (r->op != TR_OP_NONE || is_ours(c, r))
         return (vk_loc){r->buffer, r->offset + extra};
-    const vk_input *in = find_input(c, r, 0, 0);
+    vk_input k = leaf_key(r);
+    const vk_input *in = find_input(c, &k);
     return (vk_loc){c->inputs, (in ? in->off : 0) + extra};
 }
 

@@ -85,8 +85,10 @@ typedef struct vk_range {
 /* A host leaf (or a RoPE table) copied into the input buffer for one graph. */
 typedef struct vk_input {
     const void *key;  /* the leaf tensor, or the pos tensor of a RoPE table */
-    float theta;      /* RoPE tables: theta and head dimension */
+    float theta;      /* RoPE tables: theta, head dimension, frequency scale and divisors */
     int64_t hd;
+    float freq_scale;
+    const tr_tensor *factors; /* NULL: none */
     size_t off, size;
 } vk_input;
 
@@ -185,7 +187,7 @@ double vk_bandwidth(tr_backend *b);
 /* vk_graph.c */
 tr_status vk_graph_compute(vk_ctx *c, tr_graph *g);
 vk_loc vk_loc_of(vk_ctx *c, const tr_tensor *t);
-size_t vk_rope_table(vk_ctx *c, const tr_tensor *pos, float theta, int64_t hd); /* offset in inputs */
+size_t vk_rope_table(vk_ctx *c, const tr_tensor *rope); /* offset in inputs of a ROPE node's table */
 
 /* vk_ops.c */
 bool vk_op_supported(vk_ctx *c, const tr_tensor *node, const char **why);

@@ -204,7 +204,7 @@ static tr_status op_rope(vk_ctx *c, tr_tensor *dst)
         return no_fit(x, H * hd * 4);
     vk_dispatch d = {.pipe = pipeline(c, "rope_f32", 3, 0, 0, 0, 1)};
     vk_loc lx = vk_loc_of(c, x), lo = vk_loc_of(c, dst);
-    vk_loc lt = {c->inputs, vk_rope_table(c, dst->src[1], dst->p.rope.theta, (int64_t)hd)};
+    vk_loc lt = {c->inputs, vk_rope_table(c, dst)};
     for (size_t t0 = 0; t0 < T; t0 += rp) {
         size_t tn = min_sz(rp, T - t0);
         struct { uint32_t hd, H, T, half_layout, x_off, tab_off, dst_off; } p = {
@@ -446,8 +446,13 @@ bool vk_op_supported(vk_ctx *c, const tr_tensor *t, const char **why)
             return false;
         }
     }
+    /* a RoPE table is made on the host before the graph runs (vk_graph.c), from leaves only */
     if (t->op == TR_OP_ROPE && tr_view_root(t->src[1])->op != TR_OP_NONE) {
         *why = "positions must be an input";
+        return false;
+    }
+    if (t->op == TR_OP_ROPE && t->src[2] && tr_view_root(t->src[2])->op != TR_OP_NONE) {
+        *why = "frequency factors must be a leaf";
         return false;
     }
     if (t->op == TR_OP_ATTENTION && t->p.attn.variant != TR_ATTN_PLAIN && t->p.attn.variant != TR_ATTN_TRANSITION &&
