@@ -3,6 +3,7 @@ virtualenvs (attention_sinks pins an old transformers), so this module needs onl
 standard library; model objects are used through their own save_pretrained."""
 import os
 import shutil
+import struct
 
 import numpy as np
 
@@ -34,3 +35,21 @@ def save_model_dir(model, path, shared):
         os.remove(gen_cfg)
     for fn in TOKENIZER_FILES:
         shutil.copyfile(os.path.join(shared, "models", "stories260K", "hf", fn), os.path.join(path, fn))
+
+
+def fnv1a64(ids, h=0xCBF29CE484222325):
+    """FNV-1a over the little-endian int32 bytes of ids (the tokenizer goldens' per-line or per-block
+    hash; the C tests compute the same)."""
+    for b in struct.pack("<%di" % len(ids), *ids):
+        h ^= b
+        h = (h * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+    return h
+
+
+def corpus_lines(path):
+    """A corpus file's lines as bytes, without the newlines (and without a last empty line)."""
+    with open(path, "rb") as f:
+        lines = f.read().split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    return lines

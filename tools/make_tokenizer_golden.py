@@ -34,6 +34,8 @@ import sys
 import sentencepiece as spm
 from tokenizers import Tokenizer
 
+from golden_util import corpus_lines, fnv1a64
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CORPORA = ["tinyshakespeare", "wikitext-2-test"]
 HF_MODELS = ["stories260K", "aidreams260K"]
@@ -42,21 +44,6 @@ HF_MODELS = ["stories260K", "aidreams260K"]
 METASPACE = {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "first", "split": False}
 
 
-def fnv1a64(ids):
-    h = 0xCBF29CE484222325
-    for i in ids:
-        for b in struct.pack("<i", i):
-            h ^= b
-            h = (h * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
-    return h
-
-
-def corpus_lines(path):
-    with open(path, "rb") as f:
-        lines = f.read().split(b"\n")
-    if lines and lines[-1] == b"":
-        lines.pop()
-    return lines
 
 
 def hard_cases():
