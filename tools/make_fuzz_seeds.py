@@ -22,13 +22,13 @@ PIECES = ["<unk>", "<s>", "</s>", "\u2581a", "b", "<0x0A>"]
 TOKEN_TYPES = [2, 3, 3, 1, 1, 6]
 
 
-def gguf_tensors(rng, kv_heads=KV_HEADS, diff=False):
+def gguf_tensors(rng, kv_heads=KV_HEADS, diff=False, vocab=VOCAB):
     """Canonical GGUF names and arrays in numpy (row-major) shape, i.e. reversed ne. diff: DiffLlama's
     four lambda vectors per layer too."""
     t = {
-        "token_embd.weight": (VOCAB, DIM),
+        "token_embd.weight": (vocab, DIM),
         "output_norm.weight": (DIM,),
-        "output.weight": (VOCAB, DIM),
+        "output.weight": (vocab, DIM),
     }
     for layer in range(LAYERS):
         p = f"blk.{layer}."
@@ -46,8 +46,22 @@ def gguf_tensors(rng, kv_heads=KV_HEADS, diff=False):
     return {name: rng.standard_normal(shape).astype(np.float32) for name, shape in t.items()}
 
 
+def byte_chars():
+    """GPT-2's bytes-to-unicode characters, in byte order (printable bytes as themselves, the rest
+    shifted to 256 and up)."""
+    keep = list(range(ord("!"), ord("~") + 1)) + list(range(0xA1, 0xAD)) + list(range(0xAE, 0x100))
+    out, extra = {}, 0
+    for b in range(256):
+        if b in keep:
+            out[b] = chr(b)
+        else:
+            out[b] = chr(256 + extra)
+            extra += 1
+    return [out[b] for b in range(256)]
+
+
 def write_gguf(path, tensors, dtype=np.float32, tied=False, alignment=None, arch="llama", kv_heads=KV_HEADS,
-               hidden_act=None):
+               hidden_act=None, bpe_vocab=False):
     import gguf
 
     w = gguf.GGUFWriter(path, arch)
@@ -63,10 +77,18 @@ def write_gguf(path, tensors, dtype=np.float32, tied=False, alignment=None, arch
     w.add_layer_norm_rms_eps(1e-5)
     if alignment:
         w.add_custom_alignment(alignment)
-    w.add_tokenizer_model("llama")
-    w.add_token_list(PIECES)
-    w.add_token_scores([-float(i) for i in range(VOCAB)])
-    w.add_token_types(TOKEN_TYPES)
+    if bpe_vocab:  # the 256 byte characters of GPT-2's mapping, 5 merges, a special token: 262 tokens
+        w.add_tokenizer_model("gpt2")
+        w.add_tokenizer_pre("llama-bpe")
+        pieces = byte_chars() + ["ab", "\u0120a", "\u0120ab", "ba", "\u0120\u0120", "<|end|>"]
+        w.add_token_list(pieces)
+        w.add_token_types([1] * 261 + [3])
+        w.add_token_merges(["a b", "\u0120 a", "\u0120a b", "b a", "\u0120 \u0120"])
+    else:
+        w.add_tokenizer_model("llama")
+        w.add_token_list(PIECES)
+        w.add_token_scores([-float(i) for i in range(VOCAB)])
+        w.add_token_types(TOKEN_TYPES)
     w.add_bos_token_id(1)
     w.add_eos_token_id(2)
     w.add_unk_token_id(0)
@@ -171,6 +193,9 @@ def main():
     write_gguf(os.path.join(d, "tiny_f32.gguf"), tensors)
     write_gguf(os.path.join(d, "tiny_f16_tied.gguf"), tensors, dtype=np.float16, tied=True)
     write_gguf(os.path.join(d, "tiny_align8.gguf"), tensors, alignment=8)
+    # a byte-level BPE vocabulary (Llama 3's form): gpt2 model, merges, pre llama-bpe
+    write_gguf(os.path.join(d, "tiny_gpt2_vocab.gguf"), gguf_tensors(np.random.default_rng(262), vocab=262),
+               bpe_vocab=True)
     # DiffLlama (design §4): kv heads even, lambda vectors, a GEGLU
     write_gguf(os.path.join(d, "tiny_diffllama.gguf"), gguf_tensors(np.random.default_rng(261), 2, diff=True),
                arch="diffllama", kv_heads=2, hidden_act="gelu")

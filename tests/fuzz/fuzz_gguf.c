@@ -8,6 +8,7 @@
 
 #include "gguf.h"
 #include "model_file.h"
+#include "tokenizer_exercise.h"
 
 static const char *const NAME = "fuzz.gguf";
 
@@ -87,6 +88,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         for (int i = 0; i < f.vocab.n; i++)
             sink += (unsigned)strlen(f.vocab.pieces[i]) + (unsigned)f.vocab.types[i];
+        /* the tokenizer the model would get (SentencePiece-style or byte-level), exercised */
+        tr_tokenizer *tok = NULL;
+        if (f.has_vocab && tr_tokenizer_from_vocab(&f.vocab, &tok) == TR_OK)
+            exercise(tok);
+        tr_tokenizer_free(tok);
     } else {
         check_error();
     }

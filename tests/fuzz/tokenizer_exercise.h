@@ -5,7 +5,7 @@
  * with themselves: the count is the same with and without room for the ids, every id is in range,
  * and decoding a sequence equals decoding its tokens one by one. A violation aborts, which the fuzzer
  * reports as a crash. Included by the tokenizer fuzz targets (fuzz_spm.c, fuzz_tokenizer_json.c,
- * fuzz_tiktoken.c) only. */
+ * fuzz_tiktoken.c) and by fuzz_gguf.c for the vocabularies GGUF files carry. */
 #ifndef TR_TOKENIZER_EXERCISE_H
 #define TR_TOKENIZER_EXERCISE_H
 
