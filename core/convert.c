@@ -22,24 +22,6 @@ enum { FTYPE_ALL_F32 = 0, FTYPE_MOSTLY_F16 = 1, FTYPE_MOSTLY_BF16 = 32 };
 
 static uint32_t ggml_type_of(tr_dtype dt) { return dt == TR_F16 ? TR_GGML_F16 : dt == TR_BF16 ? TR_GGML_BF16 : TR_GGML_F32; }
 
-static float load_elem(tr_dtype dt, const void *p, size_t i)
-{
-    switch (dt) {
-    case TR_F16: return tr_f16_to_f32(((const uint16_t *)p)[i]);
-    case TR_BF16: return tr_bf16_to_f32(((const uint16_t *)p)[i]);
-    default: return ((const float *)p)[i];
-    }
-}
-
-static void store_elem(tr_dtype dt, void *p, size_t i, float v)
-{
-    switch (dt) {
-    case TR_F16: ((uint16_t *)p)[i] = tr_f32_to_f16(v); break;
-    case TR_BF16: ((uint16_t *)p)[i] = tr_f32_to_bf16(v); break;
-    default: ((float *)p)[i] = v;
-    }
-}
-
 /* The vocabulary to write: the GGUF's own, a tokenizer.model's, or a tokenizer.json's exported. */
 static tr_status read_vocab(const tr_model_file *f, tr_vocab_spec *v)
 {
@@ -202,7 +184,7 @@ static tr_status write_tensor(tr_gguf_writer *w, const tr_model_file *f, const t
             continue;
         }
         for (int64_t c = 0; c < cols; c++)
-            store_elem(dt, out, to + (size_t)c, load_elem(wt->dtype, wt->data, from + (size_t)c));
+            tr_float_store(dt, out, to + (size_t)c, tr_float_load(wt->dtype, wt->data, from + (size_t)c));
     }
     tr_status s = tr_gguf_write_data(w, out, nbytes);
     free(out);

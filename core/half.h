@@ -1,9 +1,13 @@
-/* half.h: IEEE half (f16) and bfloat16 conversions, exact and branch-light. */
+/* half.h: IEEE half (f16) and bfloat16 conversions, exact and branch-light, and element access to
+ * float arrays of any of the three types. */
 #ifndef TR_HALF_H
 #define TR_HALF_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+
+#include "dtype.h"
 
 static inline float tr_f16_to_f32(uint16_t h)
 {
@@ -71,6 +75,25 @@ static inline uint16_t tr_f32_to_bf16(float f)
         return (uint16_t)((x >> 16) | 0x40); /* quiet nan */
     x += 0x7fff + ((x >> 16) & 1);
     return (uint16_t)(x >> 16);
+}
+
+/* Element i of a float array of type dt (f32, f16 or bf16) as a float, and the other way. */
+static inline float tr_float_load(tr_dtype dt, const void *p, size_t i)
+{
+    switch (dt) {
+    case TR_F16: return tr_f16_to_f32(((const uint16_t *)p)[i]);
+    case TR_BF16: return tr_bf16_to_f32(((const uint16_t *)p)[i]);
+    default: return ((const float *)p)[i];
+    }
+}
+
+static inline void tr_float_store(tr_dtype dt, void *p, size_t i, float v)
+{
+    switch (dt) {
+    case TR_F16: ((uint16_t *)p)[i] = tr_f32_to_f16(v); break;
+    case TR_BF16: ((uint16_t *)p)[i] = tr_f32_to_bf16(v); break;
+    default: ((float *)p)[i] = v;
+    }
 }
 
 #endif

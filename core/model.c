@@ -28,16 +28,6 @@ static tr_tensor *weight(tr_model *m, const char *name)
     return t;
 }
 
-static double weight_value(const tr_weight *w, int64_t i)
-{
-    const void *d = w->data;
-    switch (w->dtype) {
-    case TR_F16: return tr_f16_to_f32(((const uint16_t *)d)[i]);
-    case TR_BF16: return tr_bf16_to_f32(((const uint16_t *)d)[i]);
-    default: return ((const float *)d)[i];
-    }
-}
-
 /* exp(sum_i a[i] b[i]) of two lambda vectors (validated: [head_dim] each) */
 static double lambda_term(tr_model *m, int l, const char *a, const char *b)
 {
@@ -47,7 +37,7 @@ static double lambda_term(tr_model *m, int l, const char *a, const char *b)
     const tr_weight *wa = tr_model_file_find(&m->file, na), *wb = tr_model_file_find(&m->file, nb);
     double dot = 0;
     for (int64_t i = 0; i < wa->ne[0]; i++)
-        dot += weight_value(wa, i) * weight_value(wb, i);
+        dot += (double)tr_float_load(wa->dtype, wa->data, (size_t)i) * tr_float_load(wb->dtype, wb->data, (size_t)i);
     m->n_params += 2 * wa->ne[0];
     m->weight_bytes += wa->nbytes + wb->nbytes;
     return exp(dot);
