@@ -350,9 +350,35 @@ tr_status tr_hf_config_parse(const char *text, size_t len, const char *path, tr_
     return s;
 }
 
-tr_status tr_hf_tokenizer_config_parse(const char *text, size_t len, const char *path, int *add_bos)
+/* chat_template: a string, or (transformers' named templates) a list of {"name", "template"}. */
+static tr_status get_chat_template(const cJSON *root, const char *path, char **out)
+{
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(root, "chat_template");
+    if (!t || cJSON_IsNull(t))
+        return TR_OK;
+    if (cJSON_IsArray(t)) {
+        const cJSON *item, *found = NULL;
+        cJSON_ArrayForEach(item, t) {
+            const cJSON *name = cJSON_GetObjectItemCaseSensitive(item, "name");
+            if (cJSON_IsString(name) && !strcmp(name->valuestring, "default"))
+                found = cJSON_GetObjectItemCaseSensitive(item, "template");
+        }
+        if (!found)
+            return tr_fail(TR_ERR_FORMAT, "%s: chat_template is a list without a template named \"default\"", path);
+        t = found;
+    }
+    if (!cJSON_IsString(t))
+        return tr_fail(TR_ERR_FORMAT, "%s: chat_template must be a string, got %s", path, tr_json_type_name(t));
+    if (!(*out = strdup(t->valuestring)))
+        return tr_fail(TR_ERR_NOMEM, "%s: out of memory", path);
+    return TR_OK;
+}
+
+tr_status tr_hf_tokenizer_config_parse(const char *text, size_t len, const char *path, int *add_bos,
+                                       char **chat_template)
 {
     *add_bos = 1;
+    *chat_template = NULL;
     cJSON *root;
     TR_TRY(tr_json_parse(text, len, path, &root));
     tr_status s = TR_OK;
@@ -360,6 +386,8 @@ tr_status tr_hf_tokenizer_config_parse(const char *text, size_t len, const char 
         s = tr_fail(TR_ERR_FORMAT, "%s: must be a JSON object, got %s", path, tr_json_type_name(root));
     else
         s = get_bool(root, path, "add_bos_token", 1, add_bos);
+    if (s == TR_OK)
+        s = get_chat_template(root, path, chat_template);
     cJSON_Delete(root);
     return s;
 }

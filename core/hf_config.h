@@ -27,7 +27,9 @@ tr_status tr_hf_config_parse(const char *text, size_t len, const char *path, tr_
  * to hp's end-of-generation set. */
 tr_status tr_hf_eos_ids_parse(const char *text, size_t len, const char *path, tr_hparams *hp);
 
-/* tokenizer_config.json: *add_bos from add_bos_token (default 1). */
-tr_status tr_hf_tokenizer_config_parse(const char *text, size_t len, const char *path, int *add_bos);
+/* tokenizer_config.json: *add_bos from add_bos_token (default 1) and *chat_template (malloc'd, NULL
+ * when absent) from chat_template: a string, or a list of {"name", "template"} of which "default". */
+tr_status tr_hf_tokenizer_config_parse(const char *text, size_t len, const char *path, int *add_bos,
+                                       char **chat_template);
 
 #endif

@@ -519,6 +519,19 @@ static tr_status load_gguf(const uint8_t *data, size_t len, tr_model_file *f)
             tr_hparams_add_eog(&f->hp, (int)v);
     }
     f->add_bos = f->has_vocab ? f->vocab.add_bos : -1;
+    const tr_gguf_kv *tmpl = tr_gguf_find_kv(&g, "tokenizer.chat_template");
+    if (s == TR_OK && tmpl) {
+        if (tmpl->type != TR_GGUF_STRING || memchr(tmpl->str, 0, (size_t)tmpl->str_len))
+            s = tr_fail(TR_ERR_FORMAT, "%s: tokenizer.chat_template is not a string of text", file);
+        else if (!(f->chat_template = malloc((size_t)tmpl->str_len + 1)))
+            s = tr_fail(TR_ERR_NOMEM, "%s: out of memory", file);
+        else {
+            memcpy(f->chat_template, tmpl->str, (size_t)tmpl->str_len);
+            f->chat_template[tmpl->str_len] = '\0';
+            snprintf(f->chat_template_source, sizeof f->chat_template_source, "%.1000s: tokenizer.chat_template",
+                     file);
+        }
+    }
     for (size_t i = 0; s == TR_OK && i < g.n_tensors; i++) {
         const tr_gguf_tensor *t = &g.tensors[i];
         s = loader_add(&L, file, t->name, (int)t->dtype, tr_dtype_name(t->dtype), t->n_dims, t->ne, t->data,
@@ -640,9 +653,20 @@ static tr_status load_hf(const char *dir, tr_model_file *f)
     TR_TRY(join_path(path, sizeof path, dir, "tokenizer_config.json"));
     if (tr_is_regular_file(path)) {
         TR_TRY(tr_read_small_file(path, MAX_JSON_FILE, &text, &len));
-        s = tr_hf_tokenizer_config_parse(text, len, path, &f->add_bos);
+        s = tr_hf_tokenizer_config_parse(text, len, path, &f->add_bos, &f->chat_template);
         free(text);
         TR_TRY(s);
+        if (f->chat_template)
+            snprintf(f->chat_template_source, sizeof f->chat_template_source, "%.1000s", path);
+    }
+    TR_TRY(join_path(path, sizeof path, dir, "chat_template.jinja"));
+    if (tr_is_regular_file(path)) { /* where transformers now saves it; it wins over the config's */
+        free(f->chat_template);
+        f->chat_template = NULL;
+        TR_TRY(tr_read_small_file(path, MAX_JSON_FILE, &f->chat_template, &len));
+        if (strlen(f->chat_template) != len)
+            return tr_fail(TR_ERR_FORMAT, "%s: the template has a NUL byte", path);
+        snprintf(f->chat_template_source, sizeof f->chat_template_source, "%.1000s", path);
     }
     TR_TRY(join_path(path, sizeof path, dir, "generation_config.json"));
     if (tr_is_regular_file(path)) { /* the ids that end a reply (Llama 3: <|eot_id|> and more) */
@@ -757,6 +781,7 @@ void tr_model_file_close(tr_model_file *f)
         free(f->heap_copies[i]);
     free(f->heap_copies);
     tr_vocab_spec_free(&f->vocab);
+    free(f->chat_template);
     memset(f, 0, sizeof *f);
 }
 

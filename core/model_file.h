@@ -99,6 +99,8 @@ typedef struct tr_model_file {
     tr_vocab_spec vocab;
     char tokenizer_path[1024]; /* HF: tokenizer.json or tokenizer.model found in the directory, or "" */
     int add_bos;               /* HF: tokenizer_config.json add_bos_token (default 1); -1 unknown */
+    char *chat_template;       /* Jinja chat template (malloc'd), or NULL */
+    char chat_template_source[1100]; /* the file it came from (GGUF: "<file>: tokenizer.chat_template") */
     /* Tensors whose bytes in the file are not aligned to their element size (safetensors headers
      * can leave them so) are copied here; weights[i].data then points into one of these. */
     void **heap_copies;

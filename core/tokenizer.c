@@ -439,6 +439,30 @@ tr_status tr_tokenizer_read_file(const char *path, uint8_t **data, size_t *size)
     return TR_OK;
 }
 
+int32_t tr_tokenizer_find_special(const tr_tokenizer *t, const char *text)
+{
+    if (!t || !text)
+        return -1;
+    if (t->bpe)
+        return tr_bpe_find_special(t->bpe, text);
+    size_t len = strlen(text);
+    int32_t id = tr_piece_map_find(t, &t->reserved, text, len);
+    if (id >= 0 && t->types[id] == TR_TOKEN_CONTROL)
+        return id;
+    id = tr_piece_map_find(t, &t->normal, text, len);
+    return id >= 0 && t->types[id] == TR_TOKEN_USER_DEFINED ? id : -1;
+}
+
+void tr_tokenizer_special_text(const tr_tokenizer *t, int32_t id, const char **s, size_t *len)
+{
+    if (t->bpe) {
+        tr_bpe_token_bytes(t->bpe, id, s, len);
+        return;
+    }
+    *s = t->text + t->piece_off[id];
+    *len = t->piece_len[id];
+}
+
 /* ---- decoding ---------------------------------------------------------------------------------- */
 
 /* The bytes of token id after token prev: the encoder's dummy-prefix space is dropped from a piece

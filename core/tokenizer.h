@@ -48,6 +48,16 @@ void tr_tokenizer_set_add_bos(tr_tokenizer *t, int add_bos); /* from tokenizer_c
 tr_status tr_tokenizer_encode(const tr_tokenizer *t, const char *text, size_t len, int add_bos,
                               int32_t *ids, int cap, int *n);
 
+/* The same without BOS, and with special-token text (<|eot_id|>) encoded as the text it is: how chat
+ * formats encode what a message says, so that a message cannot forge the format's markup. */
+tr_status tr_tokenizer_encode_literal(const tr_tokenizer *t, const char *text, size_t len, int32_t *ids, int cap,
+                                      int *n);
+
+/* Id of the special (control or user-defined) token written as text (<|eot_id|>, </s>), or -1; and a
+ * special token's text (the piece as written in the vocabulary). */
+int32_t tr_tokenizer_find_special(const tr_tokenizer *t, const char *text);
+void tr_tokenizer_special_text(const tr_tokenizer *t, int32_t id, const char **s, size_t *len);
+
 /* Bytes of one token as it appears in text following token prev (prev < 0 or BOS: strip the leading
  * space that the encoder added). Control tokens (BOS, EOS) decode to "". Byte tokens <0xXX> decode to
  * the raw byte. Returns the length written (NUL-terminated if room), or a negative tr_status. */

@@ -553,14 +553,15 @@ static int32_t special_at(const tr_bpe *b, const char *s, size_t avail)
     return -1;
 }
 
-tr_status tr_bpe_encode(const tr_bpe *b, const char *text, size_t len, int32_t bos, int32_t *ids, int cap, int *n)
+tr_status tr_bpe_encode(const tr_bpe *b, const char *text, size_t len, int32_t bos, int match_special, int32_t *ids,
+                        int cap, int *n)
 {
     bpe_encoder e = {.b = b, .ids = ids, .cap = cap};
     if (bos >= 0)
         emit(&e, bos);
     size_t seg = 0;
     int rc = 0;
-    for (size_t i = 0; i < len && rc == 0; i++) {
+    for (size_t i = 0; match_special && i < len && rc == 0; i++) {
         if (!b->special_first[(uint8_t)text[i]])
             continue;
         int32_t id = special_at(b, text + i, len - i);

@@ -49,8 +49,10 @@ tr_status tr_bpe_derive_merges(tr_bpe *b, const char *name);
  * whole without merging (HF ignore_merges; tiktoken always). */
 tr_status tr_bpe_set_regex(tr_bpe *b, const char *pattern, size_t len, int ignore_merges, const char *name);
 
-/* Encodes text[0..len) (any bytes), bos first when bos >= 0; the tr_tokenizer_encode contract. */
-tr_status tr_bpe_encode(const tr_bpe *b, const char *text, size_t len, int32_t bos, int32_t *ids, int cap, int *n);
+/* Encodes text[0..len) (any bytes), bos first when bos >= 0; the tr_tokenizer_encode contract.
+ * match_special: special tokens written in the text are those tokens (HF's default); 0: all text. */
+tr_status tr_bpe_encode(const tr_bpe *b, const char *text, size_t len, int32_t bos, int match_special, int32_t *ids,
+                        int cap, int *n);
 
 /* The bytes of token id (a special token's are its text). */
 void tr_bpe_token_bytes(const tr_bpe *b, int32_t id, const char **s, size_t *len);

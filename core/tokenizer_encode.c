@@ -409,8 +409,8 @@ static int32_t split_symbols(tr_encoder *e, size_t norm_len, tr_status *err)
     return n;
 }
 
-tr_status tr_tokenizer_encode(const tr_tokenizer *t, const char *text, size_t len, int add_bos,
-                              int32_t *ids, int cap, int *n)
+static tr_status encode(const tr_tokenizer *t, const char *text, size_t len, int add_bos, int match_special,
+                        int32_t *ids, int cap, int *n)
 {
     if (n)
         *n = 0;
@@ -419,7 +419,7 @@ tr_status tr_tokenizer_encode(const tr_tokenizer *t, const char *text, size_t le
     if (len > (size_t)(INT_MAX / 4 - 8))
         return tr_fail(TR_ERR_RANGE, "tr_tokenizer_encode: text of %zu bytes is too long", len);
     if (t->bpe)
-        return tr_bpe_encode(t->bpe, text, len, add_bos ? t->bos_id : -1, ids, cap, n);
+        return tr_bpe_encode(t->bpe, text, len, add_bos ? t->bos_id : -1, match_special, ids, cap, n);
 
     tr_encoder e = {.t = t, .ids = ids, .cap = cap};
     tr_status status = TR_OK;
@@ -481,4 +481,16 @@ done:
     if (e.count > cap)
         return tr_fail(TR_ERR_RANGE, "tr_tokenizer_encode: %d tokens do not fit in %d", e.count, cap);
     return TR_OK;
+}
+
+tr_status tr_tokenizer_encode(const tr_tokenizer *t, const char *text, size_t len, int add_bos, int32_t *ids, int cap,
+                              int *n)
+{
+    return encode(t, text, len, add_bos, 1, ids, cap, n);
+}
+
+tr_status tr_tokenizer_encode_literal(const tr_tokenizer *t, const char *text, size_t len, int32_t *ids, int cap,
+                                      int *n)
+{
+    return encode(t, text, len, 0, 0, ids, cap, n);
 }

@@ -118,6 +118,58 @@ int tr_token_to_piece(const tr_model *model, int32_t prev, int32_t id, char *buf
 /* Decodes a whole sequence into buf; returns bytes needed (excluding NUL) or a negative status. */
 int tr_detokenize(const tr_model *model, const int32_t *ids, int n, char *buf, int cap);
 
+/* ---- chat ----------------------------------------------------------------------------------- */
+
+/* The chat formats transit writes (docs/chat.md): a conversation becomes the prompt the model was
+ * tuned on, as transformers' apply_chat_template renders the checkpoint's Jinja template, written
+ * out in C rather than interpreted. Only the format's own markup becomes special tokens: what a
+ * message says is encoded as text, so "<|eot_id|>" typed into a message cannot end a turn. */
+typedef enum tr_chat_format {
+    TR_CHAT_NONE = 0,
+    TR_CHAT_LLAMA3 = 1, /* <|start_header_id|>role<|end_header_id|>\n\n text<|eot_id|> (Llama 3, 3.1, 3.2) */
+    TR_CHAT_LLAMA2 = 2, /* <s>[INST] <<SYS>>\n system\n<</SYS>>\n\n text [/INST] reply </s> (Llama-2-chat) */
+    TR_CHAT_CHATML = 3, /* <|im_start|>role\n text<|im_end|>\n */
+} tr_chat_format;
+
+typedef struct tr_chat_message {
+    const char *role;    /* "system", "user", "assistant" (Llama 3 and ChatML take any role) */
+    const char *content; /* UTF-8 */
+} tr_chat_message;
+
+enum {
+    TR_CHAT_GENERATION_PROMPT = 1, /* end with the opening of the assistant's reply */
+    TR_CHAT_CONTINUE = 2, /* the messages follow a conversation already evaluated, which ended with
+                             an assistant turn closed by tr_chat_turn_end: no BOS, and Llama 2's
+                             system prompt (first turn only) is refused */
+};
+
+const char *tr_chat_format_name(tr_chat_format f); /* "llama3", "llama2", "chatml"; "none" */
+tr_status tr_chat_format_from_name(const char *name, tr_chat_format *out);
+/* The format a Jinja chat template writes, recognised by its markup. TR_ERR_UNSUPPORTED, naming
+ * source, when it is none of the three. */
+tr_status tr_chat_format_detect(const char *chat_template, const char *source, tr_chat_format *out);
+/* The model's chat template (tokenizer_config.json's chat_template, chat_template.jinja, or GGUF's
+ * tokenizer.chat_template) and where it came from; NULL when the checkpoint has none. */
+const char *tr_model_chat_template(const tr_model *model, const char **source);
+/* The model's format, detected from its template; TR_ERR_UNSUPPORTED when it has none or it is
+ * not recognised (callers then let the user name one). */
+tr_status tr_model_chat_format(const tr_model *model, tr_chat_format *out);
+
+/* The token ids of messages[0..n) in format f (flags: TR_CHAT_*), BOS included where the format
+ * has it. Returns TR_ERR_RANGE (and the needed count in *n_ids) if cap is short. A format whose
+ * special tokens the vocabulary lacks, or messages the format cannot express (Llama 2: roles must
+ * alternate user, assistant, ...), are errors. */
+tr_status tr_chat_tokenize(const tr_model *model, tr_chat_format f, const tr_chat_message *msgs, int n, int flags,
+                           int32_t *ids, int cap, int *n_ids);
+/* The same prompt as text (special tokens as they are written); returns TR_ERR_RANGE (and the
+ * needed length in *len) if cap is short; buf is NUL-terminated when it has room. */
+tr_status tr_chat_render(const tr_model *model, tr_chat_format f, const tr_chat_message *msgs, int n, int flags,
+                         char *buf, size_t cap, size_t *len);
+/* The ids that close an assistant reply the model has just generated, so that the next turn can be
+ * appended with TR_CHAT_CONTINUE: ids[0] is the format's end-of-turn token (<|eot_id|>, </s>,
+ * <|im_end|>), which also ends generation in chat (whether or not the model lists it). */
+tr_status tr_chat_turn_end(const tr_model *model, tr_chat_format f, int32_t *ids, int cap, int *n);
+
 /* ---- attention variants ------------------------------------------------------------------- */
 
 typedef enum tr_transition_strategy {

@@ -35,10 +35,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check_error("config.json");
     }
     int add_bos;
-    if (tr_hf_tokenizer_config_parse(text, size, "tokenizer_config.json", &add_bos) != TR_OK)
+    char *chat_template = NULL;
+    if (tr_hf_tokenizer_config_parse(text, size, "tokenizer_config.json", &add_bos, &chat_template) != TR_OK) {
         check_error("tokenizer_config.json");
-    else if (add_bos != 0 && add_bos != 1)
-        abort();
+    } else {
+        if (add_bos != 0 && add_bos != 1)
+            abort();
+        tr_chat_format fmt;
+        if (chat_template && tr_chat_format_detect(chat_template, "tokenizer_config.json", &fmt) != TR_OK)
+            check_error("tokenizer_config.json");
+        else if (chat_template && (fmt < TR_CHAT_LLAMA3 || fmt > TR_CHAT_CHATML))
+            abort();
+    }
+    free(chat_template);
     tr_st_index idx;
     if (tr_st_index_parse(text, size, "index.json", &idx) == TR_OK) {
         for (size_t i = 0; i < idx.n; i++)
