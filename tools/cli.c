@@ -87,6 +87,10 @@ int cli_parse(int argc, char **argv, int first, cli_opts *o, const char *cmd)
             o->transition.enabled = 1;
             continue;
         }
+        if (!strcmp(a, "--chat")) {
+            o->chat = 1;
+            continue;
+        }
         if (a[0] != '-')
             return cli_fail("%s: unexpected argument '%s' (see transit %s --help)", cmd, a, cmd);
         if (i + 1 >= argc)
@@ -105,6 +109,14 @@ int cli_parse(int argc, char **argv, int first, cli_opts *o, const char *cmd)
             o->logits_out = v;
         else if (!strcmp(a, "--backend"))
             o->backend = v;
+        else if (!strcmp(a, "--system"))
+            o->system = v;
+        else if (!strcmp(a, "--chat-template")) {
+            tr_chat_format f;
+            if (tr_chat_format_from_name(v, &f) != TR_OK)
+                return cli_fail("--chat-template: expected llama3, llama2 or chatml, got '%s'", v);
+            o->chat_template = v;
+        }
         else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) {
             bad = parse_int(a, v, 0, 1 << 24, &o->n_predict);
             o->n_given = 1;
@@ -251,11 +263,89 @@ static int parse_ids(const char *path, const char *text, size_t len, int n_vocab
     return 0;
 }
 
+int cli_chat_format(const cli_opts *o, const tr_model *m, tr_chat_format *f)
+{
+    if (o->chat_template)
+        return tr_chat_format_from_name(o->chat_template, f) == TR_OK ? 0 : cli_fail_status(TR_ERR_INVALID_ARG);
+    if (tr_model_chat_format(m, f) != TR_OK)
+        return cli_fail("%s; choose a format with --chat-template llama3|llama2|chatml", tr_last_error());
+    return 0;
+}
+
+int cli_chat_ids(const cli_opts *o, const tr_model *m, tr_chat_format f, const char *user, int flags, int32_t **ids,
+                 int *n)
+{
+    tr_chat_message msgs[2];
+    int n_msgs = 0;
+    if (o->system && !(flags & TR_CHAT_CONTINUE))
+        msgs[n_msgs++] = (tr_chat_message){"system", o->system};
+    msgs[n_msgs++] = (tr_chat_message){"user", user};
+    int need = 0;
+    tr_status s = tr_chat_tokenize(m, f, msgs, n_msgs, flags, NULL, 0, &need);
+    *ids = s == TR_OK ? malloc((size_t)(need > 0 ? need : 1) * sizeof **ids) : NULL;
+    if (s == TR_OK && !*ids)
+        return cli_fail("out of memory");
+    if (s == TR_OK)
+        s = tr_chat_tokenize(m, f, msgs, n_msgs, flags, *ids, need, n);
+    if (s != TR_OK) {
+        free(*ids);
+        *ids = NULL;
+        return cli_fail_status(s);
+    }
+    size_t len = 0;
+    char *text = o->verbose && tr_chat_render(m, f, msgs, n_msgs, flags, NULL, 0, &len) == TR_OK ? malloc(len + 1)
+                                                                                                : NULL;
+    if (text && tr_chat_render(m, f, msgs, n_msgs, flags, text, len + 1, &len) == TR_OK) /* -v: what the ids say */
+        fprintf(stderr, "transit: %s chat prompt, %d tokens:\n%s\n", tr_chat_format_name(f), *n, text);
+    free(text);
+    return 0;
+}
+
+tr_status cli_generate(tr_context *c, tr_sampler *smp, const tr_model *m, int32_t prev, cli_generation *g)
+{
+    g->n_gen = 0;
+    g->ended_by = -1;
+    g->context_full = 0;
+    double t0 = cli_now();
+    char piece[256];
+    tr_status s = TR_OK;
+    while ((g->n_max < 0 || g->n_gen < g->n_max) && !(g->interrupt && *g->interrupt)) {
+        int32_t tok = tr_sample(smp, tr_get_logits(c, -1));
+        if (tr_model_is_eog(m, tok) || tok == g->stop) {
+            g->ended_by = tok;
+            break;
+        }
+        tr_sampler_accept(smp, tok);
+        if (g->kept && g->n_gen < g->kept_cap)
+            g->kept[g->n_gen] = tok;
+        int len = tr_token_to_piece(m, prev, tok, piece, sizeof piece);
+        if (len > 0)
+            fwrite(piece, 1, (size_t)(len < (int)sizeof piece ? len : (int)sizeof piece - 1), stdout);
+        fflush(stdout);
+        prev = tok;
+        g->n_gen++;
+        if (!g->eval_last && g->n_gen == g->n_max)
+            break;
+        if (!g->sinks && tr_context_n_past(c) == tr_context_n_ctx(c)) {
+            g->context_full = 1;
+            break;
+        }
+        if ((s = tr_eval(c, &tok, 1, 0)) != TR_OK)
+            break;
+    }
+    g->seconds = cli_now() - t0;
+    return s;
+}
+
 int cli_prompt_ids(const cli_opts *o, tr_model *m, int32_t **ids, int *n)
 {
     int given = !!o->prompt + !!o->prompt_file + !!o->ids_file;
     if (given != 1)
         return cli_fail("give exactly one of -p TEXT, -f FILE or --ids FILE");
+    if (o->chat && o->ids_file)
+        return cli_fail("--chat formats a message: give it with -p TEXT or -f FILE, not --ids");
+    if (!o->chat && (o->system || o->chat_template))
+        return cli_fail("%s is for chat: add --chat", o->system ? "--system" : "--chat-template");
     size_t len = 0;
     char *text = NULL;
     const char *src = o->prompt;
@@ -269,7 +359,12 @@ int cli_prompt_ids(const cli_opts *o, tr_model *m, int32_t **ids, int *n)
         src = text;
     }
     int rc;
-    if (o->ids_file) {
+    tr_chat_format f;
+    if (o->chat) {
+        char *user = o->prompt ? NULL : text; /* -f: the file is the message (a NUL inside ends it) */
+        rc = cli_chat_format(o, m, &f) || cli_chat_ids(o, m, f, user ? user : o->prompt,
+                                                       TR_CHAT_GENERATION_PROMPT, ids, n);
+    } else if (o->ids_file) {
         rc = parse_ids(o->ids_file, src, len, tr_model_n_vocab(m), ids, n);
     } else {
         /* a first guess; the tokenizer reports the real count if it is short (byte fallback can

@@ -3,12 +3,16 @@
 #ifndef TR_CLI_H
 #define TR_CLI_H
 
+#include <signal.h>
 #include <stdint.h>
 
 #include "transit.h"
 
 typedef struct cli_opts {
     const char *model, *prompt, *prompt_file, *ids_file, *logits_out, *backend;
+    int chat;                   /* --chat: the prompt is a user message in the model's chat format */
+    const char *chat_template;  /* --chat-template: llama3, llama2 or chatml instead of the model's */
+    const char *system;         /* --system: the chat's system prompt */
     int n_predict, n_threads, n_batch, n_ctx, verbose, show_help;
     int n_given; /* -n appeared on the command line */
     tr_sampler_params sampling;
@@ -24,6 +28,12 @@ typedef struct cli_opts {
     "                         never runs out and memory stays flat (0: a window without sinks)\n"           \
     "      --window W         recent tokens kept with --sinks (default: 1024 - N, or the model's trained\n" \
     "                         context - N when that is shorter, or what fits -c; at least N)\n"
+
+/* The help lines of the chat options, shared by run, tokenize and chat. */
+#define CLI_CHAT_HELP                                                                                          \
+    "      --system TEXT      the system prompt of the conversation\n"                                          \
+    "      --chat-template F  llama3, llama2 or chatml: the chat format, instead of the one the model's\n"     \
+    "                         chat template names (docs/chat.md)\n"
 
 /* Parses argv[first..] into o. Returns 0, or prints "transit: ..." and returns 1 on a bad option. */
 int cli_parse(int argc, char **argv, int first, cli_opts *o, const char *cmd);
@@ -42,9 +52,38 @@ const char *cli_model_path(const cli_opts *o); /* -m, or the default model's pat
  * the transition and the sinks (the window's default fitted to the model's trained context). */
 tr_context_params cli_context_params(const cli_opts *o, const tr_model *m, int n_ctx);
 
-/* The prompt's token ids: from --ids (no BOS added) or from -p / -f (BOS as the model says).
+/* The prompt's token ids: from --ids (no BOS added) or from -p / -f (BOS as the model says); with
+ * --chat, -p / -f is a user message (after --system) in the chat format, ready for the reply.
  * *ids is malloc'd; returns 0 or 1 after printing the error. */
 int cli_prompt_ids(const cli_opts *o, tr_model *m, int32_t **ids, int *n);
+
+/* The chat format: --chat-template, else the one the model's template names. Returns 0, or 1 after
+ * printing an error that names --chat-template. */
+int cli_chat_format(const cli_opts *o, const tr_model *m, tr_chat_format *f);
+/* Messages (--system first, when given, then user) as token ids in format f, with the flags given;
+ * *ids is malloc'd. Returns 0 or 1 after printing the error. */
+int cli_chat_ids(const cli_opts *o, const tr_model *m, tr_chat_format f, const char *user, int flags, int32_t **ids,
+                 int *n);
+
+/* Sampling a continuation of what a context holds, streamed to stdout as it comes. */
+typedef struct cli_generation {
+    int n_max;         /* tokens at most; < 0: until a stop token or a full context */
+    int32_t stop;      /* a token that ends it besides the model's end-of-generation ids (a chat
+                          format's end of turn), or -1 */
+    int eval_last;     /* evaluate the last token kept as well, so the cache holds the whole reply */
+    int sinks;         /* the context has attention sinks: it never fills */
+    volatile sig_atomic_t *interrupt; /* stops it when set (may be NULL) */
+    int32_t *kept;     /* the tokens kept, up to kept_cap of them (may be NULL) */
+    int kept_cap;
+    /* results */
+    int n_gen;         /* tokens kept (and printed) */
+    int32_t ended_by;  /* the stop token that ended it, or -1 */
+    int context_full;  /* stopped because the next token would not fit */
+    double seconds;    /* from the first sample to the end */
+} cli_generation;
+/* prev: the last token in the context (decides a leading space of the first piece). Returns the status
+ * of the first evaluation that failed, else TR_OK. */
+tr_status cli_generate(tr_context *c, tr_sampler *smp, const tr_model *m, int32_t prev, cli_generation *g);
 
 int cmd_run(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
@@ -54,5 +93,6 @@ int cmd_bench(int argc, char **argv);
 int cmd_parity(int argc, char **argv);
 int cmd_perplexity(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
+int cmd_chat(int argc, char **argv);
 
 #endif

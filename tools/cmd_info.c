@@ -47,10 +47,16 @@ static int print_schedule(const tr_model_info *i, const tr_transition_params *tp
 }
 
 static const char tokenize_help[] =
-    "usage: transit tokenize -m MODEL -p TEXT\n"
+    "usage: transit tokenize [-m MODEL] (-p TEXT | -f FILE) [--chat [--system TEXT]] [-v]\n"
     "\n"
     "Prints the token ids of TEXT on one line, space separated, BOS included as the model's\n"
-    "tokenizer config says (as `eval -p` and `run -p` feed them to the model).\n";
+    "tokenizer config says (as `eval -p` and `run -p` feed them to the model). Special-token text\n"
+    "(<|eot_id|>) is that token, as in Hugging Face tokenizers.\n"
+    "\n"
+    "      --chat             TEXT is a user message: the ids of the chat prompt `run --chat` feeds\n"
+    "                         (the model's chat format, ready for the reply; docs/chat.md)\n"
+    CLI_CHAT_HELP
+    "  -v, --verbose          with --chat, also print the prompt as text to stderr\n";
 
 int cmd_info(int argc, char **argv)
 {
@@ -90,6 +96,14 @@ int cmd_info(int argc, char **argv)
     for (int k = 0; k < n_eog && k < 16; k++)
         printf(" %d", eog[k]);
     printf("%s\n", n_eog ? "" : " none");
+    const char *tmpl_source;
+    tr_chat_format fmt;
+    if (!tr_model_chat_template(m, &tmpl_source))
+        printf("  chat format      none (no chat template; --chat-template names one)\n");
+    else if (tr_model_chat_format(m, &fmt) == TR_OK)
+        printf("  chat format      %s (from %s)\n", tr_chat_format_name(fmt), tmpl_source);
+    else
+        printf("  chat format      not recognised: %s\n", tr_last_error());
     printf("  dim              %d\n", i.dim);
     printf("  layers           %d\n", i.n_layers);
     printf("  heads            %d query, %d key/value (head_dim %d)\n", i.n_heads, i.n_kv_heads, i.head_dim);

@@ -5,15 +5,20 @@
 #include "cli.h"
 
 static const char help[] =
-    "usage: transit run [-m MODEL] (-p TEXT | -f FILE | --ids FILE) [options]\n"
+    "usage: transit run [-m MODEL] (-p TEXT | -f FILE | --ids FILE) [--chat] [options]\n"
     "\n"
     "Generates a continuation of the prompt. The continuation goes to stdout; load time and\n"
-    "prompt-processing (pp) and generation (tg) speeds go to stderr.\n"
+    "prompt-processing (pp) and generation (tg) speeds go to stderr. With --chat the prompt is one\n"
+    "user message in the model's chat format and the reply ends with the turn (transit chat holds a\n"
+    "conversation).\n"
     "\n"
     "  -m, --model MODEL      .gguf file or Hugging Face directory (default: models/default)\n"
     "  -p, --prompt TEXT      prompt text (BOS added as the tokenizer config says)\n"
     "  -f, --file FILE        prompt text from a file\n"
     "      --ids FILE         prompt as token ids (whitespace or comma separated; no BOS added)\n"
+    "      --chat             the prompt is a user message: format it as the model's chat template\n"
+    "                         says (docs/chat.md) and stop at the end of the reply\n"
+    CLI_CHAT_HELP
     "  -n, --n-predict N      tokens to generate (128); stops early at end-of-sequence\n"
     "      --temp T           temperature (0.8); 0 = greedy\n"
     "      --top-k K          keep the K most likely tokens (40); 0 = off\n"
@@ -73,29 +78,25 @@ int cmd_run(int argc, char **argv)
     }
     double t_prompt = cli_now() - t1;
 
-    double t2 = cli_now();
-    int n_gen = 0;
-    int32_t prev = ids[n_prompt - 1];
-    char piece[256];
-    while (n_gen < o.n_predict) {
-        int32_t tok = tr_sample(smp, tr_get_logits(c, -1));
-        if (tr_model_is_eog(m, tok))
-            break;
-        tr_sampler_accept(smp, tok);
-        int len = tr_token_to_piece(m, prev, tok, piece, sizeof piece);
-        if (len > 0)
-            fwrite(piece, 1, (size_t)(len < (int)sizeof piece ? len : (int)sizeof piece - 1), stdout);
-        fflush(stdout);
-        prev = tok;
-        n_gen++;
-        if (n_gen == o.n_predict || (!o.sinks.enabled && tr_context_n_past(c) == tr_context_n_ctx(c)))
-            break;
-        if ((s = tr_eval(c, &tok, 1, 0)) != TR_OK) {
+    cli_generation g = {.n_max = o.n_predict, .stop = -1, .sinks = o.sinks.enabled};
+    tr_chat_format fmt;
+    int32_t turn_end[8];
+    int n_end = 0;
+    if (o.chat) { /* the reply ends with the turn, whether or not the model lists that token */
+        if (cli_chat_format(&o, m, &fmt))
+            goto done;
+        if ((s = tr_chat_turn_end(m, fmt, turn_end, 8, &n_end)) != TR_OK) {
             rc = cli_fail_status(s);
             goto done;
         }
+        g.stop = turn_end[0];
     }
-    double t_gen = cli_now() - t2;
+    if ((s = cli_generate(c, smp, m, ids[n_prompt - 1], &g)) != TR_OK) {
+        rc = cli_fail_status(s);
+        goto done;
+    }
+    int n_gen = g.n_gen;
+    double t_gen = g.seconds;
     fputc('\n', stdout);
     tr_memory_stats mem;
     tr_context_memory(c, &mem);

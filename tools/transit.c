@@ -10,9 +10,10 @@ static const char usage[] =
     "usage: transit <command> [options]\n"
     "\n"
     "commands:\n"
-    "  run        generate text from a prompt\n"
+    "  run        generate text from a prompt (--chat: one reply in the model's chat format)\n"
+    "  chat       talk with a model in the terminal; the conversation stays in the KV cache\n"
     "  eval       prefill a prompt and write the logits of every position to a .npy file\n"
-    "  tokenize   print the token ids of a text\n"
+    "  tokenize   print the token ids of a text (--chat: of a chat prompt)\n"
     "  info       list the backends usable here and, with -m, a model's hyperparameters\n"
     "  bench      prompt-processing and generation speed (pp512 / tg128), and memory\n"
     "  perplexity perplexity of a model on a text, in windows of -c tokens (llama-perplexity's scoring)\n"
@@ -36,6 +37,8 @@ int main(int argc, char **argv)
     const char *cmd = argv[1];
     if (!strcmp(cmd, "run"))
         return cmd_run(argc, argv);
+    if (!strcmp(cmd, "chat"))
+        return cmd_chat(argc, argv);
     if (!strcmp(cmd, "eval"))
         return cmd_eval(argc, argv);
     if (!strcmp(cmd, "tokenize"))
