@@ -72,7 +72,7 @@ static void put_stop_ids(tr_gguf_writer *w, const tr_hparams *hp, const tr_vocab
 
 /* A SentencePiece-style vocabulary as llama.cpp's "llama" model (scores), a byte-level one (Llama 3)
  * as its "gpt2" model (merges, and the pre-tokenizer's name, "llama-bpe"). */
-static void put_vocab(tr_gguf_writer *w, const tr_vocab_spec *v)
+static void put_vocab(tr_gguf_writer *w, const tr_vocab_spec *v, const tr_model_file *f)
 {
     int bpe = v->model == TR_VOCAB_BPE;
     tr_gguf_put_str(w, "tokenizer.ggml.model", bpe ? "gpt2" : "llama");
@@ -89,9 +89,15 @@ static void put_vocab(tr_gguf_writer *w, const tr_vocab_spec *v)
         tr_gguf_put_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)v->eos_id);
     if (v->unk_id >= 0)
         tr_gguf_put_u32(w, "tokenizer.ggml.unknown_token_id", (uint32_t)v->unk_id);
+    if (f->hp.pad_id >= 0 && f->hp.pad_id < v->n)
+        tr_gguf_put_u32(w, "tokenizer.ggml.padding_token_id", (uint32_t)f->hp.pad_id);
     tr_gguf_put_bool(w, "tokenizer.ggml.add_bos_token", v->add_bos);
     tr_gguf_put_bool(w, "tokenizer.ggml.add_eos_token", 0);
     tr_gguf_put_bool(w, "tokenizer.ggml.add_sep_token", 0);
+    if (!bpe) /* SentencePiece's dummy prefix (byte-level vocabularies have none) */
+        tr_gguf_put_bool(w, "tokenizer.ggml.add_space_prefix", !v->no_space_prefix);
+    if (f->chat_template)
+        tr_gguf_put_str(w, "tokenizer.chat_template", f->chat_template);
 }
 
 static void put_hparams(tr_gguf_writer *w, const tr_hparams *hp, const char *name, tr_dtype type)
@@ -241,7 +247,7 @@ tr_status tr_convert_to_gguf(const char *in, const char *out_path, const char *t
         s = tr_gguf_writer_open(out_path, &w);
     if (s == TR_OK) {
         put_hparams(w, &f.hp, model_name(in), type);
-        put_vocab(w, &vocab);
+        put_vocab(w, &vocab, &f);
         put_stop_ids(w, &f.hp, &vocab);
         int total = 1 + f.hp.n_layers * N_PARTS + 3;
         for (int i = 0; i < total; i++) {

@@ -336,6 +336,7 @@ static tr_status read_config(const cJSON *root, const char *path, tr_hparams *hp
     TR_TRY(get_bool(root, path, "tie_word_embeddings", 0, &hp->tied_embeddings));
     TR_TRY(get_token_id(root, path, "bos_token_id", hp->n_vocab, &hp->bos_id));
     TR_TRY(get_token_id(root, path, "eos_token_id", hp->n_vocab, &hp->eos_id));
+    TR_TRY(get_token_id(root, path, "pad_token_id", hp->n_vocab, &hp->pad_id));
     TR_TRY(add_eos_ids(root, path, hp));
     return TR_OK;
 }

@@ -508,6 +508,7 @@ static tr_status load_gguf(const uint8_t *data, size_t len, tr_model_file *f)
                     f->vocab.n, f->hp.n_vocab);
     f->hp.bos_id = f->has_vocab ? f->vocab.bos_id : -1;
     f->hp.eos_id = f->has_vocab ? f->vocab.eos_id : -1;
+    f->hp.pad_id = f->has_vocab ? f->vocab.pad_id : -1;
     tr_hparams_add_eog(&f->hp, f->hp.eos_id);
     static const char *const eog_keys[] = {"tokenizer.ggml.eot_token_id", "tokenizer.ggml.eom_token_id"};
     for (int i = 0; s == TR_OK && f->has_vocab && i < 2; i++) { /* llama.cpp's keys for Llama 3's other stops */

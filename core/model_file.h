@@ -67,6 +67,7 @@ typedef struct tr_hparams {
     int tied_embeddings;
     tr_rope_layout rope_layout;
     int bos_id, eos_id; /* -1 when the file does not say */
+    int pad_id;         /* the padding token (config.json pad_token_id, GGUF padding_token_id), or -1 */
 #define TR_MAX_EOG 8
     int eog[TR_MAX_EOG]; /* the ids that end generation (Llama 3 has several): eos_token_id as a list,
                             generation_config.json's, GGUF's eos/eot/eom ids */

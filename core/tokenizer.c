@@ -342,7 +342,8 @@ tr_status tr_tokenizer_from_vocab(const tr_vocab_spec *spec, tr_tokenizer **out)
     if (spec->model == TR_VOCAB_BPE)
         return tr_tokenizer_from_bpe_vocab(spec, "vocabulary", out);
     /* LLaMA's SentencePiece settings: dummy prefix, spaces kept as they are, escaped as U+2581. */
-    const tr_text_rules llama = {.add_dummy_prefix = 1, .remove_extra_whitespaces = 0, .escape_whitespaces = 1};
+    const tr_text_rules llama = {.add_dummy_prefix = !spec->no_space_prefix, .remove_extra_whitespaces = 0,
+                                 .escape_whitespaces = 1};
     return tr_tokenizer_build(spec, &llama, TR_MERGE_BY_SCORE, "vocabulary", out);
 }
 
@@ -541,6 +542,8 @@ tr_status tr_tokenizer_export_vocab(const tr_tokenizer *t, tr_vocab_spec *out)
     out->unk_id = t->unk_id;
     out->add_bos = t->add_bos;
     out->byte_fallback = t->byte_fallback;
+    out->no_space_prefix = !t->rules.add_dummy_prefix;
+    out->pad_id = -1;
     for (int i = 0; out->pieces && out->scores && out->types && i < t->n_vocab; i++) {
         if (!(out->pieces[i] = malloc(t->piece_len[i] + 1)))
             break;

@@ -95,7 +95,7 @@ tr_status tr_bpe_export_vocab(const tr_tokenizer *t, tr_vocab_spec *out)
 {
     const tr_bpe *b = t->bpe;
     memset(out, 0, sizeof *out);
-    out->bos_id = out->eos_id = out->unk_id = -1;
+    out->bos_id = out->eos_id = out->unk_id = out->pad_id = -1;
     if (strcmp(tr_bpe_pattern(b), tr_regex_llama3) != 0) /* GGUF names regexes; only this one has a name here */
         return tr_fail(TR_ERR_UNSUPPORTED, "tokenizer: only the Llama 3 pre-tokenizer regex can be written as a GGUF "
                        "vocabulary (tokenizer.ggml.pre 'llama-bpe')");

@@ -305,7 +305,7 @@ tr_status tr_spm_parse_vocab(const uint8_t *data, size_t size, const char *name,
     if (!spec)
         return tr_fail(TR_ERR_INVALID_ARG, "tr_spm_parse_vocab: spec is NULL");
     memset(spec, 0, sizeof *spec);
-    spec->bos_id = spec->eos_id = spec->unk_id = -1;
+    spec->bos_id = spec->eos_id = spec->unk_id = spec->pad_id = -1;
     if (!data && size > 0)
         return tr_fail(TR_ERR_INVALID_ARG, "tr_spm_parse_vocab: data is NULL");
     spm_cursor top = {data, data + size, data, name};
@@ -378,8 +378,11 @@ tr_status tr_spm_read_vocab(const char *path, tr_vocab_spec *out)
     size_t size;
     memset(out, 0, sizeof *out);
     TR_TRY(tr_tokenizer_read_file(path, &data, &size));
-    tr_status s = tr_spm_parse_vocab(data, size, path, out, NULL);
+    tr_text_rules rules;
+    tr_status s = tr_spm_parse_vocab(data, size, path, out, &rules);
     free(data);
+    if (s == TR_OK)
+        out->no_space_prefix = !rules.add_dummy_prefix;
     return s;
 }
 

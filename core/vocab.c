@@ -212,6 +212,12 @@ static tr_status read_vocab(const tr_gguf *g, const char *file, const tr_gguf_kv
     TR_TRY(read_token_id(g, file, "tokenizer.ggml.bos_token_id", spec->n, &spec->bos_id));
     TR_TRY(read_token_id(g, file, "tokenizer.ggml.eos_token_id", spec->n, &spec->eos_id));
     TR_TRY(read_token_id(g, file, "tokenizer.ggml.unknown_token_id", spec->n, &spec->unk_id));
+    TR_TRY(read_token_id(g, file, "tokenizer.ggml.padding_token_id", spec->n, &spec->pad_id));
+    const tr_gguf_kv *prefix = tr_gguf_find_kv(g, "tokenizer.ggml.add_space_prefix");
+    if (prefix && prefix->type != TR_GGUF_BOOL)
+        return tr_fail(TR_ERR_FORMAT, "%s: tokenizer.ggml.add_space_prefix has type %s, expected bool", file,
+                       tr_gguf_vtype_name(prefix->type));
+    spec->no_space_prefix = prefix && !prefix->num.u;
     spec->add_bos = 1;
     const tr_gguf_kv *add_bos = tr_gguf_find_kv(g, "tokenizer.ggml.add_bos_token");
     if (add_bos) {
@@ -229,7 +235,7 @@ static tr_status read_vocab(const tr_gguf *g, const char *file, const tr_gguf_kv
 tr_status tr_gguf_read_vocab(const tr_gguf *g, const char *name_for_errors, tr_vocab_spec *spec, int *has_vocab)
 {
     memset(spec, 0, sizeof *spec);
-    spec->bos_id = spec->eos_id = spec->unk_id = -1;
+    spec->bos_id = spec->eos_id = spec->unk_id = spec->pad_id = -1;
     *has_vocab = 0;
     const tr_gguf_kv *tokens = tr_gguf_find_kv(g, "tokenizer.ggml.tokens");
     if (!tokens)

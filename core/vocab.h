@@ -33,6 +33,9 @@ typedef struct tr_vocab_spec {
     float *scores;   /* [n] merge priority: higher merges first */
     int32_t *types;  /* [n] tr_token_type */
     int bos_id, eos_id, unk_id; /* -1 when absent */
+    int pad_id;      /* tokenizer.ggml.padding_token_id: kept for conversion, unused by the tokenizer */
+    int no_space_prefix; /* SentencePiece only: no dummy prefix (GGUF add_space_prefix false; the
+                            normalizer's add_dummy_prefix false); 0, the LLaMA default, adds it */
     int add_bos;     /* 1 = prepend BOS when encoding a prompt (LLaMA default) */
     int byte_fallback; /* 1 = unknown bytes become <0xXX> pieces */
     /* TR_VOCAB_BPE only (NULL / 0 / "" otherwise): */

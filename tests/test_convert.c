@@ -9,10 +9,14 @@
  *   transformers' goldens, with the same lambdas;
  * - f16 and bf16 files hold the source's values rounded once (re-converting them to f32 and back is
  *   lossless), and a GGUF converted again keeps its rows (no second permutation);
+ * - the chat template, padding id and SentencePiece's add_space_prefix travel into the GGUF (and the
+ *   GGUF loader honours add_space_prefix = false);
  * - bad types, unreadable input and unwritable output fail with one line and leave no file. */
+#include <cJSON.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "half.h"
@@ -290,6 +294,94 @@ static void test_errors(void)
     }
 }
 
+/* A directory of stories260K with a chat template and a padding id, converted: the GGUF carries both
+ * (llama.cpp's keys), and the same chat prompt comes out of either. Then add_space_prefix = false,
+ * patched into the converted file, is honoured: " x" without the prefix is "x" with it. */
+static void test_tokenizer_keys(void)
+{
+    const char *dir = out_path("chatdir"), *gguf = out_path("chat.gguf");
+    char from[1100], to[1100];
+    CHECK(mkdir(dir, 0755) == 0, "mkdir %s", dir);
+    static const char *const links[] = {"model.safetensors", "tokenizer.json"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(from, sizeof from, "%s/%s", tr_shared("models/stories260K/hf"), links[i]);
+        snprintf(to, sizeof to, "%s/%s", dir, links[i]);
+        CHECK(symlink(from, to) == 0, "symlink %s", to);
+    }
+    size_t len;
+    char *config = tr_read_file(tr_shared("models/stories260K/hf/config.json"), &len);
+    char *tmpl = tr_read_file(tr_golden("chat/llama2.jinja"), NULL);
+    if (!config || !tmpl || config[0] != '{') {
+        CHECK(0, "cannot read stories260K's config.json or the llama2 template");
+        free(config);
+        free(tmpl);
+        return;
+    }
+    snprintf(to, sizeof to, "%s/config.json", dir);
+    char *patched = malloc(len + 64);
+    len = (size_t)snprintf(patched, len + 64, "{\"pad_token_id\": 0, %s", config + 1);
+    tr_write_file(to, patched, len);
+    cJSON *cfg = cJSON_CreateObject();
+    cJSON_AddStringToObject(cfg, "chat_template", tmpl);
+    char *cfg_text = cJSON_Print(cfg);
+    snprintf(to, sizeof to, "%s/tokenizer_config.json", dir);
+    tr_write_file(to, cfg_text, strlen(cfg_text));
+    free(cfg_text);
+    cJSON_Delete(cfg);
+    free(patched);
+    free(config);
+    if (convert(dir, gguf, NULL)) {
+        tr_model_file f;
+        if (tr_model_file_open(gguf, &f) == TR_OK) {
+            CHECK(f.chat_template && !strcmp(f.chat_template, tmpl), "the GGUF's chat template");
+            CHECK(f.hp.pad_id == 0, "padding id %d", f.hp.pad_id);
+            tr_model_file_close(&f);
+        } else {
+            CHECK(0, "%s", tr_last_error());
+        }
+        tr_model *a = load(dir), *b = load(gguf);
+        tr_chat_format fa = TR_CHAT_NONE, fb = TR_CHAT_NONE;
+        CHECK(a && b && tr_model_chat_format(a, &fa) == TR_OK && tr_model_chat_format(b, &fb) == TR_OK &&
+                  fa == TR_CHAT_LLAMA2 && fb == fa,
+              "chat formats %d %d: %s", fa, fb, tr_last_error());
+        tr_chat_message msgs[] = {{"system", "Tell stories."}, {"user", "A cat"}, {"assistant", "It sat."},
+                                  {"user", "Then?"}};
+        int32_t ia[256], ib[256];
+        int na = 0, nb = 0;
+        CHECK(a && b && tr_chat_tokenize(a, fa, msgs, 4, 1, ia, 256, &na) == TR_OK &&
+                  tr_chat_tokenize(b, fb, msgs, 4, 1, ib, 256, &nb) == TR_OK && na == nb && na > 10 &&
+                  !memcmp(ia, ib, (size_t)na * sizeof *ia),
+              "the chat prompt differs between the directory and its GGUF");
+        tr_model_free(a);
+        tr_model_free(b);
+
+        /* add_space_prefix = false, set in the file's bytes (the bool after the key and its type) */
+        uint8_t *bytes = (uint8_t *)tr_read_file(gguf, &len);
+        static const char key[] = "tokenizer.ggml.add_space_prefix";
+        uint8_t *at = bytes ? memmem(bytes, len, key, sizeof key - 1) : NULL;
+        CHECK(at && at[sizeof key - 1] == 7 && at[sizeof key - 1 + 4] == 1, "add_space_prefix = true in the file");
+        const char *noprefix = out_path("noprefix.gguf");
+        if (at && at[sizeof key - 1] == 7) {
+            at[sizeof key - 1 + 4] = 0;
+            tr_write_file(noprefix, bytes, len);
+            tr_model *p = load(gguf), *q = load(noprefix);
+            int32_t ip[64], iq[64];
+            int np = 0, nq = 0;
+            CHECK(p && q && tr_tokenize(p, "Once upon", 9, 0, ip, 64, &np) == TR_OK &&
+                      tr_tokenize(q, " Once upon", 10, 0, iq, 64, &nq) == TR_OK && np == nq &&
+                      !memcmp(ip, iq, (size_t)np * sizeof *ip),
+                  "without the space prefix, \" x\" is x with it");
+            CHECK(p && q && tr_tokenize(q, "Once", 4, 0, iq, 64, &nq) == TR_OK &&
+                      tr_tokenize(p, "Once", 4, 0, ip, 64, &np) == TR_OK && (np != nq || ip[0] != iq[0]),
+                  "the prefix changes how a word at the start is tokenized");
+            tr_model_free(p);
+            tr_model_free(q);
+        }
+        free(bytes);
+    }
+    free(tmpl);
+}
+
 int main(void)
 {
     if (!mkdtemp(tmpdir)) {
@@ -299,6 +391,7 @@ int main(void)
     test_llama();
     test_diffllama();
     test_half_types();
+    test_tokenizer_keys();
     test_errors();
     char cmd[1100];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
