@@ -205,6 +205,62 @@ static void test_damaged_hf(void)
     }
 }
 
+/* The bad inputs of the Llama 3 issue and of chat, as a user meets them: one line, exit status 1. */
+static void test_llama3_chat_errors(void)
+{
+    char dir[1200], args[2048], must[1400];
+    size_t len;
+    char *config = tr_read_file(tr_shared("models/stories260K/hf/config.json"), &len);
+    CHECK(config && config[0] == '{', "stories260K config.json");
+    static const char *const scalings[] = {
+        "{\"rope_scaling\": {\"rope_type\": \"llama3\", \"factor\": 8}, ",   /* missing fields */
+        "{\"rope_scaling\": {\"rope_type\": \"llama3\", \"factor\": -8, \"low_freq_factor\": 1, "
+        "\"high_freq_factor\": 4, \"original_max_position_embeddings\": 8192}, ", /* absurd */
+        "{\"rope_scaling\": {\"type\": \"dynamic\", \"factor\": 2}, ",       /* unknown */
+    };
+    for (int i = 0; config && i < 3; i++) {
+        char *text = malloc(len + 256);
+        snprintf(text, len + 256, "%s%s", scalings[i], config + 1);
+        char name[32];
+        snprintf(name, sizeof name, "rope%d", i);
+        damaged_hf_dir(name, "config.json", text, dir, sizeof dir);
+        snprintf(args, sizeof args, "run -m %s -p hi -n 2", dir);
+        expect_one_line_error(args, "rope_scaling");
+        free(text);
+    }
+    free(config);
+    damaged_hf_dir("chatnum", "tokenizer_config.json", "{\"chat_template\": 7}", dir, sizeof dir);
+    snprintf(args, sizeof args, "run -m %s -p hi -n 2", dir);
+    snprintf(must, sizeof must, "%s/tokenizer_config.json", dir);
+    expect_one_line_error(args, must);
+    /* stories260K has no chat template: chat needs the override, and says so */
+    const char *hf = tr_shared("models/stories260K/hf");
+    snprintf(args, sizeof args, "run --chat -m %s -p hi -n 2", hf);
+    expect_one_line_error(args, "--chat-template");
+    snprintf(args, sizeof args, "tokenize --chat -m %s -p hi --chat-template mistral", hf);
+    expect_one_line_error(args, "mistral");
+    snprintf(args, sizeof args, "run -m %s -p hi --system terse", hf);
+    expect_one_line_error(args, "--chat");
+    char *zephyr = tr_read_file(tr_golden("chat/unknown_zephyr.jinja"), NULL);
+    cJSON *cfg = cJSON_CreateObject();
+    cJSON_AddStringToObject(cfg, "chat_template", zephyr ? zephyr : "");
+    char *cfg_text = cJSON_PrintUnformatted(cfg);
+    damaged_hf_dir("zephyr", "tokenizer_config.json", cfg_text, dir, sizeof dir);
+    snprintf(args, sizeof args, "run --chat -m %s -p hi -n 2", dir);
+    expect_one_line_error(args, "--chat-template");
+    char *out = NULL;
+    snprintf(args, sizeof args, "run -m %s -p hi -n 2", dir); /* only chat needs the format */
+    CHECK(run(args, &out, NULL) == 0, "plain run with an unrecognised template");
+    free(out);
+    /* the override: Llama 2's format on the same model, ids as tokenize --chat prints them */
+    snprintf(args, sizeof args, "tokenize --chat --chat-template llama2 -m %s -p \"Hi there\" --system \"Be nice\"", dir);
+    CHECK(run(args, &out, NULL) == 0 && out && !strncmp(out, "1 ", 2), "tokenize --chat: '%s'", out ? out : "");
+    free(out);
+    cJSON_free(cfg_text);
+    cJSON_Delete(cfg);
+    free(zephyr);
+}
+
 /* Attention sinks from the command line: eval writes what the reference computes one token at a
  * time; run generates far past the context at a fixed KV size; bad sizes are one clear line. */
 static void test_sinks_cli(void)
@@ -309,8 +365,9 @@ static void test_info_help(void)
           b ? b : "");
     free(a);
     free(b);
-    const char *cmds[] = {"help", "run --help", "eval --help", "tokenize --help", "info --help", "convert --help"};
-    for (size_t i = 0; i < 6; i++) {
+    const char *cmds[] = {"help", "run --help", "eval --help", "tokenize --help", "info --help", "convert --help",
+                          "chat --help"};
+    for (size_t i = 0; i < 7; i++) {
         CHECK(run(cmds[i], &out, NULL) == 0 && out && strstr(out, "usage"), "transit %s", cmds[i]);
         free(out);
     }
@@ -331,6 +388,7 @@ int main(void)
     test_tokenize();
     test_errors();
     test_damaged_hf();
+    test_llama3_chat_errors();
     test_info_help();
     test_sinks_cli();
     char cmd[1200];
