@@ -13,6 +13,7 @@
 
 #include "error.h"
 #include "mapped_file.h"
+#include "quant.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "the GGUF reader assumes a little-endian host"
@@ -238,17 +239,16 @@ static tr_status read_tensor_info(cursor *c, uint64_t index, uint64_t alignment,
     const char *tname = tr_ggml_type_name(type);
     if (!tname)
         return tr_fail(TR_ERR_FORMAT, "%s: %s has unknown type id %u", c->name, c->what, type);
-    switch (type) {
-    case TR_GGML_F32: t->dtype = TR_F32; break;
-    case TR_GGML_F16: t->dtype = TR_F16; break;
-    case TR_GGML_BF16: t->dtype = TR_BF16; break;
-    default:
-        if (ggml_type_is_plain(type))
-            return tr_fail(TR_ERR_UNSUPPORTED, "%s: %s has type %s; only F32, F16 and BF16 are supported", c->name,
-                           c->what, tname);
-        return tr_fail(TR_ERR_UNSUPPORTED, "%s: %s has type %s; quantized types are not supported yet", c->name,
-                       c->what, tname);
-    }
+    int dt = tr_dtype_from_ggml(type);
+    if (dt < 0)
+        return tr_fail(TR_ERR_UNSUPPORTED,
+                       "%s: %s has type %s; transit reads F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K and "
+                       "Q6_K%s",
+                       c->name, c->what, tname, ggml_type_is_plain(type) ? "" : " (other quantized types not yet)");
+    t->dtype = (tr_dtype)dt;
+    if (t->ne[0] % tr_dtype_block(t->dtype) != 0)
+        return tr_fail(TR_ERR_FORMAT, "%s: %s: its rows of %lld are not a multiple of %s's block of %lld", c->name,
+                       c->what, (long long)t->ne[0], tname, (long long)tr_dtype_block(t->dtype));
     TR_TRY(read_u64(c, &t->offset, "offset"));
     if (t->offset % alignment != 0)
         return tr_fail(TR_ERR_FORMAT, "%s: %s: data offset %llu is not a multiple of the alignment %llu", c->name,
@@ -402,12 +402,12 @@ static tr_status parse(cursor *c, tr_gguf *g)
     size_t data_size = g->data_offset <= c->len ? c->len - g->data_offset : 0;
     for (size_t i = 0; i < g->n_tensors; i++) {
         tr_gguf_tensor *t = &g->tensors[i];
-        size_t esize = tr_dtype_size(t->dtype);
-        uint64_t n_el = t->nbytes;
+        size_t esize = tr_dtype_size(t->dtype); /* bytes of a unit: an element or a block */
+        uint64_t n_el = t->nbytes / (uint64_t)tr_dtype_block(t->dtype); /* units (rows are whole blocks) */
         if (n_el > data_size / esize || t->offset > data_size || n_el * esize > data_size - t->offset) {
             char q[80];
             return tr_fail(TR_ERR_FORMAT,
-                           "%s: tensor '%s' data [offset %llu in the data section at %zu, %llu elements of %zu bytes] "
+                           "%s: tensor '%s' data [offset %llu in the data section at %zu, %llu units of %zu bytes] "
                            "runs past the end of the file (%zu bytes)",
                            file, tr_quote(t->name, strlen(t->name), q, sizeof q), (unsigned long long)t->offset,
                            g->data_offset, (unsigned long long)n_el, esize, c->len);

@@ -60,7 +60,7 @@ typedef struct tr_gguf_tensor {
     char *name;        /* NUL-terminated copy, 1..255 bytes */
     int n_dims;        /* 1..4 */
     int64_t ne[4];     /* ne[0] innermost; unused dims are 1 */
-    tr_dtype dtype;    /* F32, F16 or BF16: other types are refused by the parser */
+    tr_dtype dtype;    /* F32, F16, BF16 or a quantized type of dtype.h: others are refused by the parser */
     uint64_t offset;   /* from the start of the data section */
     size_t nbytes;
     const uint8_t *data; /* inside the buffer; aligned relative to the buffer start only */

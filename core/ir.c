@@ -29,11 +29,12 @@ const char *tr_op_name(tr_op op) { return (unsigned)op < TR_OP_COUNT ? op_names[
 
 bool tr_is_contiguous(const tr_tensor *t)
 {
+    /* a quantized row is whole blocks: its first stride is a block's, the next a row's */
     size_t expect = tr_dtype_size(t->dtype);
     for (int i = 0; i < TR_MAX_DIMS; i++) {
         if (t->ne[i] != 1 && t->nb[i] != expect)
             return false;
-        expect *= (size_t)t->ne[i];
+        expect *= (size_t)(i == 0 ? t->ne[0] / tr_dtype_block(t->dtype) : t->ne[i]);
     }
     return true;
 }
@@ -104,8 +105,9 @@ static int push(tr_tensor ***list, int *n, int *cap, tr_tensor *t)
 
 static void set_contiguous_strides(tr_tensor *t)
 {
-    t->nb[0] = tr_dtype_size(t->dtype);
-    for (int i = 1; i < TR_MAX_DIMS; i++)
+    t->nb[0] = tr_dtype_size(t->dtype); /* an element, or a block of a quantized type */
+    t->nb[1] = tr_row_bytes(t->dtype, t->ne[0]);
+    for (int i = 2; i < TR_MAX_DIMS; i++)
         t->nb[i] = t->nb[i - 1] * (size_t)t->ne[i - 1];
 }
 
@@ -190,11 +192,12 @@ static bool same_shape(const tr_tensor *a, const tr_tensor *b)
 }
 
 static bool is_float(tr_dtype t) { return t == TR_F32 || t == TR_F16 || t == TR_BF16; }
+static bool is_weight(tr_dtype t) { return is_float(t) || tr_dtype_is_quant(t); } /* what a matrix may be */
 
 tr_tensor *tr_get_rows(tr_graph *g, tr_tensor *table, tr_tensor *ids)
 {
     NEED(table && ids, "get_rows", "missing operand");
-    NEED(is_float(table->dtype) && ids->dtype == TR_I32, "get_rows", "table must be float, ids i32");
+    NEED(is_weight(table->dtype) && ids->dtype == TR_I32, "get_rows", "table must be float or quantized, ids i32");
     NEED(table->ne[2] == 1 && ids->ne[1] == 1, "get_rows", "table {D, V} and ids {T} expected");
     tr_tensor *t = make(g, TR_OP_GET_ROWS, TR_F32, 2, (int64_t[]){table->ne[0], ids->ne[0]});
     if (t) {
@@ -247,7 +250,7 @@ tr_tensor *tr_mul(tr_graph *g, tr_tensor *x, tr_tensor *y)
 tr_tensor *tr_matmul(tr_graph *g, tr_tensor *x, tr_tensor *w)
 {
     NEED(x && w, "matmul", "missing operand");
-    NEED(x->dtype == TR_F32 && is_float(w->dtype), "matmul", "x must be f32, W f32/f16/bf16");
+    NEED(x->dtype == TR_F32 && is_weight(w->dtype), "matmul", "x must be f32, W f32/f16/bf16 or quantized");
     NEED(x->ne[0] == w->ne[0], "matmul", "inner dimensions differ");
     NEED(x->ne[2] == 1 && w->ne[2] == 1, "matmul", "2-D operands expected");
     NEED(tr_is_contiguous(x) && tr_is_contiguous(w), "matmul", "contiguous operands expected");

@@ -11,12 +11,15 @@
  *
  * Op semantics (x, y: activations; W: weights; all math in float32 unless said otherwise):
  *
- *   GET_ROWS   out[t] = table[ids[t]]             table {D, V} (f32/f16/bf16), ids {T} i32 -> {D, T}
+ *   GET_ROWS   out[t] = table[ids[t]]             table {D, V} (f32/f16/bf16/quantized), ids {T} i32 -> {D, T}
  *   RMS_NORM   out[t] = x[t] / sqrt(mean(x[t]^2) + eps) * w      x {D, T}, w {D} (f32/f16/bf16)
  *   ADD        out = x + y                         same shape
  *   MUL        out = x * y                         same shape, or y {D} broadcast over rows
- *   MATMUL     out[t][n] = sum_k x[t][k] * W[n][k] x {K, T}, W {K, N} (f32/f16/bf16) -> {N, T}
+ *   MATMUL     out[t][n] = sum_k x[t][k] * W[n][k] x {K, T}, W {K, N} (f32/f16/bf16/quantized) -> {N, T}
  *              i.e. activations times the transposed weight, as a linear layer is stored.
+ *              A quantized W (or table) has the value of its dequantized weights (core/quant.c,
+ *              equal to the gguf package's dequantize); a kernel may round x to 8 bits per block of
+ *              32 on the way (as llama.cpp's CPU path does), within design §10's 5e-4 NMSE bound.
  *   ROPE       rotary embedding of each head:      x {hd, H, T}, pos {T} i32, optional factors {hd/2} f32
  *              for pair i < hd/2, angle = pos[t] * freq_scale * theta^(-2i/hd) / factors[i]
  *              (factors: 1 when absent; llama3 RoPE scaling, design §11; freq_scale: 1/factor of
@@ -144,7 +147,7 @@ static inline int64_t tr_nelements(const tr_tensor *t)
 }
 static inline size_t tr_nbytes(const tr_tensor *t) /* bytes of a contiguous tensor */
 {
-    return (size_t)tr_nelements(t) * tr_dtype_size(t->dtype);
+    return tr_row_bytes(t->dtype, t->ne[0]) * (size_t)(t->ne[1] * t->ne[2] * t->ne[3]);
 }
 bool tr_is_contiguous(const tr_tensor *t);
 static inline const tr_tensor *tr_view_root(const tr_tensor *t) /* the tensor owning the memory */

@@ -285,6 +285,9 @@ static tr_status check_weight(const loader *L, int kind, int layer, int required
         return tr_fail(TR_ERR_FORMAT, "%s: tensor '%s' has shape %s, expected %s from the hyperparameters", e->file,
                        e->file_name, got_s, want_s);
     }
+    if (ndim == 1 && tr_dtype_is_quant(e->w.dtype)) /* norms and lambdas: llama.cpp never quantizes them */
+        return tr_fail(TR_ERR_UNSUPPORTED, "%s: tensor '%s' is %s; vectors must be F32, F16 or BF16", e->file,
+                       e->file_name, tr_dtype_name(e->w.dtype));
     return TR_OK;
 }
 
@@ -329,7 +332,7 @@ static tr_status finish(loader *L)
     for (size_t i = 0; i < L->n; i++) {
         tr_weight *w = &f->weights[f->n_weights++];
         *w = L->entries[i].w;
-        size_t esize = tr_dtype_size(w->dtype);
+        size_t esize = tr_dtype_align(w->dtype);
         if ((uintptr_t)w->data % esize == 0)
             continue;
         void **grown = realloc(f->heap_copies, (size_t)(f->n_heap_copies + 1) * sizeof *grown);

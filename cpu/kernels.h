@@ -26,7 +26,8 @@ typedef struct tr_cpu_state {
 /* Ensures each thread has at least n floats of scratch. */
 int tr_cpu_scratch_reserve(tr_cpu_state *st, size_t n);
 
-/* Converts n elements of a float row of any supported dtype to f32. */
+/* Converts n elements of a row of any supported dtype to f32 (a quantized row: whole blocks from a
+ * block boundary, dequantized as core/quant.c defines). */
 void tr_row_to_f32(const void *src, tr_dtype dt, float *dst, int64_t n);
 
 void get_rows_ref(tr_tensor *dst);
@@ -42,6 +43,10 @@ void copy_f32_ref(tr_tensor *dst);
 void attention_f32_ref(tr_tensor *dst);
 
 void matmul_fast(tr_cpu_state *st, tr_tensor *dst);
+/* Quantized weights, a few tokens (kernels_quant.c): integer dot products against activations
+ * rounded to 8 bits per block of 32. Returns 0 (having done nothing) if scratch cannot be had. */
+int matmul_quant_gemv(tr_cpu_state *st, tr_tensor *dst);
+#define TR_QGEMV_MAX_TOKENS 16 /* more tokens: dequantized panels through sgemm */
 size_t tr_matmul_panel_floats(const tr_tensor *dst); /* panel the fast matmul needs */
 size_t tr_attention_scratch_floats(const tr_tensor *dst); /* per thread */
 void attention_f32_fast(tr_cpu_state *st, tr_tensor *dst);

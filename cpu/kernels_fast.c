@@ -173,7 +173,12 @@ void matmul_fast(tr_cpu_state *st, tr_tensor *dst)
 {
     const tr_tensor *x = dst->src[0], *w = dst->src[1];
     int64_t K = x->ne[0], N = w->ne[1], T = x->ne[1];
-    if (T < GEMV_MAX_TOKENS) {
+    if (tr_dtype_is_quant(w->dtype) && T < TR_QGEMV_MAX_TOKENS) {
+        if (!matmul_quant_gemv(st, dst))
+            matmul_ref(dst); /* no scratch for the rounded activations: slow, but right */
+        return;
+    }
+    if (T < GEMV_MAX_TOKENS && !tr_dtype_is_quant(w->dtype)) {
         gemv_job j = {dst, x, w};
         tr_pool_run(st->pool, (int)((N + GEMV_ROWS_PER_TASK - 1) / GEMV_ROWS_PER_TASK), gemv_task, &j);
         return;

@@ -6,6 +6,7 @@
 
 #include "half.h"
 #include "kernels.h"
+#include "quant.h"
 #include "transition.h"
 
 void tr_row_to_f32(const void *src, tr_dtype dt, float *dst, int64_t n)
@@ -22,9 +23,12 @@ void tr_row_to_f32(const void *src, tr_dtype dt, float *dst, int64_t n)
         for (int64_t i = 0; i < n; i++)
             dst[i] = tr_bf16_to_f32(((const uint16_t *)src)[i]);
         break;
-    default:
+    case TR_I32:
         for (int64_t i = 0; i < n; i++)
             dst[i] = (float)((const int32_t *)src)[i];
+        break;
+    default:
+        tr_dequantize_row(dt, src, dst, n);
     }
 }
 

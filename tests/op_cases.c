@@ -107,6 +107,32 @@ static void add_rope(list *l)
  * 64 KiB binding range (where such operands split into many pieces) short. */
 static int small_for_wide_k(int64_t N, int64_t T) { return N <= 33 && (T <= 5 || T == 64); }
 
+/* Quantized weights (design §10): every type, decode (the integer kernels, activations rounded to 8
+ * bits) and prefill (dequantized panels), rows of one block and of many, a real model's width. */
+static const tr_dtype quant_types[] = {TR_Q8_0, TR_Q4_0, TR_Q4_1, TR_Q5_0, TR_Q5_1, TR_Q4_K, TR_Q5_K, TR_Q6_K};
+
+static void add_matmul_quant(list *l)
+{
+    const int64_t Ns[] = {1, 33, 130}, Ts[] = {1, 3, 8, 17, 64};
+    for (int d = 0; d < COUNT(quant_types); d++) {
+        int64_t blk = tr_dtype_block(quant_types[d]);
+        const int64_t Ks[] = {blk, 3 * blk, 4096};
+        for (int a = 0; a < COUNT(Ks); a++)
+            for (int b = 0; b < COUNT(Ns); b++)
+                for (int c = 0; c < COUNT(Ts); c++) {
+                    /* the rounded activations' error is noise: an NMSE of a handful of outputs is one
+                     * draw of it, not a measure; 32 outputs or more make the bound mean something */
+                    if ((Ks[a] == 4096 && !small_for_wide_k(Ns[b], Ts[c])) || Ns[b] * Ts[c] < 32)
+                        continue;
+                    unsigned host = ((c + b) % 3 == 0 ? HOST(0) : 0) | ((a + b + c) % 3 == 0 ? HOST(1) : 0);
+                    push(l, (op_case){.kind = OP_MATMUL, .host = host, .bound = OP_BOUND_QUANT,
+                                      .mm = {Ks[a], Ns[b], Ts[c], quant_types[d]}});
+                }
+        push(l, (op_case){.kind = OP_GET_ROWS, .bound = OP_BOUND_ELEMENTWISE,
+                          .rows = {2 * blk, 9, quant_types[d], 0}});
+    }
+}
+
 static void add_matmul(list *l)
 {
     const int64_t Ks[] = {8, 67, 300, 4096}, Ns[] = {1, 33, 130}, Ts[] = {1, 2, 3, 4, 5, 8, 9, 17, 64, 70};
@@ -212,6 +238,7 @@ op_case *op_cases_make(int *n)
     add_row_ops(&l);
     add_rope(&l);
     add_matmul(&l);
+    add_matmul_quant(&l);
     add_attention(&l);
     add_transition(&l);
     add_diff(&l);
@@ -561,4 +588,11 @@ void op_cases_run(const op_target *t)
         printf("  [%s] %-14s %4d cases, %2d skipped %7.2f s\n", t->name, kind_name((op_kind)k), per[k].run,
                per[k].skipped, per[k].seconds);
     free(cases);
+}
+
+const char *op_skip_quantized(const op_case *c)
+{
+    int quant = (c->kind == OP_MATMUL && tr_dtype_is_quant(c->mm.dt)) ||
+                (c->kind == OP_GET_ROWS && tr_dtype_is_quant(c->rows.dt));
+    return quant ? "quantized weights: no kernel on this backend yet" : NULL;
 }

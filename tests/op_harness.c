@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "half.h"
+#include "quant.h"
 #include "test_util.h"
 
 #define GUARD 256      /* bytes on each side of a device copy */
@@ -48,6 +49,17 @@ tr_tensor *op_leaf(tr_graph *g, tr_dtype dt, int ndim, const int64_t *ne, float 
     size_t n = 1;
     for (int i = 0; i < ndim; i++)
         n *= (size_t)ne[i];
+    if (tr_dtype_is_quant(dt)) { /* random floats quantized row by row (transit's quantizer) */
+        float *f = malloc(n * sizeof *f);
+        for (size_t i = 0; i < n; i++)
+            f[i] = op_frand() * scale;
+        size_t rows = n / (size_t)ne[0], row_bytes = tr_row_bytes(dt, ne[0]);
+        char *q = malloc(rows * row_bytes);
+        for (size_t r = 0; r < rows; r++)
+            tr_quantize_row(dt, f + r * (size_t)ne[0], q + r * row_bytes, ne[0]);
+        free(f);
+        return add_leaf(g, dt, ndim, ne, q, where);
+    }
     void *data = malloc(n * tr_dtype_size(dt));
     for (size_t i = 0; i < n; i++) {
         float v = op_frand() * scale;

@@ -21,6 +21,8 @@
 /* design §6 bounds on NMSE against the reference */
 #define OP_BOUND_ELEMENTWISE 1e-7 /* element-wise ops, norms, RoPE */
 #define OP_BOUND_HALF 5e-4        /* matrix products and attention with f16/bf16 operands */
+#define OP_BOUND_QUANT 5e-4       /* products with quantized weights against the float64 product of the
+                                     dequantized weights (design §10) */
 #define OP_BOUND_F32 1e-10        /* f32 products and attention: float sums against double ones */
 #define OP_BOUND_EXACT 0.0        /* copies (KV_WRITE) */
 

@@ -1,0 +1,327 @@
+/* kernels_quant.c: matrix products with quantized weights on the CPU (design §10).
+ *
+ * Decode (a few tokens) reads each weight block once and never expands it to floats: the
+ * activations are rounded to 8 bits per block of 32 (one float scale per block, as llama.cpp's CPU
+ * path does; the op's bound allows it, core/ir.h), and each weight block's integer levels meet them
+ * in integer dot products (AVX2 maddubs / madd), scaled once per block. Level offsets (Q4_0's -8,
+ * Q6_K's -32, the k-quants' minima) are folded in through the activations' block sums, so the
+ * inner loops work on unsigned levels only.
+ * Prefill (many tokens) goes through kernels_fast.c: rows dequantized into a float panel for
+ * OpenBLAS's sgemm, the same path as f16 weights. */
+#include <math.h>
+#include <string.h>
+
+#include "kernels.h"
+#include "quant.h"
+#include "half.h"
+
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#define TR_QAVX2 1
+#endif
+
+#define ROWS_PER_TASK 16
+
+/* An activation block: 32 values as d * qs, with the sums of its two halves' levels. */
+typedef struct {
+    float d;
+    int16_t sum[2]; /* sum of qs[0..16) and qs[16..32) */
+    int8_t qs[32];
+} q8x_block;
+
+static void quantize_x(const float *x, int64_t K, q8x_block *out)
+{
+    for (int64_t b = 0; b < K / 32; b++) {
+        const float *v = x + 32 * b;
+        float amax = 0;
+        for (int j = 0; j < 32; j++)
+            amax = fmaxf(amax, fabsf(v[j]));
+        float d = amax / 127, id = d > 0 ? 1 / d : 0;
+        q8x_block *o = &out[b];
+        o->d = d;
+        int s0 = 0, s1 = 0;
+        for (int j = 0; j < 32; j++) {
+            int q = (int)lrintf(v[j] * id);
+            o->qs[j] = (int8_t)(q > 127 ? 127 : q < -127 ? -127 : q);
+            if (j < 16)
+                s0 += o->qs[j];
+            else
+                s1 += o->qs[j];
+        }
+        o->sum[0] = (int16_t)s0;
+        o->sum[1] = (int16_t)s1;
+    }
+}
+
+/* ---- integer dot products of 32 unsigned levels with 32 activations ----------------------------- */
+
+#if TR_QAVX2
+static inline __m256i dot32_u8(__m256i w_u8, const int8_t *x) /* 8 int32 partial sums */
+{
+    __m256i p = _mm256_maddubs_epi16(w_u8, _mm256_loadu_si256((const __m256i *)x));
+    return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
+}
+static inline __m256i nibbles32(const uint8_t *qs) /* 16 bytes: low nibbles then high nibbles */
+{
+    __m128i v = _mm_loadu_si128((const __m128i *)qs), m = _mm_set1_epi8(0x0F);
+    return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(v, 4), m), _mm_and_si128(v, m));
+}
+static inline float hsum8(__m256 v)
+{
+    __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
+    lo = _mm_add_ps(lo, hi);
+    lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
+    lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
+    return _mm_cvtss_f32(lo);
+}
+/* The fifth bits of 32 levels: bit `bit` of each byte of qh32 (Q5_K), or bit j of a uint32 (Q5_0/1). */
+static inline __m256i bits_to_16(__m256i bytes, __m256i mask)
+{
+    return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(bytes, mask), mask), _mm256_set1_epi8(0x10));
+}
+static inline __m256i q5_high(const uint8_t qh[4])
+{
+    uint32_t h;
+    memcpy(&h, qh, 4);
+    /* byte j of the vector holds bit j of h */
+    const __m256i shuf = _mm256_set_epi64x(0x0303030303030303LL, 0x0202020202020202LL, 0x0101010101010101LL, 0);
+    __m256i bytes = _mm256_shuffle_epi8(_mm256_set1_epi32((int)h), shuf);
+    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
+    return bits_to_16(bytes, bit);
+}
+#endif
+
+#if !TR_QAVX2
+static int dot32_scalar(const uint8_t *w, const int8_t *x)
+{
+    int s = 0;
+    for (int j = 0; j < 32; j++)
+        s += w[j] * x[j];
+    return s;
+}
+#endif
+
+/* ---- one weight row against the quantized activations -------------------------------------------- */
+
+static float row_q8_0(const void *row, const q8x_block *x, int64_t nb)
+{
+    const tr_block_q8_0 *w = row;
+#if TR_QAVX2
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        __m256i wq = _mm256_loadu_si256((const __m256i *)w[b].qs), xq = _mm256_loadu_si256((const __m256i *)x[b].qs);
+        __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(wq, wq), _mm256_sign_epi8(xq, wq));
+        __m256i s = _mm256_madd_epi16(p, _mm256_set1_epi16(1));
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(tr_f16_to_f32(w[b].d) * x[b].d), acc);
+    }
+    return hsum8(acc);
+#else
+    float sum = 0;
+    for (int64_t b = 0; b < nb; b++) {
+        int s = 0;
+        for (int j = 0; j < 32; j++)
+            s += w[b].qs[j] * x[b].qs[j];
+        sum += tr_f16_to_f32(w[b].d) * x[b].d * (float)s;
+    }
+    return sum;
+#endif
+}
+
+/* Q4_0, Q4_1, Q5_0, Q5_1: levels u in [0, 16) or [0, 32); w = d (u - offset) [+ m]. */
+static float row_q4q5(tr_dtype t, const void *row, const q8x_block *x, int64_t nb)
+{
+    const int five = t == TR_Q5_0 || t == TR_Q5_1, affine = t == TR_Q4_1 || t == TR_Q5_1;
+    const size_t bsize = tr_dtype_size(t);
+    const int offset = affine ? 0 : five ? 16 : 8;
+    float corr = 0;
+#if TR_QAVX2
+    __m256 acc = _mm256_setzero_ps();
+#else
+    float acc = 0;
+#endif
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *blk = (const uint8_t *)row + (size_t)b * bsize;
+        float d = tr_f16_to_f32((uint16_t)(blk[0] | blk[1] << 8)), m = 0;
+        const uint8_t *qh = NULL, *qs;
+        if (affine)
+            m = tr_f16_to_f32((uint16_t)(blk[2] | blk[3] << 8));
+        qh = five ? blk + (affine ? 4 : 2) : NULL;
+        qs = blk + (affine ? 4 : 2) + (five ? 4 : 0);
+        float dx = d * x[b].d;
+        int xsum = x[b].sum[0] + x[b].sum[1];
+        /* sum_j (d (u_j - offset) + m) x_j dx_scale = dx (dot - offset xsum) + m xd xsum */
+        corr += -dx * (float)(offset * xsum) + m * x[b].d * (float)xsum;
+#if TR_QAVX2
+        __m256i u = nibbles32(qs);
+        if (qh)
+            u = _mm256_or_si256(u, q5_high(qh));
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot32_u8(u, x[b].qs)), _mm256_set1_ps(dx), acc);
+#else
+        uint8_t u[32];
+        uint32_t h = qh ? (uint32_t)qh[0] | (uint32_t)qh[1] << 8 | (uint32_t)qh[2] << 16 | (uint32_t)qh[3] << 24 : 0;
+        for (int j = 0; j < 16; j++) {
+            u[j] = (uint8_t)((qs[j] & 0xF) | ((h >> j) & 1) << 4);
+            u[j + 16] = (uint8_t)((qs[j] >> 4) | ((h >> (j + 16)) & 1) << 4);
+        }
+        acc += dx * (float)dot32_scalar(u, x[b].qs);
+#endif
+    }
+#if TR_QAVX2
+    return hsum8(acc) + corr;
+#else
+    return acc + corr;
+#endif
+}
+
+/* Q4_K / Q5_K: 8 sub-blocks of 32, w = d sc_s u - dmin m_s. x block 8 i + s meets sub-block s. */
+static float row_k45(int five, const void *row, const q8x_block *x, int64_t nsuper)
+{
+    const size_t bsize = five ? sizeof(tr_block_q5_K) : sizeof(tr_block_q4_K);
+    float corr = 0;
+#if TR_QAVX2
+    __m256 acc = _mm256_setzero_ps();
+#else
+    float acc = 0;
+#endif
+    for (int64_t i = 0; i < nsuper; i++) {
+        const uint8_t *blk = (const uint8_t *)row + (size_t)i * bsize;
+        const tr_block_q4_K *b4 = (const tr_block_q4_K *)blk;
+        const tr_block_q5_K *b5 = (const tr_block_q5_K *)blk;
+        float d = tr_f16_to_f32(b4->d), dmin = tr_f16_to_f32(b4->dmin); /* same offsets in both layouts */
+        const uint8_t *scales = five ? b5->scales : b4->scales, *qs = five ? b5->qs : b4->qs;
+        const q8x_block *xs = x + 8 * i;
+#if TR_QAVX2
+        __m256i qh = five ? _mm256_loadu_si256((const __m256i *)b5->qh) : _mm256_setzero_si256();
+#endif
+        for (int s = 0; s < 8; s++) {
+            int sc, m;
+            tr_k_scale_min(scales, s, &sc, &m);
+            corr -= dmin * (float)m * xs[s].d * (float)(xs[s].sum[0] + xs[s].sum[1]);
+            const uint8_t *q = qs + 32 * (s / 2);
+#if TR_QAVX2
+            __m256i v = _mm256_loadu_si256((const __m256i *)q);
+            __m256i u = _mm256_and_si256(s % 2 ? _mm256_srli_epi16(v, 4) : v, _mm256_set1_epi8(0x0F));
+            if (five)
+                u = _mm256_or_si256(u, bits_to_16(qh, _mm256_set1_epi8((char)(1 << s))));
+            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot32_u8(u, xs[s].qs)), _mm256_set1_ps(d * (float)sc * xs[s].d),
+                                  acc);
+#else
+            uint8_t u[32];
+            for (int l = 0; l < 32; l++) {
+                u[l] = (uint8_t)(s % 2 ? q[l] >> 4 : q[l] & 0xF);
+                if (five)
+                    u[l] |= (uint8_t)(((b5->qh[l] >> s) & 1) << 4);
+            }
+            acc += d * (float)sc * xs[s].d * (float)dot32_scalar(u, xs[s].qs);
+#endif
+        }
+    }
+#if TR_QAVX2
+    return hsum8(acc) + corr;
+#else
+    return acc + corr;
+#endif
+}
+
+/* Q6_K: 16 sub-blocks of 16, w = d sc_s (u - 32); each group of 32 levels spans two sub-blocks. */
+static float row_q6_K(const void *row, const q8x_block *x, int64_t nsuper)
+{
+    const tr_block_q6_K *w = row;
+    float corr = 0;
+#if TR_QAVX2
+    __m256 acc = _mm256_setzero_ps();
+#else
+    float acc = 0;
+#endif
+    for (int64_t i = 0; i < nsuper; i++) {
+        float d = tr_f16_to_f32(w[i].d);
+        for (int half = 0; half < 2; half++) {
+            const uint8_t *ql = w[i].ql + 64 * half, *qh = w[i].qh + 32 * half;
+            const int8_t *sc = w[i].scales + 8 * half;
+            for (int g = 0; g < 4; g++) { /* levels 32 g .. 32 g + 32 of this half */
+                const q8x_block *xb = x + 8 * i + 4 * half + g;
+                int s0 = sc[2 * g], s1 = sc[2 * g + 1];
+                corr -= d * xb->d * 32.0f * (float)(s0 * xb->sum[0] + s1 * xb->sum[1]);
+                const uint8_t *lo = ql + (g % 2) * 32;
+                int shift = 2 * g;
+#if TR_QAVX2
+                __m256i v = _mm256_loadu_si256((const __m256i *)lo);
+                __m256i low = _mm256_and_si256(g >= 2 ? _mm256_srli_epi16(v, 4) : v, _mm256_set1_epi8(0x0F));
+                __m256i h = _mm256_loadu_si256((const __m256i *)qh);
+                __m256i high = _mm256_and_si256(_mm256_srli_epi16(h, shift), _mm256_set1_epi8(3));
+                __m256i u = _mm256_or_si256(low, _mm256_slli_epi16(high, 4));
+                __m256i p = _mm256_maddubs_epi16(u, _mm256_loadu_si256((const __m256i *)xb->qs));
+                __m256i scale = _mm256_set_m128i(_mm_set1_epi16((short)s1), _mm_set1_epi16((short)s0));
+                acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(p, scale)), _mm256_set1_ps(d * xb->d), acc);
+#else
+                int dot0 = 0, dot1 = 0;
+                for (int l = 0; l < 32; l++) {
+                    int u = ((g >= 2 ? lo[l] >> 4 : lo[l] & 0xF) | ((qh[l] >> shift) & 3) << 4);
+                    if (l < 16)
+                        dot0 += u * xb->qs[l];
+                    else
+                        dot1 += u * xb->qs[l];
+                }
+                acc += d * xb->d * (float)(s0 * dot0 + s1 * dot1);
+#endif
+            }
+        }
+    }
+#if TR_QAVX2
+    return hsum8(acc) + corr;
+#else
+    return acc + corr;
+#endif
+}
+
+static float row_dot(tr_dtype t, const void *row, const q8x_block *x, int64_t K)
+{
+    switch (t) {
+    case TR_Q8_0: return row_q8_0(row, x, K / 32);
+    case TR_Q4_K: return row_k45(0, row, x, K / 256);
+    case TR_Q5_K: return row_k45(1, row, x, K / 256);
+    case TR_Q6_K: return row_q6_K(row, x, K / 256);
+    default: return row_q4q5(t, row, x, K / 32);
+    }
+}
+
+/* ---- the threaded product --------------------------------------------------------------------- */
+
+typedef struct {
+    tr_tensor *dst;
+    const tr_tensor *w;
+    const q8x_block *xq; /* [T][K / 32] */
+    int64_t K, N, T;
+} qgemv_job;
+
+static void qgemv_task(void *arg, int task, int thread)
+{
+    (void)thread;
+    qgemv_job *j = arg;
+    int64_t n0 = (int64_t)task * ROWS_PER_TASK, n1 = n0 + ROWS_PER_TASK < j->N ? n0 + ROWS_PER_TASK : j->N;
+    for (int64_t n = n0; n < n1; n++) {
+        const void *row = tr_at(j->w, 0, n, 0);
+        for (int64_t t = 0; t < j->T; t++)
+            ((float *)tr_at(j->dst, 0, t, 0))[n] = row_dot(j->w->dtype, row, j->xq + t * (j->K / 32), j->K);
+    }
+}
+
+size_t tr_matmul_quant_scratch_floats(const tr_tensor *dst)
+{
+    const tr_tensor *x = dst->src[0];
+    return ((size_t)x->ne[1] * (size_t)(x->ne[0] / 32) * sizeof(q8x_block) + sizeof(float) - 1) / sizeof(float);
+}
+
+int matmul_quant_gemv(tr_cpu_state *st, tr_tensor *dst)
+{
+    const tr_tensor *x = dst->src[0], *w = dst->src[1];
+    int64_t K = x->ne[0], N = w->ne[1], T = x->ne[1];
+    if (!tr_cpu_scratch_reserve(st, tr_matmul_quant_scratch_floats(dst)))
+        return 0;
+    q8x_block *xq = (q8x_block *)st->scratch; /* thread 0's scratch: the workers only read it */
+    for (int64_t t = 0; t < T; t++)
+        quantize_x(tr_at(x, 0, t, 0), K, xq + t * (K / 32));
+    qgemv_job j = {dst, w, xq, K, N, T};
+    tr_pool_run(st->pool, (int)((N + ROWS_PER_TASK - 1) / ROWS_PER_TASK), qgemv_task, &j);
+    return 1;
+}
