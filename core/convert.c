@@ -5,7 +5,12 @@
  * too. DiffLlama, which no other engine runs, gets the same form under the architecture name
  * "diffllama" (keys diffllama.*), its four lambda vectors per layer as blk.N.attn_lambda_{q1,k1,q2,k2}
  * and diffllama.hidden_act: transit defines this form (design §4). The vocabulary is written as a
- * SentencePiece-style "llama" vocabulary (tokenizer.ggml.*). */
+ * SentencePiece-style "llama" vocabulary (tokenizer.ggml.*).
+ *
+ * The same writer quantizes (tr_quantize, `transit quantize`): each matrix gets the type the file
+ * type's mix gives it (quant_mix.c), rows are dequantized to floats if need be and quantized again
+ * (core/quant.c), split among threads. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,12 +20,8 @@
 #include "gguf_write.h"
 #include "half.h"
 #include "model_file.h"
+#include "quant.h"
 #include "tokenizer.h"
-
-/* general.file_type values (llama.cpp's LLAMA_FTYPE_*) */
-enum { FTYPE_ALL_F32 = 0, FTYPE_MOSTLY_F16 = 1, FTYPE_MOSTLY_BF16 = 32 };
-
-static uint32_t ggml_type_of(tr_dtype dt) { return dt == TR_F16 ? TR_GGML_F16 : dt == TR_BF16 ? TR_GGML_BF16 : TR_GGML_F32; }
 
 /* The vocabulary to write: the GGUF's own, a tokenizer.model's, or a tokenizer.json's exported. */
 static tr_status read_vocab(const tr_model_file *f, tr_vocab_spec *v)
@@ -100,14 +101,13 @@ static void put_vocab(tr_gguf_writer *w, const tr_vocab_spec *v, const tr_model_
         tr_gguf_put_str(w, "tokenizer.chat_template", f->chat_template);
 }
 
-static void put_hparams(tr_gguf_writer *w, const tr_hparams *hp, const char *name, tr_dtype type)
+static void put_hparams(tr_gguf_writer *w, const tr_hparams *hp, const char *name, uint32_t ftype)
 {
     char key[96];
 #define KEY(suffix) (snprintf(key, sizeof key, "%s.%s", hp->arch, suffix), key)
     tr_gguf_put_str(w, "general.architecture", hp->arch);
     tr_gguf_put_str(w, "general.name", name);
-    tr_gguf_put_u32(w, "general.file_type",
-                    type == TR_F16 ? FTYPE_MOSTLY_F16 : type == TR_BF16 ? FTYPE_MOSTLY_BF16 : FTYPE_ALL_F32);
+    tr_gguf_put_u32(w, "general.file_type", ftype);
     tr_gguf_put_u32(w, "general.quantization_version", 2); /* ggml's, written by every llama.cpp converter */
     tr_gguf_put_u32(w, KEY("vocab_size"), (uint32_t)hp->n_vocab);
     tr_gguf_put_u32(w, KEY("context_length"), (uint32_t)hp->n_ctx_train);
@@ -158,8 +158,35 @@ static const tr_weight *nth_weight(const tr_model_file *f, int i, tr_weight *fre
     return w ? w : f->hp.rope_scaling == TR_ROPE_SCALING_LLAMA3 ? freqs : NULL;
 }
 
-/* Matrices take the requested type; vectors (norms, lambdas) stay f32, as llama.cpp keeps them. */
-static tr_dtype out_type(const tr_weight *w, tr_dtype type) { return w->ndim == 1 ? TR_F32 : type; }
+/* Matrices take the file type's choice (NULL: keep their own); vectors (norms, lambdas) stay f32, as
+ * llama.cpp keeps them. */
+static tr_dtype out_type(const tr_model_file *f, const tr_weight *w, const tr_file_type *ft)
+{
+    if (w->ndim == 1)
+        return TR_F32;
+    if (!ft)
+        return w->dtype;
+    return tr_file_type_of(ft, w->name, w->ne[0], f->hp.n_layers, tr_model_file_find(f, "output.weight") == NULL);
+}
+
+/* One row of any type to floats, and floats to any type. */
+static void row_to_f32(tr_dtype t, const void *src, float *dst, int64_t n)
+{
+    if (tr_dtype_is_quant(t))
+        tr_dequantize_row(t, src, dst, n);
+    else
+        for (int64_t i = 0; i < n; i++)
+            dst[i] = tr_float_load(t, src, (size_t)i);
+}
+
+static void row_from_f32(tr_dtype t, const float *src, void *dst, int64_t n)
+{
+    if (tr_dtype_is_quant(t))
+        tr_quantize_row(t, src, dst, n);
+    else
+        for (int64_t i = 0; i < n; i++)
+            tr_float_store(t, dst, (size_t)i, src[i]);
+}
 
 /* Rotate-half q/k rows in adjacent-pair order: within each head, GGUF row 2i + j is HF row
  * j * hd/2 + i (llama.cpp's converter permutes the same way). Other tensors keep their rows. */
@@ -171,28 +198,75 @@ static int64_t source_row(const tr_hparams *hp, int permute, int64_t r)
     return h * hd + (k % 2) * (hd / 2) + k / 2;
 }
 
-static tr_status write_tensor(tr_gguf_writer *w, const tr_model_file *f, const tr_weight *wt, tr_dtype type)
+typedef struct rows_job {
+    const tr_model_file *f;
+    const tr_weight *wt;
+    tr_dtype dt;
+    int permute, n_threads, thread;
+    char *out;
+    int failed;
+} rows_job;
+
+/* Rows thread, thread + n_threads, ... of the tensor, converted into out. */
+static void *convert_rows(void *arg)
+{
+    rows_job *j = arg;
+    const tr_weight *wt = j->wt;
+    int64_t cols = wt->ne[0], rows = wt->ndim > 1 ? wt->ne[1] : 1;
+    size_t in_row = tr_row_bytes(wt->dtype, cols), out_row = tr_row_bytes(j->dt, cols);
+    float *tmp = j->dt == wt->dtype ? NULL : malloc((size_t)cols * sizeof *tmp);
+    if (j->dt != wt->dtype && !tmp) {
+        j->failed = 1;
+        return NULL;
+    }
+    for (int64_t r = j->thread; r < rows; r += j->n_threads) {
+        const char *src = (const char *)wt->data + (size_t)source_row(&j->f->hp, j->permute, r) * in_row;
+        char *dst = j->out + (size_t)r * out_row;
+        if (!tmp) {
+            memcpy(dst, src, out_row);
+            continue;
+        }
+        row_to_f32(wt->dtype, src, tmp, cols);
+        row_from_f32(j->dt, tmp, dst, cols);
+    }
+    free(tmp);
+    return NULL;
+}
+
+static tr_status write_tensor(tr_gguf_writer *w, const tr_model_file *f, const tr_weight *wt, tr_dtype dt,
+                              int n_threads)
 {
     size_t n = strlen(wt->name);
     int qk = n > 13 && (!strcmp(wt->name + n - 13, "attn_q.weight") || !strcmp(wt->name + n - 13, "attn_k.weight"));
     int permute = qk && f->hp.rope_layout == TR_ROPE_HALF;
-    tr_dtype dt = out_type(wt, type);
-    int64_t cols = wt->ne[0], rows = wt->ndim > 1 ? wt->ne[1] : 1;
-    size_t nbytes = (size_t)(cols * rows) * tr_dtype_size(dt);
-    void *out = malloc(nbytes ? nbytes : 1);
+    int64_t rows = wt->ndim > 1 ? wt->ne[1] : 1;
+    size_t nbytes = tr_row_bytes(dt, wt->ne[0]) * (size_t)rows;
+    char *out = malloc(nbytes ? nbytes : 1);
     if (!out)
         return tr_fail(TR_ERR_NOMEM, "%s: out of memory converting '%s'", f->path, wt->name);
-    for (int64_t r = 0; r < rows; r++) {
-        size_t from = (size_t)(source_row(&f->hp, permute, r) * cols), to = (size_t)(r * cols);
-        if (dt == wt->dtype) {
-            memcpy((char *)out + to * tr_dtype_size(dt), (const char *)wt->data + from * tr_dtype_size(dt),
-                   (size_t)cols * tr_dtype_size(dt));
-            continue;
-        }
-        for (int64_t c = 0; c < cols; c++)
-            tr_float_store(dt, out, to + (size_t)c, tr_float_load(wt->dtype, wt->data, from + (size_t)c));
+    /* quantizing is the slow part: threads share the rows; copies and float casts need none */
+    int threads = tr_dtype_is_quant(dt) && dt != wt->dtype ? n_threads : 1;
+    if (threads > rows)
+        threads = (int)rows;
+    rows_job jobs[64];
+    pthread_t tid[64];
+    int started = 0, failed = 0;
+    for (int t = 0; t < threads && t < 64; t++)
+        jobs[t] = (rows_job){f, wt, dt, permute, threads < 64 ? threads : 64, t, out, 0};
+    for (int t = 1; t < threads && t < 64; t++, started++)
+        if (pthread_create(&tid[t], NULL, convert_rows, &jobs[t]) != 0)
+            break;
+    if (started < (threads < 64 ? threads : 64) - 1) { /* a thread would not start: do its rows here */
+        for (int t = started + 1; t < threads && t < 64; t++)
+            convert_rows(&jobs[t]);
     }
-    tr_status s = tr_gguf_write_data(w, out, nbytes);
+    convert_rows(&jobs[0]);
+    for (int t = 1; t <= started; t++)
+        pthread_join(tid[t], NULL);
+    for (int t = 0; t < threads && t < 64; t++)
+        failed |= jobs[t].failed;
+    tr_status s = failed ? tr_fail(TR_ERR_NOMEM, "%s: out of memory converting '%s'", f->path, wt->name)
+                         : tr_gguf_write_data(w, out, nbytes);
     free(out);
     return s;
 }
@@ -214,22 +288,20 @@ static const char *model_name(const char *path)
     return name;
 }
 
-tr_status tr_convert_to_gguf(const char *in, const char *out_path, const char *type_name,
-                             void (*progress)(int done, int total, void *arg), void *arg)
+tr_status tr_quantize(const char *in, const char *out_path, const char *type_name, int n_threads,
+                      void (*progress)(int done, int total, void *arg), void *arg)
 {
+    tr_file_type ft;
+    int keep = !type_name; /* every matrix keeps its type */
+    if (!keep)
+        TR_TRY(tr_file_type_parse(type_name, &ft));
+    if (n_threads < 1)
+        n_threads = 1;
     tr_model_file f;
     TR_TRY(tr_model_file_open(in, &f));
-    tr_dtype type = TR_F32;
     tr_status s = TR_OK;
     const tr_weight *embd = tr_model_file_find(&f, "token_embd.weight");
-    if (!type_name)
-        type = embd->dtype; /* keep the source's */
-    else if (!strcmp(type_name, "f16"))
-        type = TR_F16;
-    else if (!strcmp(type_name, "bf16"))
-        type = TR_BF16;
-    else if (strcmp(type_name, "f32") != 0)
-        s = tr_fail(TR_ERR_INVALID_ARG, "convert: type '%s' is not one of f32, f16, bf16", type_name);
+    uint32_t ftype = keep ? tr_file_type_uniform(embd->dtype) : ft.ftype;
     tr_vocab_spec vocab;
     memset(&vocab, 0, sizeof vocab);
     if (s == TR_OK)
@@ -246,7 +318,7 @@ tr_status tr_convert_to_gguf(const char *in, const char *out_path, const char *t
     if (s == TR_OK)
         s = tr_gguf_writer_open(out_path, &w);
     if (s == TR_OK) {
-        put_hparams(w, &f.hp, model_name(in), type);
+        put_hparams(w, &f.hp, model_name(in), ftype);
         put_vocab(w, &vocab, &f);
         put_stop_ids(w, &f.hp, &vocab);
         int total = 1 + f.hp.n_layers * N_PARTS + 3;
@@ -254,15 +326,15 @@ tr_status tr_convert_to_gguf(const char *in, const char *out_path, const char *t
             const tr_weight *wt = nth_weight(&f, i, &freqs);
             if (!wt)
                 continue; /* tied output, or the lambdas of a LLaMA */
-            tr_dtype dt = out_type(wt, type);
-            tr_gguf_add_tensor(w, wt->name, ggml_type_of(dt), wt->ndim, wt->ne,
-                               (size_t)(wt->ne[0] * (wt->ndim > 1 ? wt->ne[1] : 1)) * tr_dtype_size(dt));
+            tr_dtype dt = out_type(&f, wt, keep ? NULL : &ft);
+            tr_gguf_add_tensor(w, wt->name, tr_dtype_to_ggml(dt), wt->ndim, wt->ne,
+                               tr_row_bytes(dt, wt->ne[0]) * (size_t)(wt->ndim > 1 ? wt->ne[1] : 1));
         }
         s = tr_gguf_write_header(w);
         for (int i = 0; s == TR_OK && i < total; i++) {
             const tr_weight *wt = nth_weight(&f, i, &freqs);
             if (wt)
-                s = write_tensor(w, &f, wt, type);
+                s = write_tensor(w, &f, wt, out_type(&f, wt, keep ? NULL : &ft), n_threads);
             if (progress)
                 progress(i + 1, total, arg);
         }
@@ -274,4 +346,13 @@ tr_status tr_convert_to_gguf(const char *in, const char *out_path, const char *t
     free(divisors);
     tr_model_file_close(&f);
     return s;
+}
+
+tr_status tr_convert_to_gguf(const char *in, const char *out, const char *type,
+                             void (*progress)(int done, int total, void *arg), void *arg)
+{
+    if (type && strcmp(type, "f32") && strcmp(type, "f16") && strcmp(type, "bf16"))
+        return tr_fail(TR_ERR_INVALID_ARG, "convert: type '%s' is not one of f32, f16, bf16 (transit quantize writes "
+                       "the quantized types)", type);
+    return tr_quantize(in, out, type, 1, progress, arg);
 }

@@ -31,6 +31,7 @@
 #include <stdint.h>
 
 #include "dtype.h"
+#include "transit.h"
 
 #define TR_QK 32   /* the 32-weight block */
 #define TR_QK_K 256 /* the k-quant super-block */
@@ -73,5 +74,25 @@ size_t tr_quantize_row(tr_dtype t, const float *src, void *dst, int64_t n);
 /* The quantized type named by a ggml type id (GGUF), or -1 when transit has no such type. */
 int tr_dtype_from_ggml(uint32_t ggml_type);
 uint32_t tr_dtype_to_ggml(tr_dtype t);
+
+/* ---- file types: which type each tensor gets (quant_mix.c) ------------------------------------- */
+
+/* A target file type, named as llama-quantize names them: f32, f16, bf16, q8_0, q4_0, q4_1, q5_0,
+ * q5_1, q6_k, and the mixes q4_k_m and q5_k_m. */
+typedef struct tr_file_type {
+    char name[16];
+    tr_dtype base;  /* the matrices' type before the mix's exceptions */
+    int mix;        /* 0: every matrix base; 1: Q4_K_M's and Q5_K_M's exceptions */
+    uint32_t ftype; /* general.file_type (llama.cpp's LLAMA_FTYPE_*) */
+} tr_file_type;
+
+tr_status tr_file_type_parse(const char *name, tr_file_type *out); /* case-insensitive */
+uint32_t tr_file_type_uniform(tr_dtype t); /* general.file_type of a file whose matrices are all t */
+/* The type of matrix `name` ({ne0, rows}) of a model of n_layers layers (tied: the embedding table
+ * is also the output) under file type ft, with llama.cpp's rules (docs/quantization.md): the output
+ * gets Q6_K (Q8_0 stays Q8_0), Q4_K_M and Q5_K_M give attn_v and ffn_down Q6_K in the first and last
+ * eighths of the layers and every third between, and rows that are not a whole number of the type's
+ * blocks fall back to a 32-weight type (Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0; else F16). */
+tr_dtype tr_file_type_of(const tr_file_type *ft, const char *name, int64_t ne0, int n_layers, int tied);
 
 #endif

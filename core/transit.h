@@ -101,6 +101,13 @@ int tr_model_eog_ids(const tr_model *model, int32_t *ids, int cap);
  * called after each tensor. On failure no output file is left. */
 tr_status tr_convert_to_gguf(const char *in, const char *out, const char *type,
                              void (*progress)(int done, int total, void *arg), void *arg);
+/* The same writer with the quantized types (`transit quantize`, docs/quantization.md): type is a file
+ * type as llama-quantize names it (f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q6_k, q4_k_m,
+ * q5_k_m; the _m mixes give some matrices more bits, as llama.cpp does), NULL to keep every
+ * matrix's own type. The source may be quantized too (its rows are dequantized first). Rows are
+ * quantized by n_threads threads. */
+tr_status tr_quantize(const char *in, const char *out, const char *type, int n_threads,
+                      void (*progress)(int done, int total, void *arg), void *arg);
 int tr_model_n_vocab(const tr_model *model);
 
 /* ---- tokens --------------------------------------------------------------------------------- */

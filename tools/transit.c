@@ -19,6 +19,7 @@ static const char usage[] =
     "  perplexity perplexity of a model on a text, in windows of -c tokens (llama-perplexity's scoring)\n"
     "             or as one stream, with attention sinks beside plain attention (--sinks, --compare)\n"
     "  convert    write a Hugging Face directory (LLaMA, DiffLlama) or GGUF file as GGUF (f32/f16/bf16)\n"
+    "  quantize   write a model as a quantized GGUF (q8_0, q4_0, q4_k_m, q5_k_m, q6_k, ...)\n"
     "  parity     the same prompt on every backend against the CPU reference; non-zero exit on a\n"
     "             broken bound (for CI)\n"
     "  help       this text; `transit <command> --help` explains one command\n"
@@ -53,5 +54,7 @@ int main(int argc, char **argv)
         return cmd_perplexity(argc, argv);
     if (!strcmp(cmd, "convert"))
         return cmd_convert(argc, argv);
+    if (!strcmp(cmd, "quantize"))
+        return cmd_quantize(argc, argv);
     return cli_fail("unknown command '%s' (see transit help)", cmd);
 }
