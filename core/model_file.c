@@ -277,6 +277,9 @@ static tr_status check_weight(const loader *L, int kind, int layer, int required
     }
     int64_t want[2];
     int ndim = expected_shape(&L->f->hp, kind, want);
+    if (ndim == 1 && tr_dtype_is_quant(e->w.dtype)) /* norms and lambdas: llama.cpp never quantizes them */
+        return tr_fail(TR_ERR_UNSUPPORTED, "%s: tensor '%s' is %s; vectors must be F32, F16 or BF16", e->file,
+                       e->file_name, tr_dtype_name(e->w.dtype));
     int ok = e->w.ndim == ndim && e->w.ne[0] == want[0] && (ndim == 1 || e->w.ne[1] == want[1]);
     if (!ok) {
         char got_s[96], want_s[64];
@@ -285,9 +288,6 @@ static tr_status check_weight(const loader *L, int kind, int layer, int required
         return tr_fail(TR_ERR_FORMAT, "%s: tensor '%s' has shape %s, expected %s from the hyperparameters", e->file,
                        e->file_name, got_s, want_s);
     }
-    if (ndim == 1 && tr_dtype_is_quant(e->w.dtype)) /* norms and lambdas: llama.cpp never quantizes them */
-        return tr_fail(TR_ERR_UNSUPPORTED, "%s: tensor '%s' is %s; vectors must be F32, F16 or BF16", e->file,
-                       e->file_name, tr_dtype_name(e->w.dtype));
     return TR_OK;
 }
 

@@ -158,7 +158,10 @@ static void kv_str(wbuf *b, const char *key, const char *v) { kv_head(b, key, TR
     X(D_DIM_OVERFLOW, "dims overflow", TR_ERR_FORMAT) \
     X(D_DIM_HUGE, "dimension 2^62", TR_ERR_FORMAT) \
     X(D_TYPE_99, "type id 99", TR_ERR_FORMAT) \
-    X(D_TYPE_Q4_0, "type Q4_0", TR_ERR_UNSUPPORTED) \
+    X(D_QUANT_ROWS, "Q4_0 rows of 8 weights", TR_ERR_FORMAT) \
+    X(D_TYPE_IQ2, "type IQ2_XXS", TR_ERR_UNSUPPORTED) \
+    X(D_QUANT_TRUNC, "Q8_0 data cut short", TR_ERR_FORMAT) \
+    X(D_QUANT_NORM, "a Q8_0 norm", TR_ERR_UNSUPPORTED) \
     X(D_TYPE_I32, "type I32", TR_ERR_UNSUPPORTED) \
     X(D_OFFSET_MISALIGNED, "misaligned offset", TR_ERR_FORMAT) \
     X(D_OFFSET_PAST_END, "offset past end", TR_ERR_FORMAT) \
@@ -242,8 +245,18 @@ static int synth_tensors(enum damage d, synth_tensor *t)
         t[1].ne[0] = (uint64_t)1 << 62;
     if (d == D_TYPE_99)
         t[2].type = 99;
-    if (d == D_TYPE_Q4_0)
+    if (d == D_QUANT_ROWS)
         t[4].type = 2;
+    if (d == D_TYPE_IQ2)
+        t[4].type = 16;
+    if (d == D_QUANT_TRUNC) { /* 8 rows of one Q8_0 block: 272 bytes, of which the file holds 64 */
+        t[n - 1].type = 8;
+        t[n - 1].ne[0] = 32;
+    }
+    if (d == D_QUANT_NORM) { /* a norm of one Q8_0 block: refused for its type, before its length */
+        t[1].type = 8;
+        t[1].ne[0] = 32;
+    }
     if (d == D_TYPE_I32)
         t[4].type = 26;
     return n;
