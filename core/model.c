@@ -263,6 +263,32 @@ double tr_model_measure_gemm(tr_model *m, int n_tokens, int n_out, int n_in)
     return f->gemm_rate ? f->gemm_rate(m->backend, weight_dtype(m), n_tokens, n_out, n_in) : 0;
 }
 
+int tr_model_weight_types(const tr_model *m, const char **names, int *tensors, size_t *bytes, int cap)
+{
+    size_t by[TR_DTYPE_COUNT] = {0};
+    int count[TR_DTYPE_COUNT] = {0}, n = 0;
+    for (int i = 0; i < m->weights.n_leaves; i++) {
+        const tr_tensor *t = m->weights.leaves[i];
+        by[t->dtype] += tr_nbytes(t);
+        count[t->dtype]++;
+    }
+    for (;;) { /* largest first */
+        int best = -1;
+        for (int d = 0; d < TR_DTYPE_COUNT; d++)
+            if (count[d] && (best < 0 || by[d] > by[best]))
+                best = d;
+        if (best < 0)
+            return n;
+        if (n < cap) {
+            names[n] = tr_dtype_name((tr_dtype)best);
+            tensors[n] = count[best];
+            bytes[n] = by[best];
+        }
+        n++;
+        count[best] = 0;
+    }
+}
+
 void tr_model_get_info(const tr_model *m, tr_model_info *info)
 {
     const tr_hparams *hp = &m->hp;

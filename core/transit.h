@@ -83,6 +83,10 @@ typedef struct tr_model_info {
 } tr_model_info;
 
 void tr_model_get_info(const tr_model *model, tr_model_info *info);
+/* The model's weights by type, largest share first: up to cap entries of the type's name ("q4_K",
+ * "f32", ...), how many tensors and how many bytes; returns the number of types. A quantized file
+ * mixes several (Q4_K_M: q4_K, q6_K, and f32 norms). */
+int tr_model_weight_types(const tr_model *model, const char **names, int *tensors, size_t *bytes, int cap);
 /* Differential attention's per-layer scalars (design §4): lambda_init = 0.8 - 0.6 exp(-0.3 layer) and
  * lambda = exp(sum lambda_q1 lambda_k1) - exp(sum lambda_q2 lambda_k2) + lambda_init. Returns 0 when
  * the model has no differential attention or layer is out of range. */

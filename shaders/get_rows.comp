@@ -6,7 +6,11 @@
  * table (the reference kernel's rule; the API never passes such ids). */
 #include "common.glsl"
 #define W_BINDING 0
+#ifdef W_QUANT
+#include "quant.glsl"
+#else
 #include "weights.glsl"
+#endif
 
 layout(std430, binding = 1) readonly buffer Ids { int ids[]; };
 layout(std430, binding = 2) writeonly buffer Out { float dst[]; };
@@ -17,6 +21,26 @@ layout(push_constant) uniform Push {
     uint tab_off, ids_off, dst_off; /* element offsets inside the bindings */
 } p;
 
+#ifdef W_QUANT
+/* quantized table (quant.glsl): one invocation per unit of 32 weights; tab_off is in bytes */
+void main()
+{
+    uint units = p.D / 32u, i = group_index() * WG + gl_LocalInvocationID.x;
+    if (i >= units * p.T)
+        return;
+    uint t = i / units, u = i % units, o = p.dst_off + t * p.D + 32u * u;
+    int id = ids[p.ids_off + t];
+    if (id >= int(p.v0) && id < int(p.v0 + p.nv)) {
+        float w[32];
+        dq_unit(p.tab_off + uint(id - int(p.v0)) * (p.D / QB) * QS, u, w);
+        for (uint e = 0u; e < 32u; e++)
+            dst[o + e] = w[e];
+    } else if ((id < 0 || id >= int(p.V)) && p.v0 == 0u) {
+        for (uint e = 0u; e < 32u; e++)
+            dst[o + e] = 0.0;
+    }
+}
+#else
 void main()
 {
     uint i = group_index() * WG + gl_LocalInvocationID.x;
@@ -29,3 +53,4 @@ void main()
     else if ((id < 0 || id >= int(p.V)) && p.v0 == 0u)
         dst[p.dst_off + i] = 0.0;
 }
+#endif

@@ -9,10 +9,16 @@
  *   otherwise: WG / tpr rows per workgroup, tpr invocations per row (a power of two the host picks
  *     from K), and the partial sums of all 8 tokens added in one shared-memory tree.
  * The host binds W from the first row of this dispatch (pieces of N rows when W exceeds
- * maxStorageBufferRange) and out from the first token; n0 is the piece's first output column. */
+ * maxStorageBufferRange) and out from the first token; n0 is the piece's first output column.
+ * W_QUANT (quantized W, quant.glsl): the invocations of a row take units of 32 weights instead of
+ * single ones, each decoded from its block once for all the tokens; w_off is then in bytes. */
 #include "common.glsl"
 #define W_BINDING 1
+#ifdef W_QUANT
+#include "quant.glsl"
+#else
 #include "weights.glsl"
+#endif
 
 layout(std430, binding = 0) readonly buffer X { float x[]; };
 layout(std430, binding = 2) writeonly buffer Out { float dst[]; };
@@ -31,6 +37,21 @@ layout(push_constant) uniform Push {
  * registers */
 void row_sums(uint n, uint t0, uint nt, uint first, uint stride, inout float acc[TB])
 {
+#ifdef W_QUANT
+    uint row = p.w_off + n * (p.K / QB) * QS;
+    for (uint u = first; u < p.K / 32u; u += stride) {
+        float w[32];
+        dq_unit(row, u, w);
+        uint xi = p.x_off + t0 * p.K + 32u * u;
+        [[unroll]] for (uint j = 0; j < TB; j++)
+            if (j < nt) {
+                float s = 0.0;
+                for (uint e = 0u; e < 32u; e++)
+                    s += w[e] * x[xi + j * p.K + e];
+                acc[j] += s;
+            }
+    }
+#else
     uint wrow = p.w_off + n * p.K;
     for (uint k = first; k < p.K; k += stride) {
         float w = load_w(wrow + k);
@@ -39,6 +60,7 @@ void row_sums(uint n, uint t0, uint nt, uint first, uint stride, inout float acc
             if (j < nt)
                 acc[j] += w * x[xi + j * p.K];
     }
+#endif
 }
 
 #ifdef USE_SUBGROUP

@@ -572,6 +572,7 @@ void op_cases_run(const op_target *t)
             continue;
         }
         double t0 = tr_test_now();
+        op_seed(name);
         if (c->kind == OP_ATTENTION || c->kind == OP_TRANSITION || c->kind == OP_DIFF) {
             run_attention(t, c, name);
         } else {
@@ -594,5 +595,5 @@ const char *op_skip_quantized(const op_case *c)
 {
     int quant = (c->kind == OP_MATMUL && tr_dtype_is_quant(c->mm.dt)) ||
                 (c->kind == OP_GET_ROWS && tr_dtype_is_quant(c->rows.dt));
-    return quant ? "quantized weights: no kernel on this backend yet" : NULL;
+    return quant ? "quantized weights: no kernel on this backend yet" : NULL; /* (CUDA, until it has them) */
 }

@@ -21,6 +21,14 @@ static uint64_t next(void) { return rng = rng * 6364136223846793005ULL + 1442695
 
 float op_frand(void) { return (float)((next() >> 40) * (1.0 / (1 << 24)) * 2.0 - 1.0); }
 
+void op_seed(const char *name)
+{
+    uint64_t h = 0xCBF29CE484222325ULL; /* FNV-1a of the case's name */
+    for (const char *p = name; *p; p++)
+        h = (h ^ (unsigned char)*p) * 0x100000001B3ULL;
+    rng = h;
+}
+
 /* ---- leaves ------------------------------------------------------------------------------------- */
 
 typedef struct leaf {

@@ -49,6 +49,9 @@ typedef enum op_where {
 } op_where;
 
 float op_frand(void); /* uniform in [-1, 1), from a fixed seed: every run draws the same values */
+/* Seeds the draws from a case's name: a case gets the same values whatever runs before it (another
+ * backend's skips, cases added to the table). */
+void op_seed(const char *name);
 
 /* A leaf of shape ne with values uniform in [-scale, scale), stored as dt. */
 tr_tensor *op_leaf(tr_graph *g, tr_dtype dt, int ndim, const int64_t *ne, float scale, op_where where);

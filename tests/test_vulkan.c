@@ -132,8 +132,7 @@ static void run_ops(const char *name, const tr_vulkan_debug *dbg)
     vk->iface->describe(vk, line, sizeof line);
     printf("[%s] %s\n", name, line);
     snprintf(label, sizeof label, "vulkan %s", name);
-    op_target t = {.name = label, .ref = ref, .backend = vk, .device_copies = 1, .refusal = cache_too_big,
-                   .skip = op_skip_quantized};
+    op_target t = {.name = label, .ref = ref, .backend = vk, .device_copies = 1, .refusal = cache_too_big};
     op_cases_run(&t);
     test_rope_tables(&t);
     tr_backend_free(vk);

@@ -301,6 +301,20 @@ int cli_chat_ids(const cli_opts *o, const tr_model *m, tr_chat_format f, const c
     return 0;
 }
 
+void cli_weight_types(const tr_model *m, char *buf, size_t cap)
+{
+    const char *names[16];
+    int tensors[16];
+    size_t bytes[16], total = 0, o = 0;
+    int n = tr_model_weight_types(m, names, tensors, bytes, 16);
+    for (int i = 0; i < n && i < 16; i++)
+        total += bytes[i];
+    buf[0] = '\0';
+    for (int i = 0; i < n && i < 16 && o < cap; i++)
+        o += (size_t)snprintf(buf + o, cap - o, n == 1 ? "%s" : "%s%s %.0f%%", i ? ", " : "", names[i],
+                              100.0 * (double)bytes[i] / (double)(total ? total : 1));
+}
+
 tr_status cli_generate(tr_context *c, tr_sampler *smp, const tr_model *m, int32_t prev, cli_generation *g)
 {
     g->n_gen = 0;

@@ -35,6 +35,9 @@ typedef struct cli_opts {
     "      --chat-template F  llama3, llama2 or chatml: the chat format, instead of the one the model's\n"     \
     "                         chat template names (docs/chat.md)\n"
 
+/* "q4_K 61%, q6_K 38%, f32 1%": the model's weight bytes by type (one type: its name alone). */
+void cli_weight_types(const tr_model *m, char *buf, size_t cap);
+
 /* Parses argv[first..] into o. Returns 0, or prints "transit: ..." and returns 1 on a bad option. */
 int cli_parse(int argc, char **argv, int first, cli_opts *o, const char *cmd);
 int cli_fail(const char *fmt, ...);     /* prints "transit: <msg>" to stderr; returns 1 */

@@ -320,8 +320,10 @@ int cmd_bench(int argc, char **argv)
         return cli_fail_status(s);
     tr_model_info info;
     tr_model_get_info(m, &info);
+    char types[160];
+    cli_weight_types(m, types, sizeof types);
     printf("model: %s (%s, %.2f GB, %.2f B params), backend %s, transition %s, sinks %s\n", cli_model_path(&o),
-           info.weight_type, (double)info.weight_bytes / 1e9, (double)info.n_params / 1e9,
+           types, (double)info.weight_bytes / 1e9, (double)info.n_params / 1e9,
            o.backend ? o.backend : "cpu", o.transition.enabled ? "on" : "off", o.sinks.enabled ? "on" : "off");
     double *rates = malloc((size_t)reps * sizeof *rates), tg_rate = 0, pp_rate[16] = {0};
     int rc = 0;

@@ -86,8 +86,16 @@ int cmd_info(int argc, char **argv)
     printf("model: %s\n", o.model);
     printf("  format           %s\n", i.source);
     printf("  architecture     %s%s\n", i.arch, i.diff_attn ? " (differential attention)" : "");
-    printf("  parameters       %lld (%.2f MB of weights, %s)\n", (long long)i.n_params, (double)i.weight_bytes / 1e6,
-           i.weight_type);
+    printf("  parameters       %lld (%.2f MB of weights, %.2f bits per weight)\n", (long long)i.n_params,
+           (double)i.weight_bytes / 1e6, 8.0 * (double)i.weight_bytes / (double)i.n_params);
+    const char *tnames[16];
+    int tcount[16];
+    size_t tbytes[16];
+    int nt = tr_model_weight_types(m, tnames, tcount, tbytes, 16);
+    printf("  weight types    ");
+    for (int k = 0; k < nt && k < 16; k++)
+        printf("%s %s %.2f MB (%d tensors)", k ? "," : "", tnames[k], (double)tbytes[k] / 1e6, tcount[k]);
+    printf("\n");
     printf("  vocabulary       %d (tokenizer: %s, bos %d, eos %d, add bos %s)\n", i.n_vocab, i.tokenizer, i.bos_id,
            i.eos_id, i.add_bos ? "yes" : "no");
     int32_t eog[16];

@@ -22,6 +22,8 @@ static void vk_free(tr_backend *b)
             vk_tr_buffer_free(c->arena);
         if (c->inputs)
             vk_tr_buffer_free(c->inputs);
+        if (c->scratch)
+            vk_tr_buffer_free(c->scratch);
         vk_buffer_destroy(c, &c->input_staging);
         vk_pipelines_free(c);
         vk_cmd_free(c);

@@ -262,6 +262,12 @@ tr_status vk_graph_compute(vk_ctx *c, tr_graph *g)
     if (need == (size_t)-1)
         return tr_fail(TR_ERR_NOMEM, "vulkan: out of memory planning the graph");
     TR_TRY(ensure_buffer(c, &c->arena, need ? need : 256));
+    size_t scratch = 0; /* sized before recording: a buffer freed by a resize would still be in use */
+    for (int i = 0; i < g->n_nodes; i++)
+        if (vk_op_scratch_bytes(c, g->nodes[i]) > scratch)
+            scratch = vk_op_scratch_bytes(c, g->nodes[i]);
+    if (scratch)
+        TR_TRY(ensure_buffer(c, &c->scratch, scratch));
     c->arena_size = c->arena->size;
     for (int i = 0; i < g->n_nodes; i++) {
         tr_tensor *t = g->nodes[i];

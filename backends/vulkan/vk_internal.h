@@ -131,6 +131,7 @@ typedef struct vk_ctx {
     tr_buffer *arena;      /* intermediates */
     size_t arena_size;
     tr_buffer *inputs;     /* host leaves and RoPE tables of the current graph (device) */
+    tr_buffer *scratch;    /* dequantized weight panels of quantized prefill products (vk_ops.c) */
     vk_buffer input_staging;
     vk_input *in;
     int n_in, cap_in;
@@ -192,6 +193,7 @@ size_t vk_rope_table(vk_ctx *c, const tr_tensor *rope); /* offset in inputs of a
 /* vk_ops.c */
 bool vk_op_supported(vk_ctx *c, const tr_tensor *node, const char **why);
 tr_status vk_op_lower(vk_ctx *c, tr_tensor *node);
+size_t vk_op_scratch_bytes(const vk_ctx *c, const tr_tensor *node); /* scratch the node's lowering uses */
 tr_status vk_op_fault(vk_ctx *c, tr_tensor *node);
 
 #endif

@@ -12,7 +12,9 @@
  * otherwise, and attention_f32_transition for the rows of transition blocks; differential attention
  * takes the _diff builds of the decode and flash kernels (workgroups per head pair). Weight-typed
  * kernels come as _packed when the device lacks 16-bit storage, reductions as _sg with subgroup
- * arithmetic. */
+ * arithmetic. Quantized weights (shaders/quant.glsl) are bound by the byte: matmul_<q>_vec and
+ * get_rows_<q> read their blocks directly, and prefill dequantizes panels of rows into the scratch
+ * buffer (vk_op_scratch_bytes sizes it before recording) for matmul_f32_tiled. */
 #include <stdio.h>
 #include <string.h>
 
@@ -65,7 +67,7 @@ static vk_pipeline *pipeline(vk_ctx *c, const char *name, int n_bind, uint32_t s
 /* The name of a weight-typed variant: <base>_<dtype><variant>[_packed][_sg]. */
 static const char *wname(vk_ctx *c, char *buf, size_t cap, const char *base, tr_dtype dt, const char *variant, int sg)
 {
-    int packed = dt != TR_F32 && !c->lim.storage16;
+    int packed = (dt == TR_F16 || dt == TR_BF16) && !c->lim.storage16;
     snprintf(buf, cap, "%s_%s%s%s%s", base, tr_dtype_name(dt), variant, packed ? "_packed" : "",
              sg && c->lim.subgroup_arith ? "_sg" : "");
     return buf;
@@ -87,8 +89,10 @@ static uint32_t groups_for(size_t n) { return (uint32_t)((n + VK_WG - 1) / VK_WG
 static tr_status op_get_rows(vk_ctx *c, tr_tensor *dst)
 {
     const tr_tensor *tab = dst->src[0], *ids = dst->src[1];
-    size_t D = (size_t)tab->ne[0], V = (size_t)tab->ne[1], T = (size_t)ids->ne[0], es = tr_dtype_size(tab->dtype);
-    size_t tp = rows_fit(c, D * 4), vp = rows_fit(c, D * es);
+    int quant = tr_dtype_is_quant(tab->dtype);
+    size_t D = (size_t)tab->ne[0], V = (size_t)tab->ne[1], T = (size_t)ids->ne[0];
+    size_t rb = tr_row_bytes(tab->dtype, (int64_t)D), es = quant ? 1 : tr_dtype_size(tab->dtype); /* binding unit */
+    size_t tp = rows_fit(c, D * 4), vp = rows_fit(c, rb);
     if (!tp || !vp)
         return no_fit(tab, D * 4);
     char name[64];
@@ -99,11 +103,11 @@ static tr_status op_get_rows(vk_ctx *c, tr_tensor *dst)
             size_t tn = min_sz(tp, T - t0), vn = min_sz(vp, V - v0);
             struct { uint32_t D, T, V, v0, nv, tab_off, ids_off, dst_off; } p = {
                 (uint32_t)D, (uint32_t)tn, (uint32_t)V, (uint32_t)v0, (uint32_t)vn,
-                bind(c, &d.bind[0], lt, v0 * D * es, vn * D * es, es, 0),
+                bind(c, &d.bind[0], lt, v0 * rb, vn * rb, es, 0),
                 bind(c, &d.bind[1], li, t0 * 4, tn * 4, 4, 0),
                 bind(c, &d.bind[2], lo, t0 * D * 4, tn * D * 4, 4, 1),
             };
-            d.groups = groups_for(D * tn);
+            d.groups = groups_for(quant ? D / 32 * tn : D * tn);
             TR_TRY(dispatch(c, &d, &p, sizeof p));
         }
     return TR_OK;
@@ -221,17 +225,78 @@ static tr_status op_rope(vk_ctx *c, tr_tensor *dst)
 
 /* ---- matrix products ------------------------------------------------------------------------ */
 
+/* Rows of W one prefill panel dequantizes: what the scratch buffer holds (QUANT_PANEL_BYTES) and one
+ * binding can cover. */
+#define QUANT_PANEL_BYTES ((size_t)64 << 20)
+
+static size_t quant_panel_rows(const vk_ctx *c, const tr_tensor *w)
+{
+    size_t K = (size_t)w->ne[0], rows = QUANT_PANEL_BYTES / (K * 4);
+    rows = min_sz(rows, min_sz(rows_fit(c, K * 4), rows_fit(c, tr_row_bytes(w->dtype, w->ne[0]))));
+    return min_sz(rows, (size_t)w->ne[1]);
+}
+
+size_t vk_op_scratch_bytes(const vk_ctx *c, const tr_tensor *t)
+{
+    if (t->op != TR_OP_MATMUL || !tr_dtype_is_quant(t->src[1]->dtype) || (size_t)t->src[0]->ne[1] <= VEC_MAX_T)
+        return 0;
+    return quant_panel_rows(c, t->src[1]) * (size_t)t->src[1]->ne[0] * 4;
+}
+
+/* Prefill with quantized W: each panel of rows dequantized into scratch, then the f32 tiled product
+ * of all tokens with it. */
+static tr_status matmul_quant_tiled(vk_ctx *c, tr_tensor *dst)
+{
+    const tr_tensor *x = dst->src[0], *w = dst->src[1];
+    size_t K = (size_t)x->ne[0], T = (size_t)x->ne[1], N = (size_t)w->ne[1], rb = tr_row_bytes(w->dtype, w->ne[0]);
+    size_t np = quant_panel_rows(c, w), tp = min_sz(rows_fit(c, K * 4), rows_fit(c, N * 4));
+    if (!np || !tp || !c->scratch)
+        return no_fit(w, K * 4);
+    char name[64];
+    vk_dispatch dq = {.pipe = pipeline(c, wname(c, name, sizeof name, "dequant", w->dtype, "", 0), 2, 0, 0, 0, 1)};
+    vk_dispatch mm = {.pipe = pipeline(c, "matmul_f32_tiled", 3, 0, 0, 0, 1)};
+    vk_loc lx = vk_loc_of(c, x), lw = vk_loc_of(c, w), lo = vk_loc_of(c, dst), ls = {c->scratch, 0};
+    for (size_t n0 = 0; n0 < N; n0 += np) {
+        size_t nn = min_sz(np, N - n0);
+        struct { uint32_t K, rows, w_off, dst_off; } pd = {
+            (uint32_t)K, (uint32_t)nn, bind(c, &dq.bind[0], lw, n0 * rb, nn * rb, 1, 0),
+            bind(c, &dq.bind[1], ls, 0, nn * K * 4, 4, 1),
+        };
+        dq.groups = groups_for(nn * K / 32);
+        TR_TRY(dispatch(c, &dq, &pd, sizeof pd));
+        for (size_t t0 = 0; t0 < T; t0 += tp) {
+            size_t tn = min_sz(tp, T - t0);
+            struct { uint32_t K, N, T, x_off, w_off, dst_off, dst_ld, n0, tpr, groups; } p = {
+                (uint32_t)K, (uint32_t)nn, (uint32_t)tn,
+                bind(c, &mm.bind[0], lx, t0 * K * 4, tn * K * 4, 4, 0),
+                bind(c, &mm.bind[1], ls, 0, nn * K * 4, 4, 0),
+                bind(c, &mm.bind[2], lo, t0 * N * 4, tn * N * 4, 4, 1),
+                (uint32_t)N, (uint32_t)n0, 1, 0,
+            };
+            mm.groups = (uint32_t)(((nn + 63) / 64) * ((tn + 63) / 64));
+            p.groups = mm.groups;
+            TR_TRY(dispatch(c, &mm, &p, sizeof p));
+        }
+    }
+    return TR_OK;
+}
+
 static tr_status op_matmul(vk_ctx *c, tr_tensor *dst)
 {
     const tr_tensor *x = dst->src[0], *w = dst->src[1];
-    size_t K = (size_t)x->ne[0], T = (size_t)x->ne[1], N = (size_t)w->ne[1], es = tr_dtype_size(w->dtype);
-    size_t tp = min_sz(rows_fit(c, K * 4), rows_fit(c, N * 4)), np = rows_fit(c, K * es);
+    int quant = tr_dtype_is_quant(w->dtype);
+    if (quant && (size_t)x->ne[1] > VEC_MAX_T)
+        return matmul_quant_tiled(c, dst);
+    size_t K = (size_t)x->ne[0], T = (size_t)x->ne[1], N = (size_t)w->ne[1];
+    size_t rb = tr_row_bytes(w->dtype, w->ne[0]), es = quant ? 1 : tr_dtype_size(w->dtype); /* binding unit */
+    size_t tp = min_sz(rows_fit(c, K * 4), rows_fit(c, N * 4)), np = rows_fit(c, rb);
     if (!tp || !np)
-        return no_fit(w, N * 4 > K * es ? N * 4 : K * es);
+        return no_fit(w, N * 4 > rb ? N * 4 : rb);
     int vec = T <= VEC_MAX_T, sg = vec && c->lim.subgroup_arith && c->lim.subgroup_size >= 1 &&
                                    c->lim.subgroup_size <= VK_WG;
-    size_t tpr = 1; /* matmul_vec without subgroups: invocations per weight row, about 8 k each */
-    while (tpr < VK_WG && tpr * 8 < K)
+    size_t tpr = 1; /* matmul_vec without subgroups: invocations per weight row, about 8 k each (a
+                       unit of 32 each for quantized rows) */
+    while (tpr < VK_WG && (quant ? tpr * 2 * 32 <= K : tpr * 8 < K))
         tpr *= 2;
     char name[64];
     vk_dispatch d = {.pipe = pipeline(c, wname(c, name, sizeof name, "matmul", w->dtype, vec ? "_vec" : "_tiled", sg), 3,
@@ -243,7 +308,7 @@ static tr_status op_matmul(vk_ctx *c, tr_tensor *dst)
             struct { uint32_t K, N, T, x_off, w_off, dst_off, dst_ld, n0, tpr, groups; } p = {
                 (uint32_t)K, (uint32_t)nn, (uint32_t)tn,
                 bind(c, &d.bind[0], lx, t0 * K * 4, tn * K * 4, 4, 0),
-                bind(c, &d.bind[1], lw, n0 * K * es, nn * K * es, es, 0),
+                bind(c, &d.bind[1], lw, n0 * rb, nn * rb, es, 0),
                 bind(c, &d.bind[2], lo, t0 * N * 4, tn * N * 4, 4, 1),
                 (uint32_t)N, (uint32_t)n0, (uint32_t)tpr, 0,
             };
@@ -438,10 +503,11 @@ bool vk_op_supported(vk_ctx *c, const tr_tensor *t, const char **why)
             *why = "strided operand";
             return false;
         }
-        int weight = (t->op == TR_OP_GET_ROWS && s == 0) || (t->op == TR_OP_RMS_NORM && s == 1) ||
-                     (t->op == TR_OP_MATMUL && s == 1);
+        int matrix = (t->op == TR_OP_GET_ROWS && s == 0) || (t->op == TR_OP_MATMUL && s == 1);
+        int weight = matrix || (t->op == TR_OP_RMS_NORM && s == 1);
         int ints = (t->op == TR_OP_GET_ROWS || t->op == TR_OP_ROPE) && s == 1;
-        if (weight ? !is_float(src->dtype) : ints ? src->dtype != TR_I32 : src->dtype != TR_F32) {
+        int weight_ok = is_float(src->dtype) || (matrix && tr_dtype_is_quant(src->dtype));
+        if (weight ? !weight_ok : ints ? src->dtype != TR_I32 : src->dtype != TR_F32) {
             *why = "operand dtype";
             return false;
         }
