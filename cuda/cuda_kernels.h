@@ -20,8 +20,12 @@
 extern "C" {
 #endif
 
-/* Element types, numbered as tr_dtype (core/dtype.h). */
-enum { TRC_F32 = 0, TRC_F16 = 1, TRC_BF16 = 2 };
+/* Element types, numbered as tr_dtype (core/dtype.h); the quantized ones are ggml's blocks
+ * (core/quant.h), decoded on the device by quant.cuh. */
+enum {
+    TRC_F32 = 0, TRC_F16 = 1, TRC_BF16 = 2,
+    TRC_Q8_0 = 4, TRC_Q4_0 = 5, TRC_Q4_1 = 6, TRC_Q5_0 = 7, TRC_Q5_1 = 8, TRC_Q4_K = 9, TRC_Q5_K = 10, TRC_Q6_K = 11
+};
 
 /* out[t] = table[ids[t]] (zeros for an id outside 0..V-1). */
 typedef struct trc_get_rows_args {
@@ -95,7 +99,8 @@ cudaError_t trc_convert(const float *x, void *out, int dtype, int64_t n, cudaStr
 
 /* Matrix products out[t][n] = sum_k x[t][k] W[n][k] with cuBLAS (prefill). f16/bf16 weights:
  * x is converted to the weight's type in xconv (T*K elements) and multiplied on the tensor cores
- * with f32 accumulation; f32 weights: SGEMM (no TF32). Returns the cuBLAS status, or
+ * with f32 accumulation; f32 weights: SGEMM (no TF32); quantized weights: x to f16, and W
+ * dequantized to f16 a panel of rows at a time (wconv) for the same tensor-core GEMM. Returns the cuBLAS status, or
  * CUBLAS_STATUS_EXECUTION_FAILED with *launch set when the conversion kernel failed to launch. */
 typedef struct trc_gemm_args {
     const float *x;
@@ -104,7 +109,12 @@ typedef struct trc_gemm_args {
     float *out;
     void *xconv;
     int64_t K, N, T;
+    void *wconv;        /* quantized W: panel_rows rows dequantized to f16 at a time */
+    int64_t panel_rows;
 } trc_gemm_args;
+/* Rows [n0, n0 + rows) of a quantized W {K, N} of dtype as f16 values (row-major, K each). */
+cudaError_t trc_dequantize_f16(const void *w, int dtype, int64_t K, int64_t n0, int64_t rows, void *out,
+                               cudaStream_t s);
 cublasStatus_t trc_gemm(const trc_gemm_args *a, cublasHandle_t h, cudaStream_t s, cudaError_t *launch);
 /* The cuBLAS call of trc_gemm alone, xconv already filled (what `transit bench` times as the
  * GEMM rate cuBLAS reaches: cuda_measure.c). */

@@ -49,11 +49,13 @@ static const char *unsupported(const tr_tensor *n)
         return "a strided result";
     switch (n->op) {
     case TR_OP_GET_ROWS:
-        return is_float(n->src[0]->dtype) && n->src[1]->dtype == TR_I32 ? NULL : "table or id type";
+        return (is_float(n->src[0]->dtype) || tr_dtype_is_quant(n->src[0]->dtype)) && n->src[1]->dtype == TR_I32
+                   ? NULL
+                   : "table or id type";
     case TR_OP_RMS_NORM:
         return is_float(n->src[1]->dtype) ? NULL : "weight type";
     case TR_OP_MATMUL:
-        if (!is_float(n->src[1]->dtype))
+        if (!is_float(n->src[1]->dtype) && !tr_dtype_is_quant(n->src[1]->dtype))
             return "weight type";
         return n->src[0]->ne[0] <= INT32_MAX && n->src[1]->ne[1] <= INT32_MAX && n->src[0]->ne[1] <= INT32_MAX
                    ? NULL
@@ -311,7 +313,13 @@ static tr_status lower_matmul(lower_ctx *L, int i)
     trc_record r;
     memset(&r, 0, sizeof r);
     if (T > TRC_GEMV_MAX_T) {
-        size_t need = w->dtype == TR_F32 ? 0 : (size_t)(K * T) * 2;
+        size_t xconv = w->dtype == TR_F32 ? 0 : ((size_t)(K * T) * 2 + 255) / 256 * 256, need = xconv;
+        int64_t panel = 0; /* quantized W: rows dequantized to f16 per GEMM (at most 64 MB of them) */
+        if (tr_dtype_is_quant(w->dtype)) {
+            panel = (int64_t)(((size_t)64 << 20) / ((size_t)K * 2));
+            panel = panel < 1 ? 1 : panel > w->ne[1] ? w->ne[1] : panel;
+            need += (size_t)panel * (size_t)K * 2;
+        }
         if (need > L->workspace)
             L->workspace = need;
         trc_gemm_args *a = &r.u.gemm;
@@ -321,6 +329,8 @@ static tr_status lower_matmul(lower_ctx *L, int i)
         a->dtype = (int)w->dtype;
         a->out = dptr(c, t);
         a->xconv = c->workspace;
+        a->wconv = panel && c->workspace ? (char *)c->workspace + xconv : NULL;
+        a->panel_rows = panel;
         a->K = K;
         a->N = w->ne[1];
         a->T = T;

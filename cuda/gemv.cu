@@ -12,8 +12,13 @@
  *
  * With a.pdl the launch is a programmatic dependent of the kernel before it (common.cuh): each warp
  * issues its first weight loads, which no kernel writes, before waiting for that kernel, so the
- * stream of weights starts while the previous kernel (a norm, the attention) still runs. */
+ * stream of weights starts while the previous kernel (a norm, the attention) still runs.
+ *
+ * Quantized weights (gemv_q_kernel, quant.cuh): the lanes of a row's warp take units of 32 weights
+ * (a block, or a k-quant's sub-block), each decoded once in registers for all T tokens; the same
+ * matrix selection and epilogues. */
 #include "common.cuh"
+#include "quant.cuh"
 
 #define GEMV_WARPS 8
 #define GEMV_UNROLL 4
@@ -69,19 +74,14 @@ __device__ __forceinline__ void fma_chunk(float (&acc)[TT], const float *wf, con
     }
 }
 
-template <typename W, int TT>
-__global__ __launch_bounds__(GEMV_WARPS * 32) void gemv_kernel(const trc_gemv_args a, int vec)
+/* Which matrix of the launch row n of this warp belongs to (n becomes the row inside it): explicit
+ * selects, so that the argument arrays stay in constant memory. False past the last row. */
+__device__ __forceinline__ bool gemv_pick(const trc_gemv_args &a, int64_t &n, const void *&wm, float *&om, int64_t &N)
 {
-    trc_allow_next_grid(); /* a dependent GEMV (down after gate/up) may take the SMs this one frees */
-    constexpr int VW = 16 / (int)sizeof(W); /* weights per 16-byte load */
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    const int glu = a.mode == TRC_GEMV_GLU; /* two weight rows per warp: gate and up */
-    int64_t n = (int64_t)blockIdx.x * GEMV_WARPS + warp;
-    /* which matrix: explicit selects, so that the argument arrays stay in constant memory */
-    const void *wm = a.w[0];
-    float *om = a.out[0];
-    int64_t N = a.N[0];
-    if (!glu && n >= N && a.n_mats > 1) {
+    wm = a.w[0];
+    om = a.out[0];
+    N = a.N[0];
+    if (a.mode != TRC_GEMV_GLU && n >= N && a.n_mats > 1) {
         n -= N;
         wm = a.w[1];
         om = a.out[1];
@@ -93,7 +93,43 @@ __global__ __launch_bounds__(GEMV_WARPS * 32) void gemv_kernel(const trc_gemv_ar
             N = a.N[2];
         }
     }
-    if (n >= N) {
+    return n < N;
+}
+
+/* The warp's sums, and the epilogue: plain, residual add, or GLU of the two rows' products. */
+template <int TT>
+__device__ __forceinline__ void gemv_store(const trc_gemv_args &a, float *om, int64_t N, int64_t n, int lane,
+                                           const float (&acc0)[TT], const float (&acc1)[TT])
+{
+    const int glu = a.mode == TRC_GEMV_GLU;
+#pragma unroll
+    for (int t = 0; t < TT; t++) {
+        if (t < a.T) {
+            float d0 = warp_sum(acc0[t]);
+            float d1 = glu ? warp_sum(acc1[t]) : 0.0f;
+            if (lane == 0) {
+                if (a.mode == TRC_GEMV_ADD)
+                    om[t * N + n] = a.res[t * N + n] + d0;
+                else if (glu)
+                    om[t * N + n] = trc_act(a.act, d0) * d1;
+                else
+                    om[t * N + n] = d0;
+            }
+        }
+    }
+}
+
+template <typename W, int TT>
+__global__ __launch_bounds__(GEMV_WARPS * 32) void gemv_kernel(const trc_gemv_args a, int vec)
+{
+    trc_allow_next_grid(); /* a dependent GEMV (down after gate/up) may take the SMs this one frees */
+    constexpr int VW = 16 / (int)sizeof(W); /* weights per 16-byte load */
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int glu = a.mode == TRC_GEMV_GLU; /* two weight rows per warp: gate and up */
+    int64_t n = (int64_t)blockIdx.x * GEMV_WARPS + warp, N;
+    const void *wm;
+    float *om;
+    if (!gemv_pick(a, n, wm, om, N)) {
         trc_wait_prior_grid();
         return; /* the whole warp leaves together */
     }
@@ -162,27 +198,72 @@ __global__ __launch_bounds__(GEMV_WARPS * 32) void gemv_kernel(const trc_gemv_ar
         }
     }
 
+    gemv_store<TT>(a, om, N, n, lane, acc0, acc1);
+}
+
+/* acc[t] += w . x[t][k .. k + 32) for the t < T token rows (k a multiple of 32: 16-byte aligned). */
+template <int TT>
+__device__ __forceinline__ void dot32(float (&acc)[TT], const float (&w)[32], const float *x, int64_t K, int64_t k, int T,
+                                      int vec)
+{
 #pragma unroll
     for (int t = 0; t < TT; t++) {
-        if (t < a.T) {
-            float d0 = warp_sum(acc0[t]);
-            float d1 = glu ? warp_sum(acc1[t]) : 0.0f;
-            if (lane == 0) {
-                if (a.mode == TRC_GEMV_ADD)
-                    om[t * N + n] = a.res[t * N + n] + d0;
-                else if (glu)
-                    om[t * N + n] = trc_act(a.act, d0) * d1;
-                else
-                    om[t * N + n] = d0;
+        if (t < T && !vec) { /* x not 16-byte aligned (a view at an odd offset) */
+#pragma unroll
+            for (int e = 0; e < 32; e++)
+                acc[t] = fmaf(w[e], __ldg(x + t * K + k + e), acc[t]);
+        } else if (t < T) {
+            const float4 *xp = (const float4 *)(x + t * K + k);
+#pragma unroll
+            for (int v = 0; v < 8; v++) {
+                float4 xv = __ldg(xp + v);
+                acc[t] = fmaf(w[4 * v], xv.x, acc[t]);
+                acc[t] = fmaf(w[4 * v + 1], xv.y, acc[t]);
+                acc[t] = fmaf(w[4 * v + 2], xv.z, acc[t]);
+                acc[t] = fmaf(w[4 * v + 3], xv.w, acc[t]);
             }
         }
     }
 }
 
-template <typename W, int TT> static void launch_t(const trc_gemv_args *a, unsigned grid, int vec, cudaStream_t s)
+template <int Q, int TT>
+__global__ __launch_bounds__(GEMV_WARPS * 32) void gemv_q_kernel(const trc_gemv_args a, int vec)
+{
+    trc_allow_next_grid();
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int glu = a.mode == TRC_GEMV_GLU;
+    int64_t n = (int64_t)blockIdx.x * GEMV_WARPS + warp, N;
+    const void *wm;
+    float *om;
+    if (!gemv_pick(a, n, wm, om, N)) {
+        trc_wait_prior_grid();
+        return;
+    }
+    const int64_t K = a.K, rb = K / trc_qblock(Q) * trc_qbytes(Q);
+    const uint8_t *w0 = (const uint8_t *)wm + n * rb, *w1 = glu ? (const uint8_t *)a.w[1] + n * rb : w0;
+    float acc0[TT], acc1[TT];
+#pragma unroll
+    for (int t = 0; t < TT; t++)
+        acc0[t] = acc1[t] = 0.0f;
+    trc_wait_prior_grid();
+    for (int64_t u = lane; u < K / 32; u += 32) {
+        float w[32];
+        dq_unit<Q>(w0, u, w);
+        dot32<TT>(acc0, w, a.x, K, 32 * u, a.T, vec);
+        if (glu) {
+            dq_unit<Q>(w1, u, w);
+            dot32<TT>(acc1, w, a.x, K, 32 * u, a.T, vec);
+        }
+    }
+    gemv_store<TT>(a, om, N, n, lane, acc0, acc1);
+}
+
+/* Launches kern (a gemv_kernel or gemv_q_kernel instance), as a programmatic dependent when a->pdl. */
+template <typename Kernel>
+static void launch_kernel(Kernel kern, const trc_gemv_args *a, unsigned grid, int vec, cudaStream_t s)
 {
     if (!a->pdl) {
-        gemv_kernel<W, TT><<<grid, GEMV_WARPS * 32, 0, s>>>(*a, vec);
+        kern<<<grid, GEMV_WARPS * 32, 0, s>>>(*a, vec);
         return;
     }
     cudaLaunchAttribute attr[1];
@@ -191,7 +272,23 @@ template <typename W, int TT> static void launch_t(const trc_gemv_args *a, unsig
     /* grid, block, dynamic shared memory, stream, attributes (positional: cuda/emu defines the
      * kernel-side names gridDim and blockDim as macros) */
     cudaLaunchConfig_t cfg = {dim3(grid), dim3(GEMV_WARPS * 32), 0, s, attr, 1};
-    cudaLaunchKernelEx(&cfg, gemv_kernel<W, TT>, *a, vec);
+    cudaLaunchKernelEx(&cfg, kern, *a, vec);
+}
+
+template <typename W, int TT> static void launch_t(const trc_gemv_args *a, unsigned grid, int vec, cudaStream_t s)
+{
+    launch_kernel(gemv_kernel<W, TT>, a, grid, vec, s);
+}
+
+template <int Q> static void launch_q(const trc_gemv_args *a, unsigned grid, cudaStream_t s)
+{
+    int vec = ((uintptr_t)a->x & 15) == 0;
+    if (a->T <= 1)
+        launch_kernel(gemv_q_kernel<Q, 1>, a, grid, vec, s);
+    else if (a->T <= 2)
+        launch_kernel(gemv_q_kernel<Q, 2>, a, grid, vec, s);
+    else
+        launch_kernel(gemv_q_kernel<Q, 4>, a, grid, vec, s);
 }
 
 template <typename W> static void launch(const trc_gemv_args *a, unsigned grid, int vec, cudaStream_t s)
@@ -219,6 +316,17 @@ extern "C" cudaError_t trc_gemv(const trc_gemv_args *a, cudaStream_t s)
     for (int i = 0; i < a->n_mats; i++)
         vec = vec && aligned16(a->w[i]);
     unsigned grid = (unsigned)((rows + GEMV_WARPS - 1) / GEMV_WARPS);
+    switch (a->dtype) { /* quantized: rows are whole blocks, x rows 16-byte aligned (the arena's) */
+    case TRC_Q8_0: launch_q<TRC_Q8_0>(a, grid, s); return cudaGetLastError();
+    case TRC_Q4_0: launch_q<TRC_Q4_0>(a, grid, s); return cudaGetLastError();
+    case TRC_Q4_1: launch_q<TRC_Q4_1>(a, grid, s); return cudaGetLastError();
+    case TRC_Q5_0: launch_q<TRC_Q5_0>(a, grid, s); return cudaGetLastError();
+    case TRC_Q5_1: launch_q<TRC_Q5_1>(a, grid, s); return cudaGetLastError();
+    case TRC_Q4_K: launch_q<TRC_Q4_K>(a, grid, s); return cudaGetLastError();
+    case TRC_Q5_K: launch_q<TRC_Q5_K>(a, grid, s); return cudaGetLastError();
+    case TRC_Q6_K: launch_q<TRC_Q6_K>(a, grid, s); return cudaGetLastError();
+    default: break;
+    }
     if (a->dtype == TRC_F16)
         launch<__half>(a, grid, vec, s);
     else if (a->dtype == TRC_BF16)

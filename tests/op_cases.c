@@ -590,10 +590,3 @@ void op_cases_run(const op_target *t)
                per[k].skipped, per[k].seconds);
     free(cases);
 }
-
-const char *op_skip_quantized(const op_case *c)
-{
-    int quant = (c->kind == OP_MATMUL && tr_dtype_is_quant(c->mm.dt)) ||
-                (c->kind == OP_GET_ROWS && tr_dtype_is_quant(c->rows.dt));
-    return quant ? "quantized weights: no kernel on this backend yet" : NULL; /* (CUDA, until it has them) */
-}

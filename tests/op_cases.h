@@ -94,7 +94,4 @@ void op_case_name(const op_case *c, char *buf, size_t cap);
  * cases, skips and time. */
 void op_cases_run(const op_target *t);
 
-/* A skip for backends without quantized-weight kernels yet: the cases whose weight is quantized. */
-const char *op_skip_quantized(const op_case *c);
-
 #endif

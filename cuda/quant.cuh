@@ -1,0 +1,85 @@
+/* quant.cuh: quantized weights on the device (core/quant.h has the block layouts): dq_unit<Q>
+ * decodes unit u of a row (32 consecutive weights: a whole block of the 32-weight types, a
+ * sub-block of 32 of the k-quants) into w[32], with the values core/quant.c defines. Block fields
+ * are read byte by byte: a block of 18, 22 or 34 bytes is only 2-byte aligned. */
+#ifndef TR_CUDA_QUANT_CUH
+#define TR_CUDA_QUANT_CUH
+
+#include "common.cuh"
+
+/* weights per block, bytes per block (numbered as tr_dtype) */
+__host__ __device__ constexpr int trc_qblock(int q) { return q >= TRC_Q4_K ? 256 : 32; }
+__host__ __device__ constexpr int trc_qbytes(int q)
+{
+    return q == TRC_Q8_0 ? 34 : q == TRC_Q4_0 ? 18 : q == TRC_Q4_1 ? 20 : q == TRC_Q5_0 ? 22 : q == TRC_Q5_1 ? 24
+         : q == TRC_Q4_K ? 144 : q == TRC_Q5_K ? 176 : 210;
+}
+
+__device__ __forceinline__ float q_f16(const uint8_t *p) { return __half2float(__ushort_as_half((unsigned short)(p[0] | p[1] << 8))); }
+
+template <int Q> __device__ __forceinline__ void dq_unit(const uint8_t *row, int64_t u, float (&w)[32])
+{
+    if (Q == TRC_Q8_0) {
+        const uint8_t *b = row + u * 34;
+        float d = q_f16(b);
+#pragma unroll
+        for (int j = 0; j < 32; j++)
+            w[j] = d * (float)(int8_t)b[2 + j];
+    } else if (Q == TRC_Q4_0 || Q == TRC_Q4_1 || Q == TRC_Q5_0 || Q == TRC_Q5_1) {
+        const bool affine = Q == TRC_Q4_1 || Q == TRC_Q5_1, five = Q == TRC_Q5_0 || Q == TRC_Q5_1;
+        const uint8_t *b = row + u * trc_qbytes(Q), *qs = b + (affine ? 4 : 2);
+        float d = q_f16(b), m = affine ? q_f16(b + 2) : 0.0f;
+        unsigned qh = 0;
+        if (five) {
+            qh = qs[0] | qs[1] << 8 | qs[2] << 16 | (unsigned)qs[3] << 24;
+            qs += 4;
+        }
+        const int off = Q == TRC_Q4_0 ? 8 : Q == TRC_Q5_0 ? 16 : 0;
+#pragma unroll
+        for (int j = 0; j < 16; j++) {
+            int lo = (qs[j] & 15) | (int)((qh >> j) & 1) << 4, hi = (qs[j] >> 4) | (int)((qh >> (j + 16)) & 1) << 4;
+            if (affine) {
+                w[j] = d * (float)lo + m;
+                w[j + 16] = d * (float)hi + m;
+            } else {
+                w[j] = d * (float)(lo - off);
+                w[j + 16] = d * (float)(hi - off);
+            }
+        }
+    } else if (Q == TRC_Q4_K || Q == TRC_Q5_K) {
+        const uint8_t *b = row + (u / 8) * trc_qbytes(Q), *sc = b + 4;
+        const int s = (int)(u % 8);
+        int scale, mn;
+        if (s < 4) {
+            scale = sc[s] & 63;
+            mn = sc[s + 4] & 63;
+        } else {
+            scale = (sc[s + 4] & 15) | (sc[s - 4] >> 6) << 4;
+            mn = (sc[s + 4] >> 4) | (sc[s] >> 6) << 4;
+        }
+        float ds = q_f16(b) * (float)scale, dm = q_f16(b + 2) * (float)mn;
+        const uint8_t *qh = b + 16, *q = b + (Q == TRC_Q5_K ? 48 : 16) + 32 * (s / 2);
+        const int shift = 4 * (s % 2);
+#pragma unroll
+        for (int l = 0; l < 32; l++) {
+            int v = (q[l] >> shift) & 15;
+            if (Q == TRC_Q5_K)
+                v |= ((qh[l] >> s) & 1) << 4;
+            w[l] = ds * (float)v - dm;
+        }
+    } else { /* Q6_K: unit u is weights 32 g .. 32 g + 32 of half h of block u / 8 */
+        const uint8_t *b = row + (u / 8) * 210;
+        const int h = (int)(u % 8) / 4, g = (int)(u % 4);
+        const uint8_t *ql = b + 64 * h + 32 * (g % 2), *qh = b + 128 + 32 * h;
+        const int8_t *sc = (const int8_t *)(b + 192 + 8 * h + 2 * g);
+        float d = q_f16(b + 208), d0 = d * (float)sc[0], d1 = d * (float)sc[1];
+        const int ls = 4 * (g / 2), hs = 2 * g;
+#pragma unroll
+        for (int l = 0; l < 32; l++) {
+            int v = (((ql[l] >> ls) & 15) | ((qh[l] >> hs) & 3) << 4) - 32;
+            w[l] = (l < 16 ? d0 : d1) * (float)v;
+        }
+    }
+}
+
+#endif
