@@ -1,5 +1,5 @@
 #!/bin/sh
-# tools/gpu/session.sh test|bench|long|all: the CUDA backend's checks and benchmarks (docs/cuda.md,
+# tools/gpu/session.sh test|bench|long|quant|all: the CUDA backend's checks and benchmarks (docs/cuda.md,
 # docs/benchmarks.md) on a GPU machine, from the pack of tools/gpu/prepare.sh (.gpu/, carried).
 # Logs go to $OUT (the device tool's folder) or ./gpu-out. Each phase fits a 10-minute call:
 #   test   nvidia-smi, transit info, test_cuda (every op and the end-to-end cases), test_vulkan on
@@ -8,6 +8,7 @@
 #          references), tg128 with programmatic dependent launch (TRANSIT_CUDA_PDL=1), the
 #          transition's cost (--ab, 512 and 4096 tokens), tg128 on Vulkan
 #   long   a 32,768-token prompt with the transition on CUDA, and the same without it
+#   quant  the 7B model as Q4_K_M (transit quantize): pp512 + tg128 on CUDA and on Vulkan
 set -eu
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 PHASE=${1:-all}
@@ -51,6 +52,8 @@ phase_test() {
     step parity "$T" parity -m "$S/stories260K/stories260K.gguf" -p "Once upon a time" --backends cpu,cuda,vulkan -n 64
     step parity_transition "$T" parity -m "$S/stories260K/hf" --ids "$TR_TEST_GOLDEN/transition/stories260K.n517.ids" \
         --backends cuda,vulkan -n 64 --transition
+    step quantize_default "$T" quantize "$ROOT/models/default" /tmp/default-q4_k_m.gguf q4_k_m
+    step parity_q4_k_m "$T" parity -m /tmp/default-q4_k_m.gguf -p "ROMEO:" --backends cpu,cuda,vulkan -n 64
 }
 
 phase_bench() {
@@ -59,6 +62,13 @@ phase_bench() {
     step bench_cuda_pdl env TRANSIT_CUDA_PDL=1 "$T" bench -m "$MODEL7B" --backend cuda -p 0 -n 128 -r 5
     step bench_cuda_transition "$T" bench -m "$MODEL7B" --backend cuda -p 512,4096 -r 5 --transition --ab
     step bench_vulkan "$T" bench -m "$MODEL7B" --backend vulkan -p 512 -n 128 -r 3
+}
+
+phase_quant() {
+    step model7b model7b
+    [ -f /tmp/llama7b-q4_k_m.gguf ] || step quantize_7b "$T" quantize "$MODEL7B" /tmp/llama7b-q4_k_m.gguf q4_k_m
+    step bench_cuda_q4_k_m "$T" bench -m /tmp/llama7b-q4_k_m.gguf --backend cuda -p 512 -n 128 -r 5
+    step bench_vulkan_q4_k_m "$T" bench -m /tmp/llama7b-q4_k_m.gguf --backend vulkan -p 512 -n 128 -r 3
 }
 
 phase_long() {
@@ -70,7 +80,8 @@ phase_long() {
 case "$PHASE" in
 test) phase_test ;;
 bench) phase_bench ;;
+quant) phase_quant ;;
 long) phase_long ;;
-all) phase_test && phase_bench && phase_long ;;
-*) echo "usage: tools/gpu/session.sh test|bench|long|all" >&2; exit 2 ;;
+all) phase_test && phase_bench && phase_long && phase_quant ;;
+*) echo "usage: tools/gpu/session.sh test|bench|long|quant|all" >&2; exit 2 ;;
 esac
