@@ -590,12 +590,13 @@ static void test_measurements(void)
     CHECK(cu->iface->gemm_rate(cu, TR_I32, 8, 8, 8) <= 0, "gemm_rate accepted i32");
 }
 
-/* test_cuda [ops|e2e|quick]: ops and e2e by default; one alone when debugging on a GPU (or under
+/* test_cuda [ops|e2e|quick|quant]: ops and e2e by default; one alone when debugging on a GPU (or under
  * cuda/emu); quick: a short end-to-end subset. */
 int main(int argc, char **argv)
 {
     const char *only = argc > 1 ? argv[1] : "";
-    int quick = !strcmp(only, "quick"), ops = strcmp(only, "e2e") != 0 && !quick, e2e = strcmp(only, "ops") != 0 && !quick;
+    int quick = !strcmp(only, "quick"), qonly = !strcmp(only, "quant");
+    int ops = strcmp(only, "e2e") != 0 && !quick && !qonly, e2e = strcmp(only, "ops") != 0 && !quick && !qonly;
     tr_backend_options o = {0};
     tr_status s = tr_backend_create("cuda", &o, &cu);
     if (s != TR_OK) {
@@ -631,6 +632,8 @@ int main(int argc, char **argv)
         test_measurements();
         op_print_summary();
     }
+    if (qonly) /* quantized models alone (debugging) */
+        e2e_quant(tr_shared("models/stories260K/stories260K.gguf"), "q5_1", 16);
     if (quick) { /* one model, the decoding graphs and the kept intermediates: minutes under cuda/emu */
         e2e_greedy("models/stories260K/stories260K.gguf", "models/stories260K/expected_greedy.json");
         e2e_capture("models/stories260K/hf");

@@ -22,9 +22,11 @@ PIECES = ["<unk>", "<s>", "</s>", "\u2581a", "b", "<0x0A>"]
 TOKEN_TYPES = [2, 3, 3, 1, 1, 6]
 
 
-def gguf_tensors(rng, kv_heads=KV_HEADS, diff=False, vocab=VOCAB):
+def gguf_tensors(rng, kv_heads=KV_HEADS, diff=False, vocab=VOCAB, scale=1):
     """Canonical GGUF names and arrays in numpy (row-major) shape, i.e. reversed ne. diff: DiffLlama's
-    four lambda vectors per layer too."""
+    four lambda vectors per layer too. scale multiplies every width (4: rows of 32 and 48, whole
+    blocks of the 32-weight quantized types)."""
+    DIM, FFN, HEAD_DIM = globals()["DIM"] * scale, globals()["FFN"] * scale, globals()["HEAD_DIM"] * scale
     t = {
         "token_embd.weight": (vocab, DIM),
         "output_norm.weight": (DIM,),
@@ -61,19 +63,21 @@ def byte_chars():
 
 
 def write_gguf(path, tensors, dtype=np.float32, tied=False, alignment=None, arch="llama", kv_heads=KV_HEADS,
-               hidden_act=None, bpe_vocab=False):
+               hidden_act=None, bpe_vocab=False, quant=None):
+    """quant: a gguf.GGMLQuantizationType for the matrices (their rows must be whole blocks)."""
     import gguf
 
+    dim, ffn = tensors["token_embd.weight"].shape[1], tensors["blk.0.ffn_up.weight"].shape[0]
     w = gguf.GGUFWriter(path, arch)
     w.add_context_length(64)
-    w.add_embedding_length(DIM)
-    w.add_feed_forward_length(FFN)
+    w.add_embedding_length(dim)
+    w.add_feed_forward_length(ffn)
     w.add_block_count(LAYERS)
     w.add_head_count(HEADS)
     w.add_head_count_kv(kv_heads)
     if hidden_act:  # transit's key (docs/gguf.md)
         w.add_string(f"{arch}.hidden_act", hidden_act)
-    w.add_rope_dimension_count(HEAD_DIM)
+    w.add_rope_dimension_count(tensors["blk.0.attn_q.weight"].shape[0] // HEADS)
     w.add_layer_norm_rms_eps(1e-5)
     if alignment:
         w.add_custom_alignment(alignment)
@@ -95,7 +99,11 @@ def write_gguf(path, tensors, dtype=np.float32, tied=False, alignment=None, arch
     for name, a in tensors.items():
         if tied and name == "output.weight":
             continue
-        w.add_tensor(name, a if a.ndim == 1 else a.astype(dtype))
+        if quant is not None and a.ndim == 2 and a.shape[1] % 32 == 0:
+            from gguf.quants import quantize
+            w.add_tensor(name, quantize(a, quant), raw_dtype=quant)
+        else:
+            w.add_tensor(name, a if a.ndim == 1 else a.astype(dtype))
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
@@ -203,10 +211,17 @@ def main():
     write(os.path.join(d, "bad_truncated.gguf"), good[: len(good) // 3])
     write(os.path.join(d, "bad_version1.gguf"), good[:4] + struct.pack("<I", 1) + good[8:])
     write(os.path.join(d, "bad_tensor_count.gguf"), good[:8] + struct.pack("<Q", 1 << 60) + good[16:])
-    # the first tensor's type id (just after its name, n_dims and dims) set to Q4_0
+    # the first tensor's type id (just after its name, n_dims and dims) set to Q4_0: rows of 8 are
+    # not whole blocks
     name = b"token_embd.weight"
     at = good.index(name) + len(name) + 4 + 2 * 8
     write(os.path.join(d, "bad_q4_0.gguf"), good[:at] + struct.pack("<I", 2) + good[at + 4 :])
+    # quantized matrices: widths times 4, rows of 32 quantized (ffn_down's rows of 48 are not whole
+    # blocks and stay f32, as a mixed file has them)
+    import gguf
+    qt = gguf_tensors(np.random.default_rng(263), scale=4)
+    for q, fn in ((gguf.GGMLQuantizationType.Q8_0, "tiny_q8_0.gguf"), (gguf.GGMLQuantizationType.Q4_0, "tiny_q4_0.gguf")):
+        write_gguf(os.path.join(d, fn), qt, quant=q)
 
     d = os.path.join(args.out, "fuzz_safetensors")
     os.makedirs(d, exist_ok=True)

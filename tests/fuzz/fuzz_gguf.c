@@ -8,6 +8,7 @@
 
 #include "gguf.h"
 #include "model_file.h"
+#include "quant.h"
 #include "tokenizer_exercise.h"
 
 static const char *const NAME = "fuzz.gguf";
@@ -82,9 +83,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         for (int i = 0; i < f.n_weights; i++) {
             const tr_weight *w = &f.weights[i];
-            if ((uintptr_t)w->data % tr_dtype_size(w->dtype) != 0 || tr_model_file_find(&f, w->name) != w)
+            if ((uintptr_t)w->data % tr_dtype_align(w->dtype) != 0 || tr_model_file_find(&f, w->name) != w)
                 abort();
             touch(w->data, w->nbytes);
+            if (tr_dtype_is_quant(w->dtype)) { /* whole blocks, and any bytes dequantize (to anything) */
+                int64_t rows = w->ndim > 1 ? w->ne[1] : 1;
+                if (w->ne[0] % tr_dtype_block(w->dtype) || w->nbytes != tr_row_bytes(w->dtype, w->ne[0]) * (size_t)rows)
+                    abort();
+                float *row = malloc((size_t)w->ne[0] * sizeof *row);
+                if (row) {
+                    tr_dequantize_row(w->dtype, (const char *)w->data + (size_t)(rows - 1) * tr_row_bytes(w->dtype, w->ne[0]),
+                                      row, w->ne[0]);
+                    sink += (unsigned)(row[0] != 0);
+                }
+                free(row);
+            }
         }
         for (int i = 0; i < f.vocab.n; i++)
             sink += (unsigned)strlen(f.vocab.pieces[i]) + (unsigned)f.vocab.types[i];
