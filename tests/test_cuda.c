@@ -17,7 +17,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <cJSON.h>
 
@@ -458,38 +457,6 @@ static void e2e_greedy(const char *model_rel, const char *expected_rel)
     free(json);
 }
 
-/* A model quantized to `type` (tr_quantize): every position's logits of a prompt, prefilled whole
- * (the dequantized f16 panels and cuBLAS) and in chunks of 3 (the quantized GEMV), within design
- * §10's 5e-4 of the reference, and the same greedy tokens. */
-static void e2e_quant(const char *src, const char *type, int n_greedy)
-{
-    char path[256];
-    snprintf(path, sizeof path, "/tmp/transit_cuda_quant_%d_%s.gguf", (int)getpid(), type);
-    CHECK(tr_quantize(src, path, type, 2, NULL, NULL) == TR_OK, "quantize %s: %s", type, tr_last_error());
-    tr_model *m = tr_test_load_path(path, "cuda"), *r = tr_test_load_path(path, "cpu-ref");
-    const int32_t ids[9] = {1, 403, 281, 7, 99, 300, 12, 45, 260};
-    if (m && r) {
-        float *a = tr_test_eval_all(r, ids, 9, 0, NULL, 0), *b = tr_test_eval_all(m, ids, 9, 0, NULL, 0),
-              *c = tr_test_eval_all(m, ids, 9, 3, NULL, 1);
-        size_t n = (size_t)9 * (size_t)tr_model_n_vocab(r);
-        double e1 = a && b ? tr_nmse(a, b, n) : INFINITY, e2 = a && c ? tr_nmse(a, c, n) : INFINITY;
-        CHECK(e1 <= 5e-4 && e2 <= 5e-4, "%s %s: logits NMSE %.3g (prefill) %.3g (chunks of 3)", src, type, e1, e2);
-        int32_t *want = greedy(r, ids, 9, n_greedy, NULL, 0), *got = greedy(m, ids, 9, n_greedy, NULL, 0);
-        int same = want && got && !memcmp(want, got, (size_t)n_greedy * sizeof *want);
-        CHECK(same, "%s %s: greedy tokens differ from the reference", src, type);
-        printf("%s as %s: logits NMSE %.2e (prefill), %.2e (chunks of 3); %d greedy tokens %s\n", src, type, e1, e2,
-               n_greedy, same ? "identical" : "differ");
-        free(a);
-        free(b);
-        free(c);
-        free(want);
-        free(got);
-    }
-    tr_model_free(m);
-    tr_model_free(r);
-    remove(path);
-}
-
 /* 64 greedy tokens after a 517-token prompt prefilled with the transition: CUDA equals the CPU. */
 static void e2e_greedy_transition(void)
 {
@@ -633,12 +600,12 @@ int main(int argc, char **argv)
         op_print_summary();
     }
     if (qonly) /* quantized models alone (debugging) */
-        e2e_quant(tr_shared("models/stories260K/stories260K.gguf"), "q5_1", 16);
+        tr_test_quantized_model(tr_shared("models/stories260K/stories260K.gguf"), "q5_1", "cuda", 16, 5e-4);
     if (quick) { /* one model, the decoding graphs and the kept intermediates: minutes under cuda/emu */
         e2e_greedy("models/stories260K/stories260K.gguf", "models/stories260K/expected_greedy.json");
         e2e_capture("models/stories260K/hf");
         e2e_sinks(1);
-        e2e_quant(tr_shared("models/stories260K/stories260K.gguf"), "q5_1", 16);
+        tr_test_quantized_model(tr_shared("models/stories260K/stories260K.gguf"), "q5_1", "cuda", 16, 5e-4);
     }
     if (e2e) {
         e2e_greedy("models/stories260K/stories260K.gguf", "models/stories260K/expected_greedy.json");
@@ -653,7 +620,8 @@ int main(int argc, char **argv)
         e2e_sinks(0);
         static const char *const qtypes[] = {"q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q4_k_m", "q5_k_m", "q6_k"};
         for (int i = 0; i < 8; i++) /* the default model: rows of 256 and 640, every type */
-            e2e_quant(TR_GOLDEN_DIR "/../../models/default/transit-default.gguf", qtypes[i], 32);
+            tr_test_quantized_model(TR_GOLDEN_DIR "/../../models/default/transit-default.gguf", qtypes[i], "cuda", 32,
+                                    5e-4);
     }
 
     tr_backend_free(cu);

@@ -173,8 +173,9 @@ static void test_mixes(void)
     CHECK(tr_file_type_of(&q40, "blk.0.attn_q.weight", 48, 6, 0) == TR_F16, "rows of 48: F16");
 }
 
-/* The default model quantized to each file type: the CPU fast path against the reference on one
- * prompt, every position's logits, and the same greedy continuation. */
+/* The default model quantized to each file type: the CPU fast path against the reference (every
+ * position's logits, prefilled whole and in chunks of 3), and Q8_0's 64 greedy tokens identical (the
+ * other types' rounded activations may flip this small model's near ties, which the bound allows). */
 static void test_models(void)
 {
     static const char *const types[] = {"q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q4_k_m", "q5_k_m", "q6_k"};
@@ -184,37 +185,13 @@ static void test_models(void)
         return;
     }
     const char *src = TR_GOLDEN_DIR "/../../models/default/transit-default.gguf";
-    const char *prompt = "ROMEO:\nWhat light through yonder window breaks?\nJULIET:\n";
-    for (size_t i = 0; i < sizeof types / sizeof *types; i++) {
-        char path[256];
-        snprintf(path, sizeof path, "%s/default-%s.gguf", dir, types[i]);
-        CHECK(tr_quantize(src, path, types[i], 2, NULL, NULL) == TR_OK, "%s: %s", types[i], tr_last_error());
-        tr_model *ref = tr_test_load_path(path, "cpu-ref"), *fast = tr_test_load_path(path, "cpu");
-        if (!ref || !fast) {
-            tr_model_free(ref);
-            tr_model_free(fast);
-            continue;
-        }
-        int32_t ids[64];
-        int n = 0;
-        CHECK(tr_tokenize(ref, prompt, strlen(prompt), -1, ids, 64, &n) == TR_OK, "tokenize");
-        /* prefill (dequantized panels) and decode-sized chunks (the integer kernels) */
-        float *a = tr_test_eval_all(ref, ids, n, 0, NULL, 0), *b = tr_test_eval_all(fast, ids, n, 0, NULL, 0),
-              *c = tr_test_eval_all(fast, ids, n, 3, NULL, 1);
-        size_t nv = (size_t)n * (size_t)tr_model_n_vocab(ref);
-        double e_prefill = a && b ? tr_nmse(a, b, nv) : INFINITY, e_decode = a && c ? tr_nmse(a, c, nv) : INFINITY;
-        printf("default model %-7s logits NMSE vs reference: prefill %.2e, chunks of 3 %.2e\n", types[i], e_prefill,
-               e_decode);
-        CHECK(e_prefill < 1e-10 && e_decode < 5e-4, "%s: %.2e %.2e", types[i], e_prefill, e_decode);
-        free(a);
-        free(b);
-        free(c);
-        tr_model_free(ref);
-        tr_model_free(fast);
-    }
-    /* a Q8_0 file quantized again keeps its bytes: rows are copied, not requantized */
-    char q8[256], again[256];
+    for (size_t i = 0; i < sizeof types / sizeof *types; i++)
+        tr_test_quantized_model(src, types[i], "cpu", i == 0 ? 64 : 0, 5e-4);
+    char q8[256];
     snprintf(q8, sizeof q8, "%s/default-q8_0.gguf", dir);
+    CHECK(tr_quantize(src, q8, "q8_0", 2, NULL, NULL) == TR_OK, "%s", tr_last_error());
+    /* a Q8_0 file quantized again keeps its bytes: rows are copied, not requantized */
+    char again[256];
     snprintf(again, sizeof again, "%s/again.gguf", dir);
     CHECK(tr_quantize(q8, again, NULL, 1, NULL, NULL) == TR_OK, "%s", tr_last_error());
     tr_model_file fa, fb;

@@ -8,6 +8,7 @@
 #include <time.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "backend.h"
 
@@ -334,4 +335,83 @@ tr_transition_params tr_test_transition_params(const cJSON *prm)
     tp.strategy = cJSON_IsString(strategy) && !strcmp(strategy->valuestring, "multi") ? TR_TRANSITION_MULTI
                                                                                        : TR_TRANSITION_ADDING;
     return tp;
+}
+
+/* n greedy tokens after prompt, one tr_eval per token; the logits of each step into *logits. */
+static int32_t *greedy_steps(tr_model *m, const int32_t *prompt, int n_prompt, int n, float **logits)
+{
+    int V = tr_model_n_vocab(m);
+    tr_context_params cp = tr_context_default_params();
+    cp.n_ctx = n_prompt + n + 1;
+    tr_context *c = NULL;
+    int32_t *out = malloc((size_t)n * sizeof *out);
+    *logits = malloc((size_t)n * (size_t)V * sizeof **logits);
+    if (!out || !*logits || tr_context_create(m, &cp, &c) != TR_OK || tr_eval(c, prompt, n_prompt, 0) != TR_OK) {
+        tr_context_free(c);
+        free(out);
+        return NULL;
+    }
+    for (int i = 0; i < n; i++) {
+        const float *l = tr_get_logits(c, -1);
+        memcpy(*logits + (size_t)i * V, l, (size_t)V * sizeof *l);
+        int32_t best = 0;
+        for (int v = 1; v < V; v++)
+            best = l[v] > l[best] ? v : best;
+        out[i] = best;
+        if (tr_eval(c, &best, 1, 0) != TR_OK) {
+            free(out);
+            out = NULL;
+            break;
+        }
+    }
+    tr_context_free(c);
+    return out;
+}
+
+double tr_test_quantized_model(const char *src, const char *type, const char *backend, int n_greedy, double bound)
+{
+    char path[256];
+    snprintf(path, sizeof path, "/tmp/transit_quant_%d_%s_%s.gguf", (int)getpid(), backend, type);
+    CHECK(tr_quantize(src, path, type, 2, NULL, NULL) == TR_OK, "quantize %s: %s", type, tr_last_error());
+    tr_model *m = tr_test_load_path(path, backend), *r = tr_test_load_path(path, "cpu-ref");
+    /* 20 tokens: past every backend's matrix-vector size (16 on the CPU), so prefill takes the panels */
+    const int32_t ids[20] = {1, 403, 281, 7, 99, 300, 12, 45, 260, 31, 77, 150, 200, 5, 88, 410, 333, 64, 128, 256};
+    const int n_ids = 20;
+    double worst = INFINITY;
+    if (m && r) {
+        float *a = tr_test_eval_all(r, ids, n_ids, 0, NULL, 0), *b = tr_test_eval_all(m, ids, n_ids, 0, NULL, 0),
+              *c = tr_test_eval_all(m, ids, n_ids, 3, NULL, 1);
+        size_t n = (size_t)n_ids * (size_t)tr_model_n_vocab(r);
+        double e1 = a && b ? tr_nmse(a, b, n) : INFINITY, e2 = a && c ? tr_nmse(a, c, n) : INFINITY;
+        worst = e1 > e2 ? e1 : e2;
+        CHECK(worst <= bound, "%s as %s on %s: logits NMSE %.3g (prefill) %.3g (chunks of 3)", src, type, backend, e1,
+              e2);
+        float *la = NULL, *lb = NULL;
+        int32_t *want = n_greedy ? greedy_steps(r, ids, n_ids, n_greedy, &la) : NULL;
+        int32_t *got = n_greedy ? greedy_steps(m, ids, n_ids, n_greedy, &lb) : NULL;
+        int same = 0, V = tr_model_n_vocab(r);
+        CHECK(!n_greedy || (want && got), "%s as %s on %s: greedy decoding failed: %s", src, type, backend,
+              tr_last_error());
+        while (want && got && same < n_greedy && want[same] == got[same])
+            same++;
+        if (want && got && same < n_greedy) {
+            const float *l = la + (size_t)same * V;
+            double gap = fabs((double)l[want[same]] - (double)l[got[same]]);
+            CHECK(gap < 1e-4, "%s as %s on %s: greedy token %d is %d, the reference's %d (gap %.3g)", src, type,
+                  backend, same, got[same], want[same], gap);
+        }
+        printf("%s as %s on %s: logits NMSE %.2e (prefill), %.2e (chunks of 3); %d of %d greedy tokens identical\n",
+               src, type, backend, e1, e2, same, n_greedy);
+        free(a);
+        free(b);
+        free(c);
+        free(want);
+        free(got);
+        free(la);
+        free(lb);
+    }
+    tr_model_free(m);
+    tr_model_free(r);
+    remove(path);
+    return worst;
 }

@@ -85,4 +85,10 @@ tr_transition_params tr_test_transition_params(const struct cJSON *params);
  * {hd * Hkv, C}: the tie margin of design §6. Tests redraw inputs until it is >= 1e-5. */
 double tr_test_transition_margin(const tr_tensor *q, const tr_tensor *k, const tr_attn_params *ap, const float *qd,
                                  const float *kd);
+/* A model quantized to type (tr_quantize into /tmp) on backend against cpu-ref: the logits of every
+ * position of a 20-token prompt, prefilled whole and in chunks of 3 (decode's kernels), within bound,
+ * and n_greedy greedy tokens the same, one at a time (a near tie, a logit gap below 1e-4, ends the
+ * comparison legitimately). Returns the worst NMSE (a failure is a test failure). */
+double tr_test_quantized_model(const char *src, const char *type, const char *backend, int n_greedy, double bound);
+
 #endif

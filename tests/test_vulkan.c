@@ -328,6 +328,11 @@ int main(void)
     TIMED(e2e_greedy("models/stories260K/hf", "models/stories260K/expected_greedy.json"));
     TIMED(e2e_greedy("models/aidreams260K/hf", "models/aidreams260K/expected_greedy.json"));
     printf("e2e worst logits NMSE: plain %.2e, transition %.2e\n", e2e_worst_plain, e2e_worst_transition);
+    /* quantized models (docs/quantization.md): the default model in four types, design §10's bound */
+    static const char *const qtypes[] = {"q8_0", "q4_0", "q4_k_m", "q6_k"};
+    for (int i = 0; i < 4; i++)
+        TIMED(tr_test_quantized_model(TR_GOLDEN_DIR "/../../models/default/transit-default.gguf", qtypes[i], "vulkan",
+                                      16, 5e-4));
 
     char last[1024];
     long msgs = tr_vulkan_validation_messages(last, sizeof last);
