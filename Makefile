@@ -5,7 +5,7 @@
 # make emu (the CUDA kernels under a CPU emulation, when nvcc is installed), make deps (install the
 # Debian packages transit needs).
 
-MODEL ?= models/default/transit-default.gguf
+MODEL ?= models/default
 PROMPT ?= First Citizen:
 JOBS ?= $(shell nproc)
 DEBIAN_PACKAGES = cmake make gcc libc6-dev pkg-config libopenblas-dev libcjson-dev libpcre2-dev python3 \

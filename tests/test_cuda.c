@@ -620,7 +620,7 @@ int main(int argc, char **argv)
         e2e_sinks(0);
         static const char *const qtypes[] = {"q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q4_k_m", "q5_k_m", "q6_k"};
         for (int i = 0; i < 8; i++) /* the default model: rows of 256 and 640, every type */
-            tr_test_quantized_model(TR_GOLDEN_DIR "/../../models/default/transit-default.gguf", qtypes[i], "cuda", 32,
+            tr_test_quantized_model(TR_GOLDEN_DIR "/../../models/default", qtypes[i], "cuda", 32,
                                     5e-4);
     }
 

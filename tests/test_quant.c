@@ -184,7 +184,7 @@ static void test_models(void)
         CHECK(0, "mkdtemp");
         return;
     }
-    const char *src = TR_GOLDEN_DIR "/../../models/default/transit-default.gguf";
+    const char *src = TR_GOLDEN_DIR "/../../models/default";
     for (size_t i = 0; i < sizeof types / sizeof *types; i++)
         tr_test_quantized_model(src, types[i], "cpu", i == 0 ? 64 : 0, 5e-4);
     char q8[256];

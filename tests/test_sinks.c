@@ -84,7 +84,7 @@ static void test_before_first_trim(void)
 /* Memory is flat however long generation runs: the default model, 4 sinks + 252. */
 static void test_constant_memory(void)
 {
-    tr_model *m = tr_test_load_path(TR_GOLDEN_DIR "/../../models/default/transit-default.gguf", "cpu");
+    tr_model *m = tr_test_load_path(TR_GOLDEN_DIR "/../../models/default", "cpu");
     if (!m)
         return;
     tr_context_params cp = tr_context_default_params();

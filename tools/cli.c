@@ -202,7 +202,7 @@ tr_context_params cli_context_params(const cli_opts *o, const tr_model *m, int n
 }
 
 #ifndef TR_DEFAULT_MODEL
-#define TR_DEFAULT_MODEL "models/default/transit-default.gguf"
+#define TR_DEFAULT_MODEL "models/default"
 #endif
 
 const char *cli_model_path(const cli_opts *o) { return o->model ? o->model : TR_DEFAULT_MODEL; }

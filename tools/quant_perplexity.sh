@@ -13,7 +13,7 @@ LB=${1:?usage: tools/quant_perplexity.sh LLAMA_BIN_DIR [OUT_DIR]}
 OUT=${2:-/tmp/transit-quant-ppl}
 mkdir -p "$OUT"
 python3 -c "t=open('../shared/corpus/tinyshakespeare.txt').read(); i=t.index('\n', int(len(t)*0.9))+1; open('$OUT/heldout.txt','w').write(t[i:])"
-SRC=models/default/transit-default.gguf
+SRC=models/default
 score() { # file -> "transit llama"
   local tp lp
   tp=$(build/transit perplexity -m "$1" -f "$OUT/heldout.txt" -c 256 --second-half -t 2 2>&1 | grep -o "perplexity: [0-9.]*" | tail -1 | cut -d' ' -f2)
