@@ -1,11 +1,13 @@
 /* kernels_quant.c: matrix products with quantized weights on the CPU (design §10).
  *
  * Decode (a few tokens) reads each weight block once and never expands it to floats: the
- * activations are rounded to 8 bits per block of 32 (one float scale per block, as llama.cpp's CPU
- * path does; the op's bound allows it, core/ir.h), and each weight block's integer levels meet them
- * in integer dot products (AVX2 maddubs / madd), scaled once per block. Level offsets (Q4_0's -8,
- * Q6_K's -32, the k-quants' minima) are folded in through the activations' block sums, so the
- * inner loops work on unsigned levels only.
+ * activations are rounded to 8 bits (one float scale per block of 32 for the 32-weight types, per
+ * super-block of 256 for the k-quants with AVX2, as llama.cpp's CPU path does; the op's bound allows
+ * it, core/ir.h), and each weight block's integer levels meet them in integer dot products (AVX2
+ * maddubs / madd): scaled once per block of 32, or, for the k-quants, summed with their sub-block
+ * scales in integers over a whole super-block and scaled once. Level offsets (Q4_0's -8, Q6_K's
+ * -32, the k-quants' minima) are folded in through the activations' block sums, so the inner loops
+ * work on unsigned levels only.
  * Prefill (many tokens) goes through kernels_fast.c: rows dequantized into a float panel for
  * OpenBLAS's sgemm, the same path as f16 weights. */
 #include <math.h>
@@ -15,9 +17,13 @@
 #include "quant.h"
 #include "half.h"
 
-#if defined(__AVX2__) && defined(__FMA__)
+#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
 #include <immintrin.h>
 #define TR_QAVX2 1
+/* a block's f16 scale: the hardware conversion (exact, as tr_f16_to_f32's) */
+#define F16(h) _cvtsh_ss(h)
+#else
+#define F16(h) tr_f16_to_f32(h)
 #endif
 
 #define ROWS_PER_TASK 16
@@ -112,7 +118,7 @@ static float row_q8_0(const void *row, const q8x_block *x, int64_t nb)
         __m256i wq = _mm256_loadu_si256((const __m256i *)w[b].qs), xq = _mm256_loadu_si256((const __m256i *)x[b].qs);
         __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(wq, wq), _mm256_sign_epi8(xq, wq));
         __m256i s = _mm256_madd_epi16(p, _mm256_set1_epi16(1));
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(tr_f16_to_f32(w[b].d) * x[b].d), acc);
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(F16(w[b].d) * x[b].d), acc);
     }
     return hsum8(acc);
 #else
@@ -121,7 +127,7 @@ static float row_q8_0(const void *row, const q8x_block *x, int64_t nb)
         int s = 0;
         for (int j = 0; j < 32; j++)
             s += w[b].qs[j] * x[b].qs[j];
-        sum += tr_f16_to_f32(w[b].d) * x[b].d * (float)s;
+        sum += F16(w[b].d) * x[b].d * (float)s;
     }
     return sum;
 #endif
@@ -141,10 +147,10 @@ static float row_q4q5(tr_dtype t, const void *row, const q8x_block *x, int64_t n
 #endif
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *blk = (const uint8_t *)row + (size_t)b * bsize;
-        float d = tr_f16_to_f32((uint16_t)(blk[0] | blk[1] << 8)), m = 0;
+        float d = F16((uint16_t)(blk[0] | blk[1] << 8)), m = 0;
         const uint8_t *qh = NULL, *qs;
         if (affine)
-            m = tr_f16_to_f32((uint16_t)(blk[2] | blk[3] << 8));
+            m = F16((uint16_t)(blk[2] | blk[3] << 8));
         qh = five ? blk + (affine ? 4 : 2) : NULL;
         qs = blk + (affine ? 4 : 2) + (five ? 4 : 0);
         float dx = d * x[b].d;
@@ -173,39 +179,153 @@ static float row_q4q5(tr_dtype t, const void *row, const q8x_block *x, int64_t n
 #endif
 }
 
-/* Q4_K / Q5_K: 8 sub-blocks of 32, w = d sc_s u - dmin m_s. x block 8 i + s meets sub-block s. */
-static float row_k45(int five, const void *row, const q8x_block *x, int64_t nsuper)
+#if TR_QAVX2
+/* ---- the k-quants with activations per super-block (AVX2) ----------------------------------------- */
+
+/* 256 activations as d * qs (one scale, as llama.cpp's Q8_K) with the sums of each 16: a whole
+ * super-block's integer products then add up in integers, scaled once. */
+typedef struct {
+    float d;
+    int16_t bsums[16]; /* sums of each 16 (Q6_K's sub-blocks) */
+    int16_t bsum32[8]; /* sums of each 32 (Q4_K's and Q5_K's) */
+    int8_t qs[256];
+} q8k_block;
+
+static void quantize_x_k(const float *x, int64_t K, q8k_block *out)
+{
+    for (int64_t b = 0; b < K / 256; b++) {
+        const float *v = x + 256 * b;
+        float amax = 0;
+        for (int j = 0; j < 256; j++)
+            amax = fmaxf(amax, fabsf(v[j]));
+        float d = amax / 127, id = d > 0 ? 1 / d : 0;
+        q8k_block *o = &out[b];
+        o->d = d;
+        for (int g = 0; g < 16; g++) {
+            int sum = 0;
+            for (int j = 16 * g; j < 16 * g + 16; j++) {
+                int q = (int)lrintf(v[j] * id);
+                o->qs[j] = (int8_t)(q > 127 ? 127 : q < -127 ? -127 : q);
+                sum += o->qs[j];
+            }
+            o->bsums[g] = (int16_t)sum;
+        }
+        for (int s = 0; s < 8; s++)
+            o->bsum32[s] = (int16_t)(o->bsums[2 * s] + o->bsums[2 * s + 1]);
+    }
+}
+
+/* The 12 bytes of Q4_K / Q5_K scales as 8 scales (sc) and 8 minima (m), all at once: the same values
+ * as tr_k_scale_min, with 32-bit masks instead of a branch per sub-block. */
+static inline void k_scales_unpack(const uint8_t scales[12], uint8_t sc[8], uint8_t m[8])
+{
+    uint32_t u[3], out[4];
+    memcpy(u, scales, 12);
+    out[0] = u[0] & 0x3f3f3f3fu;                                                 /* sc 0-3 */
+    out[1] = (u[2] & 0x0f0f0f0fu) | ((u[0] >> 6) & 0x03030303u) << 4;            /* sc 4-7 */
+    out[2] = u[1] & 0x3f3f3f3fu;                                                 /* m 0-3 */
+    out[3] = ((u[2] >> 4) & 0x0f0f0f0fu) | ((u[1] >> 6) & 0x03030303u) << 4;     /* m 4-7 */
+    memcpy(sc, out, 8);
+    memcpy(m, out + 2, 8);
+}
+
+static inline int hsum_epi32_128(__m128i v)
+{
+    v = _mm_add_epi32(v, _mm_shuffle_epi32(v, 0x4e));
+    v = _mm_add_epi32(v, _mm_shuffle_epi32(v, 0xb1));
+    return _mm_cvtsi128_si32(v);
+}
+
+/* Q4_K / Q5_K: per super-block, sum_s sc_s (u . x)_s in integers (madd with the scale), the minima
+ * through the sums: w . x = d dx sum_s sc_s (u . x)_s - dmin dx sum_s m_s (sum of x)_s. */
+static float row_k45_k(int five, const void *row, const q8k_block *x, int64_t nsuper)
 {
     const size_t bsize = five ? sizeof(tr_block_q5_K) : sizeof(tr_block_q4_K);
-    float corr = 0;
-#if TR_QAVX2
+    const __m256i low4 = _mm256_set1_epi8(0x0F);
     __m256 acc = _mm256_setzero_ps();
-#else
-    float acc = 0;
-#endif
+    float mins = 0;
     for (int64_t i = 0; i < nsuper; i++) {
         const uint8_t *blk = (const uint8_t *)row + (size_t)i * bsize;
         const tr_block_q4_K *b4 = (const tr_block_q4_K *)blk;
         const tr_block_q5_K *b5 = (const tr_block_q5_K *)blk;
-        float d = tr_f16_to_f32(b4->d), dmin = tr_f16_to_f32(b4->dmin); /* same offsets in both layouts */
+        const uint8_t *scales = five ? b5->scales : b4->scales, *qs = five ? b5->qs : b4->qs;
+        const q8k_block *xb = x + i;
+        uint8_t sc[8], m[8];
+        k_scales_unpack(scales, sc, m);
+        int msum = hsum_epi32_128(_mm_madd_epi16(_mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)m)),
+                                                 _mm_loadu_si128((const __m128i *)xb->bsum32)));
+        mins += F16(b4->dmin) * xb->d * (float)msum; /* d, dmin: the same offsets in both layouts */
+        __m256i qh = five ? _mm256_loadu_si256((const __m256i *)b5->qh) : _mm256_setzero_si256();
+        __m256i sumi = _mm256_setzero_si256();
+        for (int j = 0; j < 4; j++) { /* sub-blocks 2j (low nibbles) and 2j + 1 (high) */
+            __m256i v = _mm256_loadu_si256((const __m256i *)(qs + 32 * j));
+            __m256i lo = _mm256_and_si256(v, low4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
+            if (five) {
+                lo = _mm256_or_si256(lo, bits_to_16(qh, _mm256_set1_epi8((char)(1 << (2 * j)))));
+                hi = _mm256_or_si256(hi, bits_to_16(qh, _mm256_set1_epi8((char)(1 << (2 * j + 1)))));
+            }
+            __m256i plo = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(xb->qs + 64 * j)));
+            __m256i phi = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(xb->qs + 64 * j + 32)));
+            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(plo, _mm256_set1_epi16((short)sc[2 * j])));
+            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(phi, _mm256_set1_epi16((short)sc[2 * j + 1])));
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(F16(b4->d) * xb->d), _mm256_cvtepi32_ps(sumi), acc);
+    }
+    return hsum8(acc) - mins;
+}
+
+/* Q6_K: per super-block, sum_s sc_s (u . x)_s in integers; the levels' offset of 32 through the sums. */
+static float row_q6_K_k(const void *row, const q8k_block *x, int64_t nsuper)
+{
+    const tr_block_q6_K *w = row;
+    __m256 acc = _mm256_setzero_ps();
+    float offs = 0;
+    for (int64_t i = 0; i < nsuper; i++) {
+        const q8k_block *xb = x + i;
+        __m256i os = _mm256_madd_epi16(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)w[i].scales)),
+                                       _mm256_loadu_si256((const __m256i *)xb->bsums));
+        int osum = hsum_epi32_128(_mm_add_epi32(_mm256_castsi256_si128(os), _mm256_extracti128_si256(os, 1)));
+        float d = F16(w[i].d) * xb->d;
+        offs += 32.0f * d * (float)osum;
+        __m256i sumi = _mm256_setzero_si256();
+        for (int half = 0; half < 2; half++) {
+            const uint8_t *ql = w[i].ql + 64 * half, *qh = w[i].qh + 32 * half;
+            const int8_t *sc = w[i].scales + 8 * half;
+            __m256i h = _mm256_loadu_si256((const __m256i *)qh);
+            for (int g = 0; g < 4; g++) { /* levels 32 g .. 32 g + 32 of this half: sub-blocks 2g, 2g + 1 */
+                __m256i v = _mm256_loadu_si256((const __m256i *)(ql + (g % 2) * 32));
+                __m256i low = _mm256_and_si256(g >= 2 ? _mm256_srli_epi16(v, 4) : v, _mm256_set1_epi8(0x0F));
+                __m256i high = _mm256_and_si256(_mm256_srli_epi16(h, 2 * g), _mm256_set1_epi8(3));
+                __m256i u = _mm256_or_si256(low, _mm256_slli_epi16(high, 4));
+                __m256i p = _mm256_maddubs_epi16(u, _mm256_loadu_si256((const __m256i *)(xb->qs + 128 * half + 32 * g)));
+                __m256i scale = _mm256_set_m128i(_mm_set1_epi16((short)sc[2 * g + 1]), _mm_set1_epi16((short)sc[2 * g]));
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, scale));
+            }
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+    }
+    return hsum8(acc) - offs;
+}
+#else
+/* ---- the k-quants, portable: activations per block of 32 ------------------------------------------ */
+
+/* Q4_K / Q5_K: 8 sub-blocks of 32, w = d sc_s u - dmin m_s. x block 8 i + s meets sub-block s. */
+static float row_k45(int five, const void *row, const q8x_block *x, int64_t nsuper)
+{
+    const size_t bsize = five ? sizeof(tr_block_q5_K) : sizeof(tr_block_q4_K);
+    float corr = 0, acc = 0;
+    for (int64_t i = 0; i < nsuper; i++) {
+        const uint8_t *blk = (const uint8_t *)row + (size_t)i * bsize;
+        const tr_block_q4_K *b4 = (const tr_block_q4_K *)blk;
+        const tr_block_q5_K *b5 = (const tr_block_q5_K *)blk;
+        float d = F16(b4->d), dmin = F16(b4->dmin); /* same offsets in both layouts */
         const uint8_t *scales = five ? b5->scales : b4->scales, *qs = five ? b5->qs : b4->qs;
         const q8x_block *xs = x + 8 * i;
-#if TR_QAVX2
-        __m256i qh = five ? _mm256_loadu_si256((const __m256i *)b5->qh) : _mm256_setzero_si256();
-#endif
         for (int s = 0; s < 8; s++) {
             int sc, m;
             tr_k_scale_min(scales, s, &sc, &m);
             corr -= dmin * (float)m * xs[s].d * (float)(xs[s].sum[0] + xs[s].sum[1]);
             const uint8_t *q = qs + 32 * (s / 2);
-#if TR_QAVX2
-            __m256i v = _mm256_loadu_si256((const __m256i *)q);
-            __m256i u = _mm256_and_si256(s % 2 ? _mm256_srli_epi16(v, 4) : v, _mm256_set1_epi8(0x0F));
-            if (five)
-                u = _mm256_or_si256(u, bits_to_16(qh, _mm256_set1_epi8((char)(1 << s))));
-            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot32_u8(u, xs[s].qs)), _mm256_set1_ps(d * (float)sc * xs[s].d),
-                                  acc);
-#else
             uint8_t u[32];
             for (int l = 0; l < 32; l++) {
                 u[l] = (uint8_t)(s % 2 ? q[l] >> 4 : q[l] & 0xF);
@@ -213,28 +333,18 @@ static float row_k45(int five, const void *row, const q8x_block *x, int64_t nsup
                     u[l] |= (uint8_t)(((b5->qh[l] >> s) & 1) << 4);
             }
             acc += d * (float)sc * xs[s].d * (float)dot32_scalar(u, xs[s].qs);
-#endif
         }
     }
-#if TR_QAVX2
-    return hsum8(acc) + corr;
-#else
     return acc + corr;
-#endif
 }
 
 /* Q6_K: 16 sub-blocks of 16, w = d sc_s (u - 32); each group of 32 levels spans two sub-blocks. */
 static float row_q6_K(const void *row, const q8x_block *x, int64_t nsuper)
 {
     const tr_block_q6_K *w = row;
-    float corr = 0;
-#if TR_QAVX2
-    __m256 acc = _mm256_setzero_ps();
-#else
-    float acc = 0;
-#endif
+    float corr = 0, acc = 0;
     for (int64_t i = 0; i < nsuper; i++) {
-        float d = tr_f16_to_f32(w[i].d);
+        float d = F16(w[i].d);
         for (int half = 0; half < 2; half++) {
             const uint8_t *ql = w[i].ql + 64 * half, *qh = w[i].qh + 32 * half;
             const int8_t *sc = w[i].scales + 8 * half;
@@ -243,18 +353,7 @@ static float row_q6_K(const void *row, const q8x_block *x, int64_t nsuper)
                 int s0 = sc[2 * g], s1 = sc[2 * g + 1];
                 corr -= d * xb->d * 32.0f * (float)(s0 * xb->sum[0] + s1 * xb->sum[1]);
                 const uint8_t *lo = ql + (g % 2) * 32;
-                int shift = 2 * g;
-#if TR_QAVX2
-                __m256i v = _mm256_loadu_si256((const __m256i *)lo);
-                __m256i low = _mm256_and_si256(g >= 2 ? _mm256_srli_epi16(v, 4) : v, _mm256_set1_epi8(0x0F));
-                __m256i h = _mm256_loadu_si256((const __m256i *)qh);
-                __m256i high = _mm256_and_si256(_mm256_srli_epi16(h, shift), _mm256_set1_epi8(3));
-                __m256i u = _mm256_or_si256(low, _mm256_slli_epi16(high, 4));
-                __m256i p = _mm256_maddubs_epi16(u, _mm256_loadu_si256((const __m256i *)xb->qs));
-                __m256i scale = _mm256_set_m128i(_mm_set1_epi16((short)s1), _mm_set1_epi16((short)s0));
-                acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(p, scale)), _mm256_set1_ps(d * xb->d), acc);
-#else
-                int dot0 = 0, dot1 = 0;
+                int shift = 2 * g, dot0 = 0, dot1 = 0;
                 for (int l = 0; l < 32; l++) {
                     int u = ((g >= 2 ? lo[l] >> 4 : lo[l] & 0xF) | ((qh[l] >> shift) & 3) << 4);
                     if (l < 16)
@@ -263,24 +362,47 @@ static float row_q6_K(const void *row, const q8x_block *x, int64_t nsuper)
                         dot1 += u * xb->qs[l];
                 }
                 acc += d * xb->d * (float)(s0 * dot0 + s1 * dot1);
-#endif
             }
         }
     }
-#if TR_QAVX2
-    return hsum8(acc) + corr;
-#else
     return acc + corr;
+}
+#endif
+
+/* Whether type t's activations are rounded per super-block (q8k_block) rather than per 32. */
+static int per_super_block(tr_dtype t)
+{
+#if TR_QAVX2
+    return t == TR_Q4_K || t == TR_Q5_K || t == TR_Q6_K;
+#else
+    (void)t;
+    return 0;
 #endif
 }
 
-static float row_dot(tr_dtype t, const void *row, const q8x_block *x, int64_t K)
+/* Bytes of one token's rounded activations. */
+static size_t x_bytes(tr_dtype t, int64_t K)
+{
+#if TR_QAVX2
+    if (per_super_block(t))
+        return (size_t)(K / 256) * sizeof(q8k_block);
+#endif
+    return (size_t)(K / 32) * sizeof(q8x_block);
+}
+
+static float row_dot(tr_dtype t, const void *row, const void *x, int64_t K)
 {
     switch (t) {
     case TR_Q8_0: return row_q8_0(row, x, K / 32);
+#if TR_QAVX2
+    case TR_Q4_K: return row_k45_k(0, row, x, K / 256);
+    case TR_Q5_K: return row_k45_k(1, row, x, K / 256);
+    case TR_Q6_K: return row_q6_K_k(row, x, K / 256);
+#else
     case TR_Q4_K: return row_k45(0, row, x, K / 256);
     case TR_Q5_K: return row_k45(1, row, x, K / 256);
     case TR_Q6_K: return row_q6_K(row, x, K / 256);
+#endif
     default: return row_q4q5(t, row, x, K / 32);
     }
 }
@@ -290,7 +412,8 @@ static float row_dot(tr_dtype t, const void *row, const q8x_block *x, int64_t K)
 typedef struct {
     tr_tensor *dst;
     const tr_tensor *w;
-    const q8x_block *xq; /* [T][K / 32] */
+    const char *xq; /* T tokens' rounded activations, x_stride bytes each */
+    size_t x_stride;
     int64_t K, N, T;
 } qgemv_job;
 
@@ -302,14 +425,14 @@ static void qgemv_task(void *arg, int task, int thread)
     for (int64_t n = n0; n < n1; n++) {
         const void *row = tr_at(j->w, 0, n, 0);
         for (int64_t t = 0; t < j->T; t++)
-            ((float *)tr_at(j->dst, 0, t, 0))[n] = row_dot(j->w->dtype, row, j->xq + t * (j->K / 32), j->K);
+            ((float *)tr_at(j->dst, 0, t, 0))[n] = row_dot(j->w->dtype, row, j->xq + (size_t)t * j->x_stride, j->K);
     }
 }
 
 size_t tr_matmul_quant_scratch_floats(const tr_tensor *dst)
 {
     const tr_tensor *x = dst->src[0];
-    return ((size_t)x->ne[1] * (size_t)(x->ne[0] / 32) * sizeof(q8x_block) + sizeof(float) - 1) / sizeof(float);
+    return ((size_t)x->ne[1] * x_bytes(dst->src[1]->dtype, x->ne[0]) + sizeof(float) - 1) / sizeof(float);
 }
 
 int matmul_quant_gemv(tr_cpu_state *st, tr_tensor *dst)
@@ -318,10 +441,18 @@ int matmul_quant_gemv(tr_cpu_state *st, tr_tensor *dst)
     int64_t K = x->ne[0], N = w->ne[1], T = x->ne[1];
     if (!tr_cpu_scratch_reserve(st, tr_matmul_quant_scratch_floats(dst)))
         return 0;
-    q8x_block *xq = (q8x_block *)st->scratch; /* thread 0's scratch: the workers only read it */
-    for (int64_t t = 0; t < T; t++)
-        quantize_x(tr_at(x, 0, t, 0), K, xq + t * (K / 32));
-    qgemv_job j = {dst, w, xq, K, N, T};
+    char *xq = (char *)st->scratch; /* thread 0's scratch: the workers only read it */
+    size_t stride = x_bytes(w->dtype, K);
+    for (int64_t t = 0; t < T; t++) {
+#if TR_QAVX2
+        if (per_super_block(w->dtype)) {
+            quantize_x_k(tr_at(x, 0, t, 0), K, (q8k_block *)(xq + (size_t)t * stride));
+            continue;
+        }
+#endif
+        quantize_x(tr_at(x, 0, t, 0), K, (q8x_block *)(xq + (size_t)t * stride));
+    }
+    qgemv_job j = {dst, w, xq, stride, K, N, T};
     tr_pool_run(st->pool, (int)((N + ROWS_PER_TASK - 1) / ROWS_PER_TASK), qgemv_task, &j);
     return 1;
 }
