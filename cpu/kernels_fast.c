@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "kernels.h"
+#include "simd.h"
 
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
 #include <immintrin.h>
@@ -22,14 +23,6 @@
 #define CONVERT_TASKS 8
 
 #if TR_HAVE_AVX2
-static inline float hsum256(__m256 v)
-{
-    __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
-    lo = _mm_add_ps(lo, hi);
-    lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
-    lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
-    return _mm_cvtss_f32(lo);
-}
 static inline __m256 load8(const void *w, tr_dtype dt, int64_t i)
 {
     switch (dt) {
@@ -59,7 +52,7 @@ static float dot_row(const float *x, const void *w, tr_dtype dt, int64_t K)
     }
     for (; k + 8 <= K; k += 8)
         a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + k), load8(w, dt, k), a0);
-    sum = hsum256(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+    sum = tr_hsum256(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
 #else
     if (dt == TR_F32) {
         const float *wf = w;

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "kernels.h"
+#include "simd.h"
 #include "quant.h"
 #include "half.h"
 
@@ -35,27 +36,35 @@ typedef struct {
     int8_t qs[32];
 } q8x_block;
 
+/* n values as d * q with q in [-127, 127], d from the largest magnitude; returns d. */
+static float round_to_int8(const float *v, int n, int8_t *q)
+{
+    float amax = 0;
+    for (int j = 0; j < n; j++)
+        amax = fmaxf(amax, fabsf(v[j]));
+    float d = amax / 127, id = d > 0 ? 1 / d : 0;
+    for (int j = 0; j < n; j++) {
+        int r = (int)lrintf(v[j] * id);
+        q[j] = (int8_t)(r > 127 ? 127 : r < -127 ? -127 : r);
+    }
+    return d;
+}
+
+static int sum_int8(const int8_t *q, int n)
+{
+    int s = 0;
+    for (int j = 0; j < n; j++)
+        s += q[j];
+    return s;
+}
+
 static void quantize_x(const float *x, int64_t K, q8x_block *out)
 {
     for (int64_t b = 0; b < K / 32; b++) {
-        const float *v = x + 32 * b;
-        float amax = 0;
-        for (int j = 0; j < 32; j++)
-            amax = fmaxf(amax, fabsf(v[j]));
-        float d = amax / 127, id = d > 0 ? 1 / d : 0;
         q8x_block *o = &out[b];
-        o->d = d;
-        int s0 = 0, s1 = 0;
-        for (int j = 0; j < 32; j++) {
-            int q = (int)lrintf(v[j] * id);
-            o->qs[j] = (int8_t)(q > 127 ? 127 : q < -127 ? -127 : q);
-            if (j < 16)
-                s0 += o->qs[j];
-            else
-                s1 += o->qs[j];
-        }
-        o->sum[0] = (int16_t)s0;
-        o->sum[1] = (int16_t)s1;
+        o->d = round_to_int8(x + 32 * b, 32, o->qs);
+        o->sum[0] = (int16_t)sum_int8(o->qs, 16);
+        o->sum[1] = (int16_t)sum_int8(o->qs + 16, 16);
     }
 }
 
@@ -71,14 +80,6 @@ static inline __m256i nibbles32(const uint8_t *qs) /* 16 bytes: low nibbles then
 {
     __m128i v = _mm_loadu_si128((const __m128i *)qs), m = _mm_set1_epi8(0x0F);
     return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(v, 4), m), _mm_and_si128(v, m));
-}
-static inline float hsum8(__m256 v)
-{
-    __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
-    lo = _mm_add_ps(lo, hi);
-    lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
-    lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
-    return _mm_cvtss_f32(lo);
 }
 /* The fifth bits of 32 levels: bit `bit` of each byte of qh32 (Q5_K), or bit j of a uint32 (Q5_0/1). */
 static inline __m256i bits_to_16(__m256i bytes, __m256i mask)
@@ -120,7 +121,7 @@ static float row_q8_0(const void *row, const q8x_block *x, int64_t nb)
         __m256i s = _mm256_madd_epi16(p, _mm256_set1_epi16(1));
         acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(F16(w[b].d) * x[b].d), acc);
     }
-    return hsum8(acc);
+    return tr_hsum256(acc);
 #else
     float sum = 0;
     for (int64_t b = 0; b < nb; b++) {
@@ -173,7 +174,7 @@ static float row_q4q5(tr_dtype t, const void *row, const q8x_block *x, int64_t n
 #endif
     }
 #if TR_QAVX2
-    return hsum8(acc) + corr;
+    return tr_hsum256(acc) + corr;
 #else
     return acc + corr;
 #endif
@@ -194,22 +195,10 @@ typedef struct {
 static void quantize_x_k(const float *x, int64_t K, q8k_block *out)
 {
     for (int64_t b = 0; b < K / 256; b++) {
-        const float *v = x + 256 * b;
-        float amax = 0;
-        for (int j = 0; j < 256; j++)
-            amax = fmaxf(amax, fabsf(v[j]));
-        float d = amax / 127, id = d > 0 ? 1 / d : 0;
         q8k_block *o = &out[b];
-        o->d = d;
-        for (int g = 0; g < 16; g++) {
-            int sum = 0;
-            for (int j = 16 * g; j < 16 * g + 16; j++) {
-                int q = (int)lrintf(v[j] * id);
-                o->qs[j] = (int8_t)(q > 127 ? 127 : q < -127 ? -127 : q);
-                sum += o->qs[j];
-            }
-            o->bsums[g] = (int16_t)sum;
-        }
+        o->d = round_to_int8(x + 256 * b, 256, o->qs);
+        for (int g = 0; g < 16; g++)
+            o->bsums[g] = (int16_t)sum_int8(o->qs + 16 * g, 16);
         for (int s = 0; s < 8; s++)
             o->bsum32[s] = (int16_t)(o->bsums[2 * s] + o->bsums[2 * s + 1]);
     }
@@ -271,7 +260,7 @@ static float row_k45_k(int five, const void *row, const q8k_block *x, int64_t ns
         }
         acc = _mm256_fmadd_ps(_mm256_set1_ps(F16(b4->d) * xb->d), _mm256_cvtepi32_ps(sumi), acc);
     }
-    return hsum8(acc) - mins;
+    return tr_hsum256(acc) - mins;
 }
 
 /* Q6_K: per super-block, sum_s sc_s (u . x)_s in integers; the levels' offset of 32 through the sums. */
@@ -304,7 +293,7 @@ static float row_q6_K_k(const void *row, const q8k_block *x, int64_t nsuper)
         }
         acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
     }
-    return hsum8(acc) - offs;
+    return tr_hsum256(acc) - offs;
 }
 #else
 /* ---- the k-quants, portable: activations per block of 32 ------------------------------------------ */

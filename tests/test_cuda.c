@@ -350,37 +350,6 @@ static void e2e_transition(void)
     free(json);
 }
 
-/* n greedy tokens after prompt; logits of every step kept in *steps (n x V). */
-static int32_t *greedy(tr_model *m, const int32_t *prompt, int n_prompt, int n, const tr_transition_params *tp,
-                       float **steps)
-{
-    tr_context_params cp = tr_context_default_params();
-    cp.n_ctx = n_prompt + n + 1;
-    if (tp)
-        cp.transition = *tp;
-    tr_context *c;
-    if (tr_context_create(m, &cp, &c) != TR_OK) {
-        CHECK(0, "context: %s", tr_last_error());
-        return NULL;
-    }
-    int V = tr_model_n_vocab(m);
-    int32_t *out = malloc((size_t)n * sizeof *out);
-    *steps = malloc((size_t)n * V * sizeof **steps);
-    tr_status s = tr_eval(c, prompt, n_prompt, 0);
-    for (int i = 0; i < n && s == TR_OK; i++) {
-        const float *l = tr_get_logits(c, -1);
-        memcpy(*steps + (size_t)i * V, l, (size_t)V * sizeof *l);
-        int best = 0;
-        for (int v = 1; v < V; v++)
-            best = l[v] > l[best] ? v : best;
-        out[i] = best;
-        s = tr_eval(c, &out[i], 1, 0);
-    }
-    CHECK(s == TR_OK, "greedy: %s", tr_last_error());
-    tr_context_free(c);
-    return out;
-}
-
 /* Tokens equal, except after a step where the reference's two best logits tie within 1e-4 (a
  * legitimate flip); returns how many steps were compared. */
 static int same_tokens(const int32_t *want, const float *want_logits, const int32_t *got, int n, int V, const char *what)
@@ -418,8 +387,9 @@ static void e2e_greedy(const char *model_rel, const char *expected_rel)
         for (int i = 0; i < n && i < 1024; i++)
             want[i] = cJSON_GetArrayItem(gids, n_prompt + i)->valueint;
         float *lg = NULL, *le = NULL, *lp = NULL;
-        int32_t *got = greedy(m, prompt, n_prompt, n, NULL, &lg), *got_e = greedy(eager, prompt, n_prompt, n, NULL, &le);
-        int32_t *got_p = pdl ? greedy(pdl, prompt, n_prompt, n, NULL, &lp) : NULL;
+        int32_t *got = tr_test_greedy(m, prompt, n_prompt, n, NULL, &lg);
+        int32_t *got_e = tr_test_greedy(eager, prompt, n_prompt, n, NULL, &le);
+        int32_t *got_p = pdl ? tr_test_greedy(pdl, prompt, n_prompt, n, NULL, &lp) : NULL;
         if (got && got_p) { /* the same arithmetic, launched differently: the same bits */
             CHECK(memcmp(lg, lp, (size_t)n * V * sizeof *lg) == 0, "%s: logits differ with TRANSIT_CUDA_PDL=1",
                   model_rel);
@@ -467,7 +437,7 @@ static void e2e_greedy_transition(void)
         tr_transition_params tp = tr_context_default_params().transition;
         tp.enabled = 1;
         float *lw = NULL, *lg = NULL;
-        int32_t *want = greedy(r, ids, n, 64, &tp, &lw), *got = greedy(m, ids, n, 64, &tp, &lg);
+        int32_t *want = tr_test_greedy(r, ids, n, 64, &tp, &lw), *got = tr_test_greedy(m, ids, n, 64, &tp, &lg);
         if (want && got) {
             int k = same_tokens(want, lw, got, 64, tr_model_n_vocab(m), "greedy after a transition prompt");
             printf("stories260K: greedy after a 517-token transition prompt: %d of 64 tokens equal\n", k);

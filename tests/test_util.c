@@ -337,33 +337,33 @@ tr_transition_params tr_test_transition_params(const cJSON *prm)
     return tp;
 }
 
-/* n greedy tokens after prompt, one tr_eval per token; the logits of each step into *logits. */
-static int32_t *greedy_steps(tr_model *m, const int32_t *prompt, int n_prompt, int n, float **logits)
+int32_t *tr_test_greedy(tr_model *m, const int32_t *prompt, int n_prompt, int n, const tr_transition_params *tp,
+                        float **steps)
 {
-    int V = tr_model_n_vocab(m);
     tr_context_params cp = tr_context_default_params();
     cp.n_ctx = n_prompt + n + 1;
-    tr_context *c = NULL;
-    int32_t *out = malloc((size_t)n * sizeof *out);
-    *logits = malloc((size_t)n * (size_t)V * sizeof **logits);
-    if (!out || !*logits || tr_context_create(m, &cp, &c) != TR_OK || tr_eval(c, prompt, n_prompt, 0) != TR_OK) {
-        tr_context_free(c);
-        free(out);
+    if (tp)
+        cp.transition = *tp;
+    tr_context *c;
+    *steps = NULL;
+    if (tr_context_create(m, &cp, &c) != TR_OK) {
+        CHECK(0, "context: %s", tr_last_error());
         return NULL;
     }
-    for (int i = 0; i < n; i++) {
+    int V = tr_model_n_vocab(m);
+    int32_t *out = malloc((size_t)(n > 0 ? n : 1) * sizeof *out);
+    *steps = malloc((size_t)(n > 0 ? n : 1) * (size_t)V * sizeof **steps);
+    tr_status s = tr_eval(c, prompt, n_prompt, 0);
+    for (int i = 0; i < n && s == TR_OK; i++) {
         const float *l = tr_get_logits(c, -1);
-        memcpy(*logits + (size_t)i * V, l, (size_t)V * sizeof *l);
-        int32_t best = 0;
+        memcpy(*steps + (size_t)i * V, l, (size_t)V * sizeof *l);
+        int best = 0;
         for (int v = 1; v < V; v++)
             best = l[v] > l[best] ? v : best;
         out[i] = best;
-        if (tr_eval(c, &best, 1, 0) != TR_OK) {
-            free(out);
-            out = NULL;
-            break;
-        }
+        s = tr_eval(c, &out[i], 1, 0);
     }
+    CHECK(s == TR_OK, "greedy: %s", tr_last_error());
     tr_context_free(c);
     return out;
 }
@@ -387,8 +387,8 @@ double tr_test_quantized_model(const char *src, const char *type, const char *ba
         CHECK(worst <= bound, "%s as %s on %s: logits NMSE %.3g (prefill) %.3g (chunks of 3)", src, type, backend, e1,
               e2);
         float *la = NULL, *lb = NULL;
-        int32_t *want = n_greedy ? greedy_steps(r, ids, n_ids, n_greedy, &la) : NULL;
-        int32_t *got = n_greedy ? greedy_steps(m, ids, n_ids, n_greedy, &lb) : NULL;
+        int32_t *want = n_greedy ? tr_test_greedy(r, ids, n_ids, n_greedy, NULL, &la) : NULL;
+        int32_t *got = n_greedy ? tr_test_greedy(m, ids, n_ids, n_greedy, NULL, &lb) : NULL;
         int same = 0, V = tr_model_n_vocab(r);
         CHECK(!n_greedy || (want && got), "%s as %s on %s: greedy decoding failed: %s", src, type, backend,
               tr_last_error());

@@ -85,6 +85,11 @@ tr_transition_params tr_test_transition_params(const struct cJSON *params);
  * {hd * Hkv, C}: the tie margin of design §6. Tests redraw inputs until it is >= 1e-5. */
 double tr_test_transition_margin(const tr_tensor *q, const tr_tensor *k, const tr_attn_params *ap, const float *qd,
                                  const float *kd);
+/* n greedy tokens after prompt, one tr_eval per token (the transition's parameters tp, NULL: off);
+ * the logits of every step in *steps (n x V, caller frees). NULL (and a test failure) on error. */
+int32_t *tr_test_greedy(tr_model *m, const int32_t *prompt, int n_prompt, int n, const tr_transition_params *tp,
+                        float **steps);
+
 /* A model quantized to type (tr_quantize into /tmp) on backend against cpu-ref: the logits of every
  * position of a 20-token prompt, prefilled whole and in chunks of 3 (decode's kernels), within bound,
  * and n_greedy greedy tokens the same, one at a time (a near tie, a logit gap below 1e-4, ends the
