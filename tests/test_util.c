@@ -225,19 +225,27 @@ tr_model *tr_test_load_path(const char *path, const char *backend)
 
 tr_model *tr_test_load(const char *rel, const char *backend) { return tr_test_load_path(tr_shared(rel), backend); }
 
-float *tr_test_eval_all(tr_model *m, const int32_t *ids, int n, int n_batch, const tr_transition_params *tp,
-                        int announce)
+/* A context of n_ctx tokens, chunks of n_batch (0: whole), the transition's tp (NULL: off); NULL and
+ * a test failure when it cannot be made. */
+static tr_context *test_context(tr_model *m, int n_ctx, int n_batch, const tr_transition_params *tp)
 {
     tr_context_params cp = tr_context_default_params();
-    cp.n_ctx = n + 1;
+    cp.n_ctx = n_ctx;
     cp.n_batch = n_batch;
     if (tp)
         cp.transition = *tp;
-    tr_context *c;
-    if (tr_context_create(m, &cp, &c) != TR_OK) {
+    tr_context *c = NULL;
+    if (tr_context_create(m, &cp, &c) != TR_OK)
         CHECK(0, "context: %s", tr_last_error());
+    return c;
+}
+
+float *tr_test_eval_all(tr_model *m, const int32_t *ids, int n, int n_batch, const tr_transition_params *tp,
+                        int announce)
+{
+    tr_context *c = test_context(m, n + 1, n_batch, tp);
+    if (!c)
         return NULL;
-    }
     if (announce)
         tr_set_prompt_length(c, n);
     tr_status s = tr_eval(c, ids, n, 1);
@@ -340,16 +348,10 @@ tr_transition_params tr_test_transition_params(const cJSON *prm)
 int32_t *tr_test_greedy(tr_model *m, const int32_t *prompt, int n_prompt, int n, const tr_transition_params *tp,
                         float **steps)
 {
-    tr_context_params cp = tr_context_default_params();
-    cp.n_ctx = n_prompt + n + 1;
-    if (tp)
-        cp.transition = *tp;
-    tr_context *c;
     *steps = NULL;
-    if (tr_context_create(m, &cp, &c) != TR_OK) {
-        CHECK(0, "context: %s", tr_last_error());
+    tr_context *c = test_context(m, n_prompt + n + 1, 0, tp);
+    if (!c)
         return NULL;
-    }
     int V = tr_model_n_vocab(m);
     int32_t *out = malloc((size_t)(n > 0 ? n : 1) * sizeof *out);
     *steps = malloc((size_t)(n > 0 ? n : 1) * (size_t)V * sizeof **steps);
