@@ -48,6 +48,10 @@ typedef struct tr_backend_iface {
     /* Optional: the memory bandwidth decode is bound by, measured now (bytes/s; <= 0 if unknown):
      * the host's streaming read rate on the CPU, the device-to-device copy rate on a GPU. */
     double (*bandwidth)(tr_backend *b);
+    /* Optional, for host-memory backends: the rate at which the backend's threads read the n ranges
+     * (ptr[i], len[i]) themselves, as decode reads them: the model's own weights, the best of
+     * several passes (bytes/s). Preferred to bandwidth() when the weights stay in host memory. */
+    double (*read_rate)(tr_backend *b, const void *const *ptr, const size_t *len, int n);
     /* Optional: FLOP/s of the backend's matrix-product library (OpenBLAS, cuBLAS) on one product of
      * m tokens by n outputs by k inputs with weights of `type`, called as prefill calls it, measured
      * now; <= 0 if unknown. What prefill's products could reach (`transit bench`). */

@@ -248,7 +248,25 @@ int tr_model_is_eog(const tr_model *m, int32_t token)
 
 double tr_model_measure_bandwidth(tr_model *m)
 {
-    return m->backend->iface->bandwidth ? m->backend->iface->bandwidth(m->backend) : 0;
+    const tr_backend_iface *f = m->backend->iface;
+    if (f->read_rate && !m->weight_buffer) { /* weights in host memory: read them, as decode does */
+        int n = 0;
+        const void **ptr = malloc((size_t)m->weights.n_leaves * sizeof *ptr);
+        size_t *len = malloc((size_t)m->weights.n_leaves * sizeof *len);
+        for (int i = 0; ptr && len && i < m->weights.n_leaves; i++) {
+            const tr_tensor *t = m->weights.leaves[i];
+            if (t == m->tok_embd && m->output != m->tok_embd)
+                continue; /* decode reads one row of the embedding table */
+            ptr[n] = t->data;
+            len[n++] = tr_nbytes(t);
+        }
+        double rate = n ? f->read_rate(m->backend, ptr, len, n) : 0;
+        free(ptr);
+        free(len);
+        if (rate > 0)
+            return rate;
+    }
+    return f->bandwidth ? f->bandwidth(m->backend) : 0;
 }
 
 /* The type of the largest matrices (the layers' projections). */

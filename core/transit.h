@@ -256,10 +256,11 @@ typedef struct tr_memory_stats {
 } tr_memory_stats;
 void tr_context_memory(const tr_context *ctx, tr_memory_stats *stats);
 
-/* The memory bandwidth (bytes/s) that bounds decoding on the model's backend, measured now: the
- * host's streaming read rate for the CPU, device-to-device copy rate for GPUs. Decode reads every
- * weight once per token, so tokens/s <= bandwidth / weight bytes. Takes about a second; 0 if the
- * backend cannot measure it. */
+/* The memory bandwidth (bytes/s) that bounds decoding on the model's backend, measured now. On the
+ * CPU: the backend's threads reading the very bytes decode reads (every weight but the unused rows of
+ * the embedding table), the best of 5 passes, so decode's share of it stays below 100%. On GPUs:
+ * the device-to-device copy rate. Decode reads every weight once per token, so tokens/s <=
+ * bandwidth / weight bytes. Takes up to a few seconds; 0 if the backend cannot measure it. */
 double tr_model_measure_bandwidth(tr_model *model);
 
 /* FLOP/s of the model's backend's matrix-product library (OpenBLAS SGEMM on the CPU, cuBLAS on the

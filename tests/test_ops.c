@@ -94,6 +94,25 @@ static void test_memplan(void)
     op_release(&g);
 }
 
+/* The decode bound `transit bench` reads (cpu_read_rate): ranges of any length, chunks of 1 MiB and
+ * tails shorter than one load, spread over the threads; a rate, and none for no ranges. (How fast is
+ * a benchmark's business, not a test's.) */
+static void test_read_rate(tr_backend *b)
+{
+    size_t sizes[4] = {(size_t)3 << 20 | 5, 63, 1, (size_t)1 << 20};
+    const void *ptr[4];
+    char *mem[4];
+    for (int i = 0; i < 4; i++) {
+        mem[i] = calloc(1, sizes[i]);
+        ptr[i] = mem[i];
+    }
+    double r = b->iface->read_rate(b, ptr, sizes, 4);
+    CHECK(r > 0 && r < 1e15, "read rate %g", r);
+    CHECK(b->iface->read_rate(b, ptr, sizes, 0) == 0, "no ranges, no rate");
+    for (int i = 0; i < 4; i++)
+        free(mem[i]);
+}
+
 int main(void)
 {
     tr_backend_options ro = {.n_threads = 1, .reference = 1}, fo = {.n_threads = 3};
@@ -106,6 +125,7 @@ int main(void)
     op_cases_run(&cpu);
     test_rope_layouts();
     test_memplan();
+    test_read_rate(cpu.backend);
     op_print_summary();
     tr_backend_free(cpu.ref);
     tr_backend_free(cpu.backend);
