@@ -70,6 +70,7 @@ typedef struct chat_out {
     size_t run_len, run_cap;
     int32_t *ids; /* the caller's buffer; n counts past cap */
     int cap, n;
+    int encode;   /* the ids are wanted (tr_chat_render wants the text alone) */
     char *text; /* the caller's buffer for the rendered prompt; text_len counts past text_cap */
     size_t text_cap, text_len;
     int32_t *scratch; /* ids of one run */
@@ -117,6 +118,8 @@ static void put_str(chat_out *o, const char *s) { put_text(o, s, strlen(s)); }
 /* Encodes the pending text (a run between two special tokens). */
 static void flush(chat_out *o)
 {
+    if (!o->encode)
+        o->run_len = 0;
     if (o->err || o->run_len == 0)
         return;
     int n = 0;
@@ -323,8 +326,8 @@ tr_status tr_chat_apply(const tr_tokenizer *tok, tr_chat_format f, const tr_chat
         if (!msgs[i].role || !msgs[i].content)
             return tr_fail(TR_ERR_INVALID_ARG, "tr_chat_tokenize: message %d has no %s", i,
                            msgs[i].role ? "content" : "role");
-    chat_out o = {.tok = tok, .format = tr_chat_format_name(f), .ids = ids, .cap = cap, .text = text,
-                  .text_cap = text_cap};
+    chat_out o = {.tok = tok, .format = tr_chat_format_name(f), .ids = ids, .cap = cap, .n = 0,
+                  .encode = n_ids != NULL, .text = text, .text_cap = text_cap};
     switch (f) {
     case TR_CHAT_LLAMA3: write_llama3(&o, msgs, n, flags); break;
     case TR_CHAT_LLAMA2: write_llama2(&o, msgs, n, flags); break;
@@ -336,7 +339,7 @@ tr_status tr_chat_apply(const tr_tokenizer *tok, tr_chat_format f, const tr_chat
 
 tr_status tr_chat_turn_end_tokens(const tr_tokenizer *tok, tr_chat_format f, int32_t *ids, int cap, int *n)
 {
-    chat_out o = {.tok = tok, .format = tr_chat_format_name(f), .ids = ids, .cap = cap};
+    chat_out o = {.tok = tok, .format = tr_chat_format_name(f), .ids = ids, .cap = cap, .encode = 1};
     *n = 0;
     switch (f) {
     case TR_CHAT_LLAMA3: put_special(&o, "<|eot_id|>"); break;

@@ -245,25 +245,26 @@ static tr_status write_tensor(tr_gguf_writer *w, const tr_model_file *f, const t
     if (!out)
         return tr_fail(TR_ERR_NOMEM, "%s: out of memory converting '%s'", f->path, wt->name);
     /* quantizing is the slow part: threads share the rows; copies and float casts need none */
+    enum { MAX_THREADS = 64 };
     int threads = tr_dtype_is_quant(dt) && dt != wt->dtype ? n_threads : 1;
     if (threads > rows)
         threads = (int)rows;
-    rows_job jobs[64];
-    pthread_t tid[64];
+    if (threads > MAX_THREADS)
+        threads = MAX_THREADS;
+    rows_job jobs[MAX_THREADS];
+    pthread_t tid[MAX_THREADS];
     int started = 0, failed = 0;
-    for (int t = 0; t < threads && t < 64; t++)
-        jobs[t] = (rows_job){f, wt, dt, permute, threads < 64 ? threads : 64, t, out, 0};
-    for (int t = 1; t < threads && t < 64; t++, started++)
+    for (int t = 0; t < threads; t++)
+        jobs[t] = (rows_job){f, wt, dt, permute, threads, t, out, 0};
+    for (int t = 1; t < threads; t++, started++)
         if (pthread_create(&tid[t], NULL, convert_rows, &jobs[t]) != 0)
             break;
-    if (started < (threads < 64 ? threads : 64) - 1) { /* a thread would not start: do its rows here */
-        for (int t = started + 1; t < threads && t < 64; t++)
-            convert_rows(&jobs[t]);
-    }
+    for (int t = started + 1; t < threads; t++) /* a thread that would not start: its rows here */
+        convert_rows(&jobs[t]);
     convert_rows(&jobs[0]);
     for (int t = 1; t <= started; t++)
         pthread_join(tid[t], NULL);
-    for (int t = 0; t < threads && t < 64; t++)
+    for (int t = 0; t < threads; t++)
         failed |= jobs[t].failed;
     tr_status s = failed ? tr_fail(TR_ERR_NOMEM, "%s: out of memory converting '%s'", f->path, wt->name)
                          : tr_gguf_write_data(w, out, nbytes);

@@ -171,7 +171,7 @@ void matmul_fast(tr_cpu_state *st, tr_tensor *dst)
             matmul_ref(dst); /* no scratch for the rounded activations: slow, but right */
         return;
     }
-    if (T < GEMV_MAX_TOKENS && !tr_dtype_is_quant(w->dtype)) {
+    if (T < GEMV_MAX_TOKENS) {
         gemv_job j = {dst, x, w};
         tr_pool_run(st->pool, (int)((N + GEMV_ROWS_PER_TASK - 1) / GEMV_ROWS_PER_TASK), gemv_task, &j);
         return;

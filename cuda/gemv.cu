@@ -311,12 +311,8 @@ extern "C" cudaError_t trc_gemv(const trc_gemv_args *a, cudaStream_t s)
     if (a->mode == TRC_GEMV_PLAIN)
         for (int i = 1; i < a->n_mats; i++)
             rows += a->N[i];
-    int vw = a->dtype == TRC_F32 ? 4 : 8;
-    int vec = a->K % vw == 0 && aligned16(a->x);
-    for (int i = 0; i < a->n_mats; i++)
-        vec = vec && aligned16(a->w[i]);
     unsigned grid = (unsigned)((rows + GEMV_WARPS - 1) / GEMV_WARPS);
-    switch (a->dtype) { /* quantized: rows are whole blocks, x rows 16-byte aligned (the arena's) */
+    switch (a->dtype) { /* quantized: rows are whole blocks (launch_q looks at x's alignment) */
     case TRC_Q8_0: launch_q<TRC_Q8_0>(a, grid, s); return cudaGetLastError();
     case TRC_Q4_0: launch_q<TRC_Q4_0>(a, grid, s); return cudaGetLastError();
     case TRC_Q4_1: launch_q<TRC_Q4_1>(a, grid, s); return cudaGetLastError();
@@ -327,6 +323,10 @@ extern "C" cudaError_t trc_gemv(const trc_gemv_args *a, cudaStream_t s)
     case TRC_Q6_K: launch_q<TRC_Q6_K>(a, grid, s); return cudaGetLastError();
     default: break;
     }
+    int vw = a->dtype == TRC_F32 ? 4 : 8;
+    int vec = a->K % vw == 0 && aligned16(a->x);
+    for (int i = 0; i < a->n_mats; i++)
+        vec = vec && aligned16(a->w[i]);
     if (a->dtype == TRC_F16)
         launch<__half>(a, grid, vec, s);
     else if (a->dtype == TRC_BF16)

@@ -68,9 +68,6 @@ int cmd_run(int argc, char **argv)
     }
     for (int i = 0; i < n_prompt; i++)
         tr_sampler_accept(smp, ids[i]);
-    tr_model_info info;
-    tr_model_get_info(m, &info);
-
     double t1 = cli_now();
     if ((s = tr_eval(c, ids, n_prompt, 0)) != TR_OK) {
         rc = cli_fail_status(s);
