@@ -55,6 +55,7 @@ static void cuda_free(tr_backend *b)
     cuda_backend *c = b->impl;
     if (c->stream)
         cudaStreamSynchronize(c->stream);
+    trc_profile_report(c);
     trc_lower_free(c);
     if (c->exec)
         cudaGraphExecDestroy(c->exec);
@@ -256,7 +257,7 @@ static tr_status setup(cuda_backend *c, int device)
     if (pdl && pdl[0] == '1' && !c->use_pdl)
         tr_log("cuda: TRANSIT_CUDA_PDL=1 needs compute capability 9.0; %s has %d.%d", prop.name, prop.major,
                prop.minor);
-    return TR_OK;
+    return trc_profile_init(c);
 }
 
 tr_status tr_cuda_backend_create(const tr_backend_options *opt, tr_backend **out)

@@ -93,9 +93,22 @@ typedef struct cuda_backend {
     trc_record *exec_rec, *last_rec; /* the captured sequence; the previous compute's */
     int n_exec_rec, cap_exec_rec, n_last_rec, cap_last_rec;
     long n_replays, n_captures;
+    struct trc_profile *prof; /* TRANSIT_CUDA_PROFILE=1: per-launch times (cuda_profile.c) */
 } cuda_backend;
 
+typedef struct trc_profile trc_profile;
+
 tr_status trc_fail_cuda(const char *call, cudaError_t e);
+const char *trc_kind_name(trc_kind k);
+
+/* cuda_profile.c: init reads TRANSIT_CUDA_PROFILE (and turns graph replay off); begin, mark(i) before
+ * record i and mark(n_rec) after the last, end (synchronises and adds up); report prints the table
+ * to stderr and frees it. */
+tr_status trc_profile_init(cuda_backend *c);
+tr_status trc_profile_begin(cuda_backend *c);
+tr_status trc_profile_mark(cuda_backend *c, int i);
+tr_status trc_profile_end(cuda_backend *c);
+void trc_profile_report(cuda_backend *c);
 #define TRC_TRY(name, expr)                                        \
     do {                                                           \
         cudaError_t trc_e_ = (expr);                               \

@@ -139,7 +139,21 @@ typedef struct trc_gemv_args {
     int64_t N[3];
     const float *res; /* ADD: {N[0], T} */
     int pdl;          /* launch as a programmatic dependent of the previous kernel (sm_90+) */
+    void *xq;         /* quantized weights: x as int8 blocks of 32 (trc_gemv_xq_bytes) */
 } trc_gemv_args;
+/* Quantized weights multiply x quantized to int8 per block of 32 values (one scale each, as ggml's
+ * q8_1 without its sums): T*K int8, then T*K/32 f32 scales from the 16-byte aligned offset
+ * trc_gemv_xd_offset. */
+#ifdef __CUDACC__
+#define TRC_HOST_DEVICE __host__ __device__
+#else
+#define TRC_HOST_DEVICE
+#endif
+static inline TRC_HOST_DEVICE size_t trc_gemv_xd_offset(int64_t T, int64_t K) { return ((size_t)(T * K) + 15) / 16 * 16; }
+static inline TRC_HOST_DEVICE size_t trc_gemv_xq_bytes(int64_t T, int64_t K)
+{
+    return trc_gemv_xd_offset(T, K) + (size_t)(T * (K / 32)) * sizeof(float);
+}
 cudaError_t trc_gemv(const trc_gemv_args *a, cudaStream_t s);
 
 /* Fused causal attention with GQA over f32 caches (core/ir.h ATTENTION).

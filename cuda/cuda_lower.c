@@ -348,6 +348,12 @@ static tr_status lower_matmul(lower_ctx *L, int i)
     a->w[0] = dptr(c, w);
     a->out[0] = dptr(c, t);
     a->N[0] = w->ne[1];
+    if (tr_dtype_is_quant(w->dtype)) { /* x to int8 blocks in the workspace, once for every matrix */
+        size_t need = trc_gemv_xq_bytes(T, K);
+        if (need > L->workspace)
+            L->workspace = need;
+        a->xq = c->workspace;
+    }
     if (f->kind == FZ_GLU) {
         const tr_tensor *tj = g->nodes[f->m[0]], *tk = g->nodes[f->m[1]];
         const tr_tensor *gate = tk->src[0] == t ? t : tj, *up = gate == t ? tj : t;

@@ -12,7 +12,7 @@
 #include "cuda_internal.h"
 #include "error.h"
 
-static const char *kind_name(trc_kind k)
+const char *trc_kind_name(trc_kind k)
 {
     static const char *names[] = {"get_rows", "rms_norm", "add/mul", "glu", "rope", "kv_write",
                                   "cublasGemmEx", "gemv", "attention_tiled", "attention_rows", "attention_reduce"};
@@ -44,12 +44,21 @@ static tr_status run_record(cuda_backend *c, const trc_record *r)
     }
     }
     if (e != cudaSuccess)
-        return tr_fail(TR_ERR_BACKEND, "cuda: %s kernel launch failed: %s", kind_name(r->kind), cudaGetErrorString(e));
+        return tr_fail(TR_ERR_BACKEND, "cuda: %s kernel launch failed: %s", trc_kind_name(r->kind), cudaGetErrorString(e));
     return TR_OK;
 }
 
 static tr_status run_records(cuda_backend *c)
 {
+    if (c->prof) { /* TRANSIT_CUDA_PROFILE: each launch between two events */
+        TR_TRY(trc_profile_begin(c));
+        for (int i = 0; i < c->n_rec; i++) {
+            TR_TRY(trc_profile_mark(c, i));
+            TR_TRY(run_record(c, &c->rec[i]));
+        }
+        TR_TRY(trc_profile_mark(c, c->n_rec));
+        return trc_profile_end(c);
+    }
     for (int i = 0; i < c->n_rec; i++)
         TR_TRY(run_record(c, &c->rec[i]));
     return TR_OK;

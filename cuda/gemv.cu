@@ -14,9 +14,10 @@
  * issues its first weight loads, which no kernel writes, before waiting for that kernel, so the
  * stream of weights starts while the previous kernel (a norm, the attention) still runs.
  *
- * Quantized weights (gemv_q_kernel, quant.cuh): the lanes of a row's warp take units of 32 weights
- * (a block, or a k-quant's sub-block), each decoded once in registers for all T tokens; the same
- * matrix selection and epilogues. */
+ * Quantized weights (gemv_q_kernel, quant.cuh): x is first quantized to int8 blocks of 32 (one
+ * scale each, in the workspace); the lanes of a row's warp take units of 32 weights (a block, or a
+ * k-quant's sub-block), each decoded once to signed bytes for all T tokens and multiplied with x's
+ * blocks four bytes at a time (__dp4a); the same matrix selection and epilogues. */
 #include "common.cuh"
 #include "quant.cuh"
 
@@ -201,33 +202,28 @@ __global__ __launch_bounds__(GEMV_WARPS * 32) void gemv_kernel(const trc_gemv_ar
     gemv_store<TT>(a, om, N, n, lane, acc0, acc1);
 }
 
-/* acc[t] += w . x[t][k .. k + 32) for the t < T token rows (k a multiple of 32: 16-byte aligned). */
-template <int TT>
-__device__ __forceinline__ void dot32(float (&acc)[TT], const float (&w)[32], const float *x, int64_t K, int64_t k, int T,
-                                      int vec)
+/* x [T, K] to int8 blocks of 32 with one f32 scale each (amax / 127, rounded to nearest): one warp
+ * per block, one thread per value. K is a multiple of 32 (quantized rows are whole blocks). */
+__global__ __launch_bounds__(256) void quantize_x_kernel(const float *x, int64_t n, int8_t *xq, float *xd)
 {
+    const int64_t i = (int64_t)blockIdx.x * 256 + threadIdx.x;
+    float v = i < n ? x[i] : 0.0f, amax = fabsf(v);
 #pragma unroll
-    for (int t = 0; t < TT; t++) {
-        if (t < T && !vec) { /* x not 16-byte aligned (a view at an odd offset) */
-#pragma unroll
-            for (int e = 0; e < 32; e++)
-                acc[t] = fmaf(w[e], __ldg(x + t * K + k + e), acc[t]);
-        } else if (t < T) {
-            const float4 *xp = (const float4 *)(x + t * K + k);
-#pragma unroll
-            for (int v = 0; v < 8; v++) {
-                float4 xv = __ldg(xp + v);
-                acc[t] = fmaf(w[4 * v], xv.x, acc[t]);
-                acc[t] = fmaf(w[4 * v + 1], xv.y, acc[t]);
-                acc[t] = fmaf(w[4 * v + 2], xv.z, acc[t]);
-                acc[t] = fmaf(w[4 * v + 3], xv.w, acc[t]);
-            }
-        }
+    for (int o = 16; o > 0; o >>= 1)
+        amax = fmaxf(amax, __shfl_xor_sync(TRC_FULL_MASK, amax, o));
+    const float d = amax / 127.0f;
+    if (i < n) {
+        xq[i] = (int8_t)(d > 0.0f ? __float2int_rn(v / d) : 0);
+        if ((threadIdx.x & 31) == 0)
+            xd[i / 32] = d;
     }
 }
 
+/* Quantized weights: each lane takes units of 32 weights (a block, or a k-quant's sub-block), decodes
+ * one as signed bytes once for all T tokens and multiplies it with x's int8 block of the same 32
+ * columns by __dp4a; the block scales multiply the integer sums. */
 template <int Q, int TT>
-__global__ __launch_bounds__(GEMV_WARPS * 32) void gemv_q_kernel(const trc_gemv_args a, int vec)
+__global__ __launch_bounds__(GEMV_WARPS * 32) void gemv_q_kernel(const trc_gemv_args a, int unused)
 {
     trc_allow_next_grid();
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
@@ -239,20 +235,31 @@ __global__ __launch_bounds__(GEMV_WARPS * 32) void gemv_q_kernel(const trc_gemv_
         trc_wait_prior_grid();
         return;
     }
-    const int64_t K = a.K, rb = K / trc_qblock(Q) * trc_qbytes(Q);
+    const int64_t K = a.K, units = K / 32, rb = K / trc_qblock(Q) * trc_qbytes(Q);
     const uint8_t *w0 = (const uint8_t *)wm + n * rb, *w1 = glu ? (const uint8_t *)a.w[1] + n * rb : w0;
+    const int8_t *xq = (const int8_t *)a.xq;
+    const float *xd = (const float *)((const char *)a.xq + trc_gemv_xd_offset(a.T, K));
     float acc0[TT], acc1[TT];
 #pragma unroll
     for (int t = 0; t < TT; t++)
         acc0[t] = acc1[t] = 0.0f;
     trc_wait_prior_grid();
-    for (int64_t u = lane; u < K / 32; u += 32) {
-        float w[32];
-        dq_unit<Q>(w0, u, w);
-        dot32<TT>(acc0, w, a.x, K, 32 * u, a.T, vec);
-        if (glu) {
-            dq_unit<Q>(w1, u, w);
-            dot32<TT>(acc1, w, a.x, K, 32 * u, a.T, vec);
+    for (int64_t u = lane; u < units; u += 32) {
+        trc_qunit q0, q1;
+        dq_unit_i8<Q>(w0, u, q0);
+        if (glu)
+            dq_unit_i8<Q>(w1, u, q1);
+#pragma unroll
+        for (int t = 0; t < TT; t++) {
+            if (t < a.T) {
+                const uint4 *xp = (const uint4 *)(xq + t * K + 32 * u);
+                const uint4 xa = __ldg(xp), xb = __ldg(xp + 1);
+                const unsigned xw[8] = {xa.x, xa.y, xa.z, xa.w, xb.x, xb.y, xb.z, xb.w};
+                const float s = __ldg(xd + t * units + u);
+                acc0[t] = fmaf(s, qunit_dot<Q>(q0, xw), acc0[t]);
+                if (glu)
+                    acc1[t] = fmaf(s, qunit_dot<Q>(q1, xw), acc1[t]);
+            }
         }
     }
     gemv_store<TT>(a, om, N, n, lane, acc0, acc1);
@@ -282,7 +289,11 @@ template <typename W, int TT> static void launch_t(const trc_gemv_args *a, unsig
 
 template <int Q> static void launch_q(const trc_gemv_args *a, unsigned grid, cudaStream_t s)
 {
-    int vec = ((uintptr_t)a->x & 15) == 0;
+    const int64_t n = (int64_t)a->T * a->K;
+    int8_t *xq = (int8_t *)a->xq;
+    quantize_x_kernel<<<(unsigned)((n + 255) / 256), 256, 0, s>>>(
+        a->x, n, xq, (float *)((char *)a->xq + trc_gemv_xd_offset(a->T, a->K)));
+    const int vec = 0; /* (unused: x is read as int8 blocks, always aligned) */
     if (a->T <= 1)
         launch_kernel(gemv_q_kernel<Q, 1>, a, grid, vec, s);
     else if (a->T <= 2)
@@ -312,7 +323,9 @@ extern "C" cudaError_t trc_gemv(const trc_gemv_args *a, cudaStream_t s)
         for (int i = 1; i < a->n_mats; i++)
             rows += a->N[i];
     unsigned grid = (unsigned)((rows + GEMV_WARPS - 1) / GEMV_WARPS);
-    switch (a->dtype) { /* quantized: rows are whole blocks (launch_q looks at x's alignment) */
+    if (a->dtype >= TRC_Q8_0 && !a->xq)
+        return cudaErrorInvalidValue;
+    switch (a->dtype) { /* quantized: rows are whole blocks; x goes through a->xq */
     case TRC_Q8_0: launch_q<TRC_Q8_0>(a, grid, s); return cudaGetLastError();
     case TRC_Q4_0: launch_q<TRC_Q4_0>(a, grid, s); return cudaGetLastError();
     case TRC_Q4_1: launch_q<TRC_Q4_1>(a, grid, s); return cudaGetLastError();

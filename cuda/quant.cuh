@@ -82,4 +82,114 @@ template <int Q> __device__ __forceinline__ void dq_unit(const uint8_t *row, int
     }
 }
 
+/* ---- the same units as signed bytes, for products with int8 activations (__dp4a) ---- */
+
+/* Unit u of a row as 32 signed bytes q (word i holds weights 4i .. 4i+3), with weight j =
+ * (j < 16 ? d0 : d1) * q[j] + m. */
+struct trc_qunit {
+    unsigned q[8];
+    float d0, d1, m;
+};
+
+/* 32-bit words from 2-byte aligned blocks (34, 18, 22, 210 bytes) and 4-byte aligned ones. */
+__device__ __forceinline__ unsigned q_ld2(const uint8_t *p)
+{
+    const uint16_t *h = (const uint16_t *)p;
+    return (unsigned)__ldg(h) | (unsigned)__ldg(h + 1) << 16;
+}
+__device__ __forceinline__ unsigned q_ld4(const uint8_t *p) { return __ldg((const unsigned *)p); }
+
+/* bits 0..3 of b to bit 4 of bytes 0..3 (the fifth bits of Q5_0 / Q5_1) */
+__device__ __forceinline__ unsigned q_spread4(unsigned b)
+{
+    return (b & 1u) << 4 | (b & 2u) << 11 | (b & 4u) << 18 | (b & 8u) << 25;
+}
+
+template <int Q> __device__ __forceinline__ void dq_unit_i8(const uint8_t *row, int64_t u, trc_qunit &r)
+{
+    r.m = 0.0f;
+    if (Q == TRC_Q8_0) {
+        const uint8_t *b = row + u * 34;
+        r.d0 = r.d1 = q_f16(b);
+#pragma unroll
+        for (int i = 0; i < 8; i++)
+            r.q[i] = q_ld2(b + 2 + 4 * i);
+    } else if (Q == TRC_Q4_0 || Q == TRC_Q4_1 || Q == TRC_Q5_0 || Q == TRC_Q5_1) {
+        const bool affine = Q == TRC_Q4_1 || Q == TRC_Q5_1, five = Q == TRC_Q5_0 || Q == TRC_Q5_1;
+        const uint8_t *b = row + u * trc_qbytes(Q), *qs = b + (affine ? 4 : 2) + (five ? 4 : 0);
+        r.d0 = r.d1 = q_f16(b);
+        if (affine)
+            r.m = q_f16(b + 2);
+        const unsigned qh = five ? (affine ? q_ld4(b + 4) : q_ld2(b + 2)) : 0u;
+        const unsigned off = Q == TRC_Q4_0 ? 0x08080808u : Q == TRC_Q5_0 ? 0x10101010u : 0u;
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            unsigned w = affine ? q_ld4(qs + 4 * i) : q_ld2(qs + 4 * i);
+            unsigned lo = w & 0x0f0f0f0fu, hi = (w >> 4) & 0x0f0f0f0fu;
+            if (five) {
+                lo |= q_spread4((qh >> (4 * i)) & 15u);
+                hi |= q_spread4((qh >> (16 + 4 * i)) & 15u);
+            }
+            r.q[i] = affine ? lo : __vsub4(lo, off);
+            r.q[i + 4] = affine ? hi : __vsub4(hi, off);
+        }
+    } else if (Q == TRC_Q4_K || Q == TRC_Q5_K) { /* 144- and 176-byte blocks: 4-byte aligned */
+        const uint8_t *b = row + (u / 8) * trc_qbytes(Q), *sc = b + 4;
+        const int s = (int)(u % 8);
+        int scale, mn;
+        if (s < 4) {
+            scale = sc[s] & 63;
+            mn = sc[s + 4] & 63;
+        } else {
+            scale = (sc[s + 4] & 15) | (sc[s - 4] >> 6) << 4;
+            mn = (sc[s + 4] >> 4) | (sc[s] >> 6) << 4;
+        }
+        r.d0 = r.d1 = q_f16(b) * (float)scale;
+        r.m = -q_f16(b + 2) * (float)mn;
+        const uint8_t *qh = b + 16, *q = b + (Q == TRC_Q5_K ? 48 : 16) + 32 * (s / 2);
+        const int shift = 4 * (s % 2);
+#pragma unroll
+        for (int i = 0; i < 8; i++) {
+            unsigned w = (q_ld4(q + 4 * i) >> shift) & 0x0f0f0f0fu;
+            if (Q == TRC_Q5_K)
+                w |= ((q_ld4(qh + 4 * i) >> s) & 0x01010101u) << 4;
+            r.q[i] = w;
+        }
+    } else { /* Q6_K: 210-byte blocks, 2-byte aligned; two scales per unit */
+        const uint8_t *b = row + (u / 8) * 210;
+        const int h = (int)(u % 8) / 4, g = (int)(u % 4);
+        const uint8_t *ql = b + 64 * h + 32 * (g % 2), *qh = b + 128 + 32 * h;
+        const int8_t *sc = (const int8_t *)(b + 192 + 8 * h + 2 * g);
+        float d = q_f16(b + 208);
+        r.d0 = d * (float)sc[0];
+        r.d1 = d * (float)sc[1];
+        const int ls = 4 * (g / 2), hs = 2 * g;
+#pragma unroll
+        for (int i = 0; i < 8; i++) {
+            unsigned w = ((q_ld2(ql + 4 * i) >> ls) & 0x0f0f0f0fu) | ((q_ld2(qh + 4 * i) >> hs) & 0x03030303u) << 4;
+            r.q[i] = __vsub4(w, 0x20202020u);
+        }
+    }
+}
+
+/* sum_j w_j x_j for one unit against x's int8 block xw (scale applied by the caller) */
+template <int Q> __device__ __forceinline__ float qunit_dot(const trc_qunit &w, const unsigned (&xw)[8])
+{
+    int lo = 0, hi = 0;
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        lo = __dp4a((int)w.q[i], (int)xw[i], lo);
+        hi = __dp4a((int)w.q[i + 4], (int)xw[i + 4], hi);
+    }
+    float r = w.d0 * (float)lo + w.d1 * (float)hi;
+    if (Q == TRC_Q4_1 || Q == TRC_Q5_1 || Q == TRC_Q4_K || Q == TRC_Q5_K) {
+        int sx = 0;
+#pragma unroll
+        for (int i = 0; i < 8; i++)
+            sx = __dp4a((int)xw[i], 0x01010101, sx);
+        r += w.m * (float)sx;
+    }
+    return r;
+}
+
 #endif

@@ -569,8 +569,12 @@ int main(int argc, char **argv)
         test_measurements();
         op_print_summary();
     }
-    if (qonly) /* quantized models alone (debugging) */
+    static const char *const qtypes[] = {"q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q4_k_m", "q5_k_m", "q6_k"};
+    if (qonly) { /* quantized models alone (debugging) */
         tr_test_quantized_model(tr_shared("models/stories260K/stories260K.gguf"), "q5_1", "cuda", 16, 5e-4);
+        for (int i = 0; i < 8; i++)
+            tr_test_quantized_model(TR_GOLDEN_DIR "/../../models/default", qtypes[i], "cuda", 8, 5e-4);
+    }
     if (quick) { /* one model, the decoding graphs and the kept intermediates: minutes under cuda/emu */
         e2e_greedy("models/stories260K/stories260K.gguf", "models/stories260K/expected_greedy.json");
         e2e_capture("models/stories260K/hf");
@@ -588,7 +592,6 @@ int main(int argc, char **argv)
         e2e_transition();
         e2e_greedy_transition();
         e2e_sinks(0);
-        static const char *const qtypes[] = {"q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q4_k_m", "q5_k_m", "q6_k"};
         for (int i = 0; i < 8; i++) /* the default model: rows of 256 and 640, every type */
             tr_test_quantized_model(TR_GOLDEN_DIR "/../../models/default", qtypes[i], "cuda", 32,
                                     5e-4);

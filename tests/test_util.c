@@ -397,10 +397,18 @@ double tr_test_quantized_model(const char *src, const char *type, const char *ba
         while (want && got && same < n_greedy && want[same] == got[same])
             same++;
         if (want && got && same < n_greedy) {
-            const float *l = la + (size_t)same * V;
-            double gap = fabs((double)l[want[same]] - (double)l[got[same]]);
-            CHECK(gap < 1e-4, "%s as %s on %s: greedy token %d is %d, the reference's %d (gap %.3g)", src, type,
-                  backend, same, got[same], want[same], gap);
+            /* Both decodes saw the same tokens up to here, so this step's logits are comparable: they
+             * must be within the bound, and the two choices a tie at the noise level the bound allows
+             * (4 times the RMS of this step's differences; a backend computing in f16 or on int8
+             * activations differs by more than a fixed 1e-4 on logits of magnitude 10). */
+            const float *l = la + (size_t)same * V, *lg = lb + (size_t)same * V;
+            double step = tr_nmse(l, lg, (size_t)V), sq = 0.0;
+            for (int v = 0; v < V; v++)
+                sq += ((double)l[v] - lg[v]) * ((double)l[v] - lg[v]);
+            double gap = fabs((double)l[want[same]] - (double)l[got[same]]), noise = 4.0 * sqrt(sq / V);
+            CHECK(step <= bound && gap <= (noise > 1e-4 ? noise : 1e-4),
+                  "%s as %s on %s: greedy token %d is %d, the reference's %d (gap %.3g, noise %.3g, step NMSE %.3g)",
+                  src, type, backend, same, got[same], want[same], gap, noise, step);
         }
         printf("%s as %s on %s: logits NMSE %.2e (prefill), %.2e (chunks of 3); %d of %d greedy tokens identical\n",
                src, type, backend, e1, e2, same, n_greedy);

@@ -66,6 +66,22 @@ static inline float __uint_as_float(unsigned u)
     return f;
 }
 template <class T> static inline T __ldg(const T *p) { return *p; }
+/* c + the dot product of the four signed bytes of a and b; a - b byte by byte (no borrow across
+ * bytes); round to nearest, ties to even (the default rounding mode: rintf) */
+static inline int __dp4a(int a, int b, int c)
+{
+    for (int i = 0; i < 4; i++)
+        c += (int)(int8_t)(uint8_t)((unsigned)a >> 8 * i) * (int)(int8_t)(uint8_t)((unsigned)b >> 8 * i);
+    return c;
+}
+static inline unsigned __vsub4(unsigned a, unsigned b)
+{
+    unsigned r = 0;
+    for (int i = 0; i < 4; i++)
+        r |= (unsigned)(uint8_t)((a >> 8 * i) - (b >> 8 * i)) << 8 * i;
+    return r;
+}
+static inline int __float2int_rn(float f) { return (int)rintf(f); }
 static inline int min(int a, int b) { return a < b ? a : b; }
 static inline int max(int a, int b) { return a > b ? a : b; }
 

@@ -6,6 +6,7 @@
 #                 the C++ runtime and CUDA (OpenBLAS, cJSON, the Vulkan loader, gfortran); the
 #                 small test models of ../shared/models (the GPU machine sees no ../shared)
 #   whl/          the `gguf` wheel, for tools/make_random_gguf.py (numpy is there already)
+#   gl/           Debian's GLVND libraries, which the NVIDIA Vulkan driver loads
 # Compressed because the working tree and carried paths travel within 64 MiB. (.gpu/ and gpu-out/
 # are in .gitignore.)
 #
@@ -40,5 +41,10 @@ rm -rf "$PACK"
 mkdir -p "$PACK/whl"
 tar -C "$STAGE" -czf "$PACK/pack.tar.gz" .
 python3 -m pip download -q --no-deps --only-binary=:all: -d "$PACK/whl" gguf
+# The NVIDIA Vulkan driver there needs GLVND's dispatch libraries, which that image lacks
+# (vkCreateInstance: VK_ERROR_INCOMPATIBLE_DRIVER without them): Debian's packages, unpacked there.
+mkdir -p "$PACK/gl" /tmp/transit-apt/partial
+(cd "$PACK/gl" && apt-get -q -oDir::State::Lists=/tmp/transit-apt update >/dev/null &&
+    apt-get -q -oDir::State::Lists=/tmp/transit-apt download libglvnd0 libegl1 libgl1 libglx0 libgles2 libopengl0 >/dev/null)
 du -sh "$PACK"
 echo "ready: carry .gpu and run tools/gpu/session.sh there"

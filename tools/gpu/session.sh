@@ -5,10 +5,11 @@
 #   test   nvidia-smi, transit info, test_cuda (every op and the end-to-end cases), test_vulkan on
 #          the NVIDIA driver, transit parity on cpu/cuda/vulkan with and without the transition
 #   bench  random-weight LLaMA-7B f16: pp512 + tg128 on CUDA (with the copy bandwidth and cuBLAS GEMM
-#          references), tg128 with programmatic dependent launch (TRANSIT_CUDA_PDL=1), the
-#          transition's cost (--ab, 512 and 4096 tokens), tg128 on Vulkan
-#   long   a 32,768-token prompt with the transition on CUDA, and the same without it
-#   quant  the 7B model as Q4_K_M (transit quantize): pp512 + tg128 on CUDA and on Vulkan
+#          references), per-launch profiles of decode and prefill (TRANSIT_CUDA_PROFILE=1), pp512 +
+#          tg128 on Vulkan, the transition's cost (--ab, 512 and 4096 tokens)
+#   quant  the 7B model as Q4_K_M (transit quantize): the same on CUDA and on Vulkan
+#   long   a profile at 16,384 tokens; 32,768 tokens with the transition on CUDA, and without it
+# `all` runs them in that order until BUDGET seconds (540) are spent; every step has its own limit.
 set -eu
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 PHASE=${1:-all}
@@ -25,7 +26,9 @@ tar -C "$RUN" -xzf "$ROOT/.gpu/pack.tar.gz" # always: the pack may be newer than
 CUBLAS=$(find /usr/local/cuda/lib64 /usr/local/cuda/lib /usr/local /opt /usr/lib -name 'libcublas.so.13*' 2>/dev/null | head -n 1)
 export LD_LIBRARY_PATH="$RUN/lib:${CUBLAS:+$(dirname "$CUBLAS"):}/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
 export TR_TEST_SHARED="$RUN/shared" TR_TEST_GOLDEN="$ROOT/tests/golden"
-# Vulkan through the NVIDIA driver (the loader is in the pack)
+# Vulkan through the NVIDIA driver (the loader is in the pack; the driver needs GLVND's libraries)
+for deb in "$ROOT"/.gpu/gl/*.deb; do [ -f "$deb" ] && dpkg -x "$deb" /; done
+ldconfig 2>/dev/null || true
 ICD=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
 [ -f "$ICD" ] && export VK_DRIVER_FILES="$ICD"
 T="$RUN/bin/transit"
@@ -50,17 +53,22 @@ step() { # step NAME SECONDS COMMAND...: runs it under a time limit (cut to what
     echo "== $name: exit $rc, $(($(date +%s) - start)) s" | tee -a "$LOG"
 }
 
-model7b() { # the random-weight LLaMA-7B f16 (13.5 GB; a few tens of seconds on 16 cores)
-    [ -f "$MODEL7B" ] && return 0
-    python3 -m pip install -q --no-index --no-deps --target /tmp/site "$ROOT"/.gpu/whl/*.whl &&
-        PYTHONPATH=/tmp/site python3 "$ROOT/tools/make_random_gguf.py" --shape llama7b --dtype f16 --tile -o "$MODEL7B.part" &&
-        mv "$MODEL7B.part" "$MODEL7B"
+model7b() { # the random-weight LLaMA-7B f16 (13.5 GB, ~30 s on 16 cores), then as Q4_K_M (~2 min)
+    if [ ! -f "$MODEL7B" ]; then
+        python3 -m pip install -q --no-index --no-deps --target /tmp/site "$ROOT"/.gpu/whl/*.whl &&
+            PYTHONPATH=/tmp/site python3 "$ROOT/tools/make_random_gguf.py" --shape llama7b --dtype f16 --tile \
+                -o "$MODEL7B.part" && mv "$MODEL7B.part" "$MODEL7B" || return 1
+    fi
+    [ -f "$MODEL7B_Q" ] || { "$T" quantize "$MODEL7B" "$MODEL7B_Q.part" q4_k_m && mv "$MODEL7B_Q.part" "$MODEL7B_Q"; }
 }
 
-wait_model7b() { # for a model7b started in the background
-    while [ ! -f "$MODEL7B" ] && kill -0 "$MODEL7B_PID" 2>/dev/null && [ "$(date +%s)" -lt "$DEADLINE" ]; do sleep 1; done
-    [ -f "$MODEL7B" ]
+wait_for() { # wait_for FILE: a file the background model7b writes
+    while [ ! -f "$1" ] && kill -0 "$MODEL7B_PID" 2>/dev/null && [ "$(date +%s)" -lt "$DEADLINE" ]; do sleep 1; done
+    [ -f "$1" ]
 }
+
+# TRANSIT_CUDA_PROFILE=1: each launch timed, the table on stderr (docs/cuda.md)
+PROFILE="env TRANSIT_CUDA_PROFILE=1 $T bench --backend cuda -r 1"
 
 phase_test() {
     step gpu 20 nvidia-smi
@@ -76,27 +84,30 @@ phase_test() {
 }
 
 phase_bench() {
-    step model7b 240 wait_model7b
+    step model7b 240 wait_for "$MODEL7B"
     step bench_cuda 120 "$T" bench -m "$MODEL7B" --backend cuda -p 512 -n 128 -r 3
-    step bench_cuda_transition 120 "$T" bench -m "$MODEL7B" --backend cuda -p 512,4096 -r 3 --transition --ab
-    step bench_cuda_pdl 60 env TRANSIT_CUDA_PDL=1 "$T" bench -m "$MODEL7B" --backend cuda -p 0 -n 128 -r 3
+    TAIL=40 step profile_decode 60 $PROFILE -m "$MODEL7B" -p 0 -n 32
+    TAIL=30 step profile_prefill 60 $PROFILE -m "$MODEL7B" -p 512 -n 0
     step bench_vulkan 120 "$T" bench -m "$MODEL7B" --backend vulkan -p 512 -n 128 -r 2
+    step bench_cuda_transition 120 "$T" bench -m "$MODEL7B" --backend cuda -p 512,4096 -r 3 --transition --ab
 }
 
 phase_quant() {
-    step model7b 240 wait_model7b
-    [ -f "$MODEL7B_Q" ] || step quantize_7b 240 sh -c "'$T' quantize '$MODEL7B' '$MODEL7B_Q.part' q4_k_m --threads 8 && mv '$MODEL7B_Q.part' '$MODEL7B_Q'"
+    step model7b_q4_k_m 300 wait_for "$MODEL7B_Q"
     step bench_cuda_q4_k_m 90 "$T" bench -m "$MODEL7B_Q" --backend cuda -p 512 -n 128 -r 3
+    TAIL=40 step profile_decode_q4_k_m 60 $PROFILE -m "$MODEL7B_Q" -p 0 -n 32
+    TAIL=30 step profile_prefill_q4_k_m 60 $PROFILE -m "$MODEL7B_Q" -p 512 -n 0
     step bench_vulkan_q4_k_m 90 "$T" bench -m "$MODEL7B_Q" --backend vulkan -p 512 -n 128 -r 2
 }
 
 phase_long() {
-    step model7b 240 wait_model7b
+    step model7b 240 wait_for "$MODEL7B"
+    TAIL=30 step profile_long 120 $PROFILE -m "$MODEL7B" -p 16384 -n 0
     step long_transition 120 "$T" bench -m "$MODEL7B" --backend cuda -p 32768 -n 0 -r 1 --transition
     step long_plain 120 "$T" bench -m "$MODEL7B" --backend cuda -p 32768 -n 0 -r 1
 }
 
-# The 7B model is written in the background while the tests run (it needs only the CPUs).
+# The 7B models are written in the background while the tests run (that needs only the CPUs).
 MODEL7B_PID=0
 if [ "$PHASE" != test ]; then
     model7b >"$RUN/model7b.log" 2>&1 &
@@ -107,7 +118,7 @@ test) phase_test ;;
 bench) phase_bench ;;
 quant) phase_quant ;;
 long) phase_long ;;
-all) phase_test; phase_bench; phase_long; phase_quant ;;
+all) phase_test; phase_bench; phase_quant; phase_long ;;
 *) echo "usage: tools/gpu/session.sh test|bench|long|quant|all" >&2; exit 2 ;;
 esac
 [ -f "$RUN/model7b.log" ] && cat "$RUN/model7b.log" >>"$LOG"
