@@ -56,6 +56,9 @@ typedef struct tr_backend_iface {
      * m tokens by n outputs by k inputs with weights of `type`, called as prefill calls it, measured
      * now; <= 0 if unknown. What prefill's products could reach (`transit bench`). */
     double (*gemm_rate)(tr_backend *b, tr_dtype type, int m, int n, int k);
+    /* Optional: the largest buffer buffer_alloc can give (bytes; 0 or NULL: no limit of its own). The
+     * model splits its weights over several buffers to stay below it. */
+    size_t (*max_buffer_size)(tr_backend *b);
 } tr_backend_iface;
 
 struct tr_backend {

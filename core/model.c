@@ -123,24 +123,58 @@ static tr_status bind_weights(tr_model *m)
     return m->hp.diff_attn ? compute_lambdas(m) : TR_OK;
 }
 
-/* On a device backend, copy every weight into one device buffer; the CPU reads the mmap directly. */
+/* The largest allocation the backend allows (0: no limit), or TRANSIT_WEIGHT_BUFFER_MAX bytes when
+ * that is smaller (the tests split small models with it). */
+static size_t weight_buffer_max(const tr_model *m)
+{
+    size_t max = m->backend->iface->max_buffer_size ? m->backend->iface->max_buffer_size(m->backend) : 0;
+    const char *env = getenv("TRANSIT_WEIGHT_BUFFER_MAX");
+    if (env && strtoull(env, NULL, 10) > 0 && (max == 0 || strtoull(env, NULL, 10) < max))
+        max = (size_t)strtoull(env, NULL, 10);
+    return max;
+}
+
+/* On a device backend, copy the weights into device buffers: as few as the device's largest
+ * allocation allows (Vulkan drivers cap one allocation at 4 GB or less; a 7B f16 model is 13.5 GB),
+ * each tensor whole in one of them, in file order. The CPU reads the mmap directly. */
 static tr_status upload_weights(tr_model *m)
 {
     if (m->backend->iface->buffer_from_host)
         return TR_OK;
-    size_t total = 0;
-    for (int i = 0; i < m->weights.n_leaves; i++)
-        total += (tr_nbytes(m->weights.leaves[i]) + 255) / 256 * 256;
-    TR_TRY(m->backend->iface->buffer_alloc(m->backend, total, &m->weight_buffer));
-    size_t off = 0;
-    for (int i = 0; i < m->weights.n_leaves; i++) {
-        tr_tensor *t = m->weights.leaves[i];
-        TR_TRY(m->backend->iface->upload(m->weight_buffer, off, t->data, tr_nbytes(t)));
-        t->buffer = m->weight_buffer;
-        t->offset = off;
-        t->data = m->weight_buffer->host ? (char *)m->weight_buffer->host + off : NULL;
-        off += (tr_nbytes(t) + 255) / 256 * 256;
+    const size_t max = weight_buffer_max(m);
+    const int n = m->weights.n_leaves;
+    m->weight_buffers = calloc((size_t)(n > 0 ? n : 1), sizeof *m->weight_buffers);
+    if (!m->weight_buffers)
+        return tr_fail(TR_ERR_NOMEM, "out of memory");
+    for (int first = 0; first < n;) {
+        size_t total = 0; /* tensors [first, last) share the next buffer */
+        int last = first;
+        for (; last < n; last++) {
+            size_t bytes = (tr_nbytes(m->weights.leaves[last]) + 255) / 256 * 256;
+            if (max && total + bytes > max)
+                break;
+            total += bytes;
+        }
+        if (last == first)
+            return tr_fail(TR_ERR_NOMEM, "%s: weight '%s' (%zu bytes) is larger than the largest buffer %s allows "
+                           "(%zu bytes)", m->file.path, m->weights.leaves[first]->name,
+                           tr_nbytes(m->weights.leaves[first]), m->backend_name, max);
+        tr_buffer *buf;
+        TR_TRY(m->backend->iface->buffer_alloc(m->backend, total, &buf));
+        m->weight_buffers[m->n_weight_buffers++] = buf;
+        size_t off = 0;
+        for (int i = first; i < last; i++) {
+            tr_tensor *t = m->weights.leaves[i];
+            TR_TRY(m->backend->iface->upload(buf, off, t->data, tr_nbytes(t)));
+            t->buffer = buf;
+            t->offset = off;
+            t->data = buf->host ? (char *)buf->host + off : NULL;
+            off += (tr_nbytes(t) + 255) / 256 * 256;
+        }
+        first = last;
     }
+    if (m->n_weight_buffers > 1)
+        tr_log("%s: weights in %d device buffers of at most %zu bytes", m->file.path, m->n_weight_buffers, max);
     return TR_OK;
 }
 
@@ -207,8 +241,9 @@ void tr_model_free(tr_model *m)
 {
     if (!m)
         return;
-    if (m->weight_buffer)
-        m->backend->iface->buffer_free(m->weight_buffer);
+    for (int i = 0; i < m->n_weight_buffers; i++)
+        m->backend->iface->buffer_free(m->weight_buffers[i]);
+    free(m->weight_buffers);
     tr_backend_free(m->backend);
     tr_tokenizer_free(m->tok);
     if (m->weights.arena)
@@ -249,7 +284,7 @@ int tr_model_is_eog(const tr_model *m, int32_t token)
 double tr_model_measure_bandwidth(tr_model *m)
 {
     const tr_backend_iface *f = m->backend->iface;
-    if (f->read_rate && !m->weight_buffer) { /* weights in host memory: read them, as decode does */
+    if (f->read_rate && !m->n_weight_buffers) { /* weights in host memory: read them, as decode does */
         int n = 0;
         const void **ptr = malloc((size_t)m->weights.n_leaves * sizeof *ptr);
         size_t *len = malloc((size_t)m->weights.n_leaves * sizeof *len);

@@ -31,7 +31,9 @@ struct tr_model {
     char backend_name[16];
     int n_threads;
     tr_graph weights;         /* arena owning the weight tensor descriptors */
-    tr_buffer *weight_buffer; /* device copy of the weights (NULL on the CPU: weights stay mmapped) */
+    tr_buffer **weight_buffers; /* device copy of the weights, in allocations the device allows (none
+                                 * on the CPU: weights stay mmapped) */
+    int n_weight_buffers;
     tr_tensor *tok_embd;      /* {dim, n_vocab} */
     tr_tensor *output_norm;   /* {dim} */
     tr_tensor *output;        /* {dim, n_vocab}; == tok_embd when tied */

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "kernels.h"
+#include "simd.h"
 #include "transition.h"
 
 #define ROWS_PER_TASK 32 /* query rows per task: the sgemm tile height */
@@ -56,6 +57,35 @@ static void transition_weights(const tr_attn_params *ap, int64_t start, float *e
         e[c] += (c >= b1 ? 7.0f : 3.0f) * share * (e[c] >= t ? 1.0f : 0.01f);
 }
 
+/* e[c] = exp(e[c] - max) over the row's n keys; returns their sum (pass 1 of the softmax). At 8K
+ * tokens this loop, with libm's scalar expf, cost as much as the two products around it. */
+static float exp_row(float *e, int64_t n)
+{
+    float mx = -INFINITY, sum = 0;
+    int64_t c = 0;
+#if defined(__AVX2__) && defined(__FMA__)
+    __m256 vm = _mm256_set1_ps(-INFINITY), vs = _mm256_setzero_ps();
+    for (; c + 8 <= n; c += 8)
+        vm = _mm256_max_ps(vm, _mm256_loadu_ps(e + c));
+    mx = tr_hmax256(vm);
+    for (int64_t i = c; i < n; i++)
+        mx = e[i] > mx ? e[i] : mx;
+    const __m256 m8 = _mm256_set1_ps(mx);
+    for (c = 0; c + 8 <= n; c += 8) {
+        __m256 v = tr_exp256(_mm256_sub_ps(_mm256_loadu_ps(e + c), m8));
+        _mm256_storeu_ps(e + c, v);
+        vs = _mm256_add_ps(vs, v);
+    }
+    sum = tr_hsum256(vs);
+#else
+    for (int64_t i = 0; i < n; i++)
+        mx = e[i] > mx ? e[i] : mx;
+#endif
+    for (; c < n; c++)
+        sum += e[c] = expf(e[c] - mx);
+    return sum;
+}
+
 /* The probability rows of query head h (kv columns from col) for query rows [t0, t0 + rows) into
  * e (rows x kmax, keys past a row's own position zero). Keys 0 .. kmax-1 are the ones the last row sees.
  *   S = scale * Q K^T            (one sgemm; the causal corner is masked after)
@@ -69,12 +99,9 @@ static void prob_tile(const tr_tensor *dst, int64_t h, int64_t col, int64_t t0, 
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)kmax, (int)q->ne[0], ap->scale,
                 tr_at(q, 0, h, t0), lq, tr_at(k, col, 0, 0), lk, 0.0f, e, (int)kmax);
     for (int64_t r = 0; r < rows; r++) {
-        float *er = e + r * kmax, mx = -INFINITY, sum = 0;
+        float *er = e + r * kmax;
         int64_t n_keys = ap->n_past + t0 + r + 1;
-        for (int64_t c = 0; c < n_keys; c++)
-            mx = er[c] > mx ? er[c] : mx;
-        for (int64_t c = 0; c < n_keys; c++)
-            sum += er[c] = expf(er[c] - mx);
+        float sum = exp_row(er, n_keys);
         for (int64_t c = n_keys; c < kmax; c++) /* causal mask */
             er[c] = 0;
         int32_t block = tr_transition_row_block(ap, ap->n_past + t0 + r);

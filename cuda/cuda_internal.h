@@ -89,6 +89,7 @@ typedef struct cuda_backend {
     /* CUDA graph replay of repeated launch sequences (decoding) */
     int use_graphs;
     int use_pdl; /* GEMVs as programmatic dependent launches (TRANSIT_CUDA_PDL=1, sm_90+) */
+    int gemv_split; /* warps per GEMV row forced by TRANSIT_CUDA_GEMV_SPLIT=1|2|4 (tests); 0: by size */
     cudaGraphExec_t exec;
     trc_record *exec_rec, *last_rec; /* the captured sequence; the previous compute's */
     int n_exec_rec, cap_exec_rec, n_last_rec, cap_last_rec;

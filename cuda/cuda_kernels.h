@@ -140,6 +140,7 @@ typedef struct trc_gemv_args {
     const float *res; /* ADD: {N[0], T} */
     int pdl;          /* launch as a programmatic dependent of the previous kernel (sm_90+) */
     void *xq;         /* quantized weights: x as int8 blocks of 32 (trc_gemv_xq_bytes) */
+    int split;        /* warps per row: 1, 2 or 4 (each a slice of K; cuda_lower.c decides) */
 } trc_gemv_args;
 /* Quantized weights multiply x quantized to int8 per block of 32 values (one scale each, as ggml's
  * q8_1 without its sums): T*K int8, then T*K/32 f32 scales from the 16-byte aligned offset

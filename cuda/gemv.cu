@@ -97,26 +97,53 @@ __device__ __forceinline__ bool gemv_pick(const trc_gemv_args &a, int64_t &n, co
     return n < N;
 }
 
-/* The warp's sums, and the epilogue: plain, residual add, or GLU of the two rows' products. */
-template <int TT>
-__device__ __forceinline__ void gemv_store(const trc_gemv_args &a, float *om, int64_t N, int64_t n, int lane,
-                                           const float (&acc0)[TT], const float (&acc1)[TT])
+/* Lane 0's epilogue for token t: plain, residual add, or GLU of the two rows' products. */
+__device__ __forceinline__ void gemv_epilogue(const trc_gemv_args &a, float *om, int64_t N, int64_t n, int t, float d0,
+                                              float d1)
 {
+    if (a.mode == TRC_GEMV_ADD)
+        om[t * N + n] = a.res[t * N + n] + d0;
+    else if (a.mode == TRC_GEMV_GLU)
+        om[t * N + n] = trc_act(a.act, d0) * d1;
+    else
+        om[t * N + n] = d0;
+}
+
+/* The sums of a row's S warps (the S slices of K, S = 1, 2 or 4, consecutive warps of the block)
+ * and the epilogue. With S > 1 the partial sums meet in shared memory, so every warp of the block
+ * reaches the barrier, rows past the last (valid false) included. */
+template <int TT>
+__device__ __forceinline__ void gemv_finish(const trc_gemv_args &a, bool valid, float *om, int64_t N, int64_t n,
+                                            int warp, int lane, int S, const float (&acc0)[TT], const float (&acc1)[TT])
+{
+    __shared__ float part[GEMV_WARPS * 2 * 4]; /* [warp][gate/up][t], TT <= 4 */
     const int glu = a.mode == TRC_GEMV_GLU;
 #pragma unroll
     for (int t = 0; t < TT; t++) {
         if (t < a.T) {
             float d0 = warp_sum(acc0[t]);
             float d1 = glu ? warp_sum(acc1[t]) : 0.0f;
-            if (lane == 0) {
-                if (a.mode == TRC_GEMV_ADD)
-                    om[t * N + n] = a.res[t * N + n] + d0;
-                else if (glu)
-                    om[t * N + n] = trc_act(a.act, d0) * d1;
-                else
-                    om[t * N + n] = d0;
+            if (S == 1) {
+                if (valid && lane == 0)
+                    gemv_epilogue(a, om, N, n, t, d0, d1);
+            } else if (lane == 0) {
+                part[(warp * 2 + 0) * 4 + t] = d0;
+                part[(warp * 2 + 1) * 4 + t] = d1;
             }
         }
+    }
+    if (S == 1)
+        return;
+    __syncthreads();
+    if (!valid || warp % S != 0 || lane != 0)
+        return;
+    for (int t = 0; t < TT && t < a.T; t++) {
+        float d0 = 0.0f, d1 = 0.0f;
+        for (int s = 0; s < S; s++) { /* slices in order: the sum does not depend on scheduling */
+            d0 += part[((warp + s) * 2 + 0) * 4 + t];
+            d1 += part[((warp + s) * 2 + 1) * 4 + t];
+        }
+        gemv_epilogue(a, om, N, n, t, d0, d1);
     }
 }
 
@@ -125,81 +152,83 @@ __global__ __launch_bounds__(GEMV_WARPS * 32) void gemv_kernel(const trc_gemv_ar
 {
     trc_allow_next_grid(); /* a dependent GEMV (down after gate/up) may take the SMs this one frees */
     constexpr int VW = 16 / (int)sizeof(W); /* weights per 16-byte load */
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, S = a.split, slice = warp % S;
     const int glu = a.mode == TRC_GEMV_GLU; /* two weight rows per warp: gate and up */
-    int64_t n = (int64_t)blockIdx.x * GEMV_WARPS + warp, N;
+    int64_t n = (int64_t)blockIdx.x * (GEMV_WARPS / S) + warp / S, N;
     const void *wm;
     float *om;
-    if (!gemv_pick(a, n, wm, om, N)) {
+    const bool valid = gemv_pick(a, n, wm, om, N);
+    if (!valid && S == 1) {
         trc_wait_prior_grid();
-        return; /* the whole warp leaves together */
+        return; /* the whole warp leaves together (with S > 1 it must reach gemv_finish's barrier) */
     }
-    const int64_t K = a.K;
-    const W *w0 = (const W *)wm + n * K;
-    const W *w1 = glu ? (const W *)a.w[1] + n * K : w0;
+    const int64_t K = valid ? a.K : 0; /* a row past the last: no loads, zero sums */
+    const W *w0 = valid ? (const W *)wm + n * a.K : (const W *)a.w[0];
+    const W *w1 = glu && valid ? (const W *)a.w[1] + n * a.K : w0;
     float acc0[TT], acc1[TT];
 #pragma unroll
     for (int t = 0; t < TT; t++)
         acc0[t] = acc1[t] = 0.0f;
 
+    /* the warp's slice of K: chunks of 32 * VW weights (one 16-byte load per lane), every S-th */
+    const int64_t step = (int64_t)S * 32 * VW;
     if (vec) {
-        int64_t k = (int64_t)lane * VW;
+        int64_t k = ((int64_t)slice * 32 + lane) * VW;
         uint4 u0[GEMV_UNROLL], u1[GEMV_UNROLL];
         /* the first loads go out before the wait for the previous kernel (weights are constant) */
-        bool loaded = k + (GEMV_UNROLL - 1) * 32 * VW < K;
+        bool loaded = k + (GEMV_UNROLL - 1) * step < K;
         if (loaded)
 #pragma unroll
             for (int u = 0; u < GEMV_UNROLL; u++) {
-                u0[u] = __ldg((const uint4 *)(w0 + k + u * 32 * VW));
+                u0[u] = __ldg((const uint4 *)(w0 + k + u * step));
                 if (glu)
-                    u1[u] = __ldg((const uint4 *)(w1 + k + u * 32 * VW));
+                    u1[u] = __ldg((const uint4 *)(w1 + k + u * step));
             }
         trc_wait_prior_grid();
-        for (; k + (GEMV_UNROLL - 1) * 32 * VW < K; k += GEMV_UNROLL * 32 * VW) {
+        for (; k + (GEMV_UNROLL - 1) * step < K; k += GEMV_UNROLL * step) {
             if (!loaded)
 #pragma unroll
                 for (int u = 0; u < GEMV_UNROLL; u++) {
-                    u0[u] = __ldg((const uint4 *)(w0 + k + u * 32 * VW));
+                    u0[u] = __ldg((const uint4 *)(w0 + k + u * step));
                     if (glu)
-                        u1[u] = __ldg((const uint4 *)(w1 + k + u * 32 * VW));
+                        u1[u] = __ldg((const uint4 *)(w1 + k + u * step));
                 }
             loaded = false;
 #pragma unroll
             for (int u = 0; u < GEMV_UNROLL; u++) {
                 float wf[VW];
                 unpack<W>(u0[u], wf);
-                fma_chunk<VW, TT>(acc0, wf, a.x, K, k + u * 32 * VW, a.T);
+                fma_chunk<VW, TT>(acc0, wf, a.x, a.K, k + u * step, a.T);
                 if (glu) {
                     unpack<W>(u1[u], wf);
-                    fma_chunk<VW, TT>(acc1, wf, a.x, K, k + u * 32 * VW, a.T);
+                    fma_chunk<VW, TT>(acc1, wf, a.x, a.K, k + u * step, a.T);
                 }
             }
         }
-        for (; k < K; k += 32 * VW) {
+        for (; k < K; k += step) {
             float wf[VW];
             unpack<W>(__ldg((const uint4 *)(w0 + k)), wf);
-            fma_chunk<VW, TT>(acc0, wf, a.x, K, k, a.T);
+            fma_chunk<VW, TT>(acc0, wf, a.x, a.K, k, a.T);
             if (glu) {
                 unpack<W>(__ldg((const uint4 *)(w1 + k)), wf);
-                fma_chunk<VW, TT>(acc1, wf, a.x, K, k, a.T);
+                fma_chunk<VW, TT>(acc1, wf, a.x, a.K, k, a.T);
             }
         }
     } else {
         trc_wait_prior_grid();
-        for (int64_t k = lane; k < K; k += 32) {
+        for (int64_t k = (int64_t)slice * 32 + lane; k < K; k += (int64_t)S * 32) {
             float f0 = to_f32(w0[k]), f1 = glu ? to_f32(w1[k]) : 0.0f;
 #pragma unroll
             for (int t = 0; t < TT; t++) {
                 if (t < a.T) {
-                    float xv = a.x[t * K + k];
+                    float xv = a.x[t * a.K + k];
                     acc0[t] = fmaf(f0, xv, acc0[t]);
                     acc1[t] = fmaf(f1, xv, acc1[t]);
                 }
             }
         }
     }
-
-    gemv_store<TT>(a, om, N, n, lane, acc0, acc1);
+    gemv_finish<TT>(a, valid, om, N, n, warp, lane, S, acc0, acc1);
 }
 
 /* x [T, K] to int8 blocks of 32 with one f32 scale each (amax / 127, rounded to nearest): one warp
@@ -226,17 +255,19 @@ template <int Q, int TT>
 __global__ __launch_bounds__(GEMV_WARPS * 32) void gemv_q_kernel(const trc_gemv_args a, int unused)
 {
     trc_allow_next_grid();
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, S = a.split, slice = warp % S;
     const int glu = a.mode == TRC_GEMV_GLU;
-    int64_t n = (int64_t)blockIdx.x * GEMV_WARPS + warp, N;
+    int64_t n = (int64_t)blockIdx.x * (GEMV_WARPS / S) + warp / S, N;
     const void *wm;
     float *om;
-    if (!gemv_pick(a, n, wm, om, N)) {
+    const bool valid = gemv_pick(a, n, wm, om, N);
+    if (!valid && S == 1) {
         trc_wait_prior_grid();
         return;
     }
-    const int64_t K = a.K, units = K / 32, rb = K / trc_qblock(Q) * trc_qbytes(Q);
-    const uint8_t *w0 = (const uint8_t *)wm + n * rb, *w1 = glu ? (const uint8_t *)a.w[1] + n * rb : w0;
+    const int64_t K = a.K, units = valid ? K / 32 : 0, rb = K / trc_qblock(Q) * trc_qbytes(Q);
+    const uint8_t *w0 = valid ? (const uint8_t *)wm + n * rb : (const uint8_t *)a.w[0];
+    const uint8_t *w1 = glu && valid ? (const uint8_t *)a.w[1] + n * rb : w0;
     const int8_t *xq = (const int8_t *)a.xq;
     const float *xd = (const float *)((const char *)a.xq + trc_gemv_xd_offset(a.T, K));
     float acc0[TT], acc1[TT];
@@ -244,7 +275,7 @@ __global__ __launch_bounds__(GEMV_WARPS * 32) void gemv_q_kernel(const trc_gemv_
     for (int t = 0; t < TT; t++)
         acc0[t] = acc1[t] = 0.0f;
     trc_wait_prior_grid();
-    for (int64_t u = lane; u < units; u += 32) {
+    for (int64_t u = (int64_t)slice * 32 + lane; u < units; u += (int64_t)S * 32) {
         trc_qunit q0, q1;
         dq_unit_i8<Q>(w0, u, q0);
         if (glu)
@@ -255,14 +286,14 @@ __global__ __launch_bounds__(GEMV_WARPS * 32) void gemv_q_kernel(const trc_gemv_
                 const uint4 *xp = (const uint4 *)(xq + t * K + 32 * u);
                 const uint4 xa = __ldg(xp), xb = __ldg(xp + 1);
                 const unsigned xw[8] = {xa.x, xa.y, xa.z, xa.w, xb.x, xb.y, xb.z, xb.w};
-                const float s = __ldg(xd + t * units + u);
+                const float s = __ldg(xd + t * (K / 32) + u);
                 acc0[t] = fmaf(s, qunit_dot<Q>(q0, xw), acc0[t]);
                 if (glu)
                     acc1[t] = fmaf(s, qunit_dot<Q>(q1, xw), acc1[t]);
             }
         }
     }
-    gemv_store<TT>(a, om, N, n, lane, acc0, acc1);
+    gemv_finish<TT>(a, valid, om, N, n, warp, lane, S, acc0, acc1);
 }
 
 /* Launches kern (a gemv_kernel or gemv_q_kernel instance), as a programmatic dependent when a->pdl. */
@@ -314,15 +345,18 @@ template <typename W> static void launch(const trc_gemv_args *a, unsigned grid, 
 
 static int aligned16(const void *p) { return ((uintptr_t)p & 15) == 0; }
 
-extern "C" cudaError_t trc_gemv(const trc_gemv_args *a, cudaStream_t s)
+extern "C" cudaError_t trc_gemv(const trc_gemv_args *args, cudaStream_t s)
 {
-    if (a->T < 1 || a->T > TRC_GEMV_MAX_T || a->n_mats < 1 || a->n_mats > 3)
+    if (args->T < 1 || args->T > TRC_GEMV_MAX_T || args->n_mats < 1 || args->n_mats > 3)
         return cudaErrorInvalidValue;
-    int64_t rows = a->N[0];
-    if (a->mode == TRC_GEMV_PLAIN)
-        for (int i = 1; i < a->n_mats; i++)
-            rows += a->N[i];
-    unsigned grid = (unsigned)((rows + GEMV_WARPS - 1) / GEMV_WARPS);
+    int64_t rows = args->N[0];
+    if (args->mode == TRC_GEMV_PLAIN)
+        for (int i = 1; i < args->n_mats; i++)
+            rows += args->N[i];
+    trc_gemv_args b = *args;
+    const trc_gemv_args *a = &b;
+    b.split = b.split == 2 || b.split == 4 ? b.split : 1;
+    unsigned grid = (unsigned)((rows * b.split + GEMV_WARPS - 1) / GEMV_WARPS);
     if (a->dtype >= TRC_Q8_0 && !a->xq)
         return cudaErrorInvalidValue;
     switch (a->dtype) { /* quantized: rows are whole blocks; x goes through a->xq */
