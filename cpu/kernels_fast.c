@@ -1,8 +1,8 @@
 /* kernels_fast.c: the CPU fast path for matrix products.
  *
- * Prefill (many tokens): OpenBLAS sgemm. f16/bf16 weights are converted to f32 one panel of rows
- * at a time (PANEL_ROWS x K floats per call, in the backend's scratch), so no f32 copy of the model
- * is ever held: the memory cost is one panel, about 2 MB for K = 4096.
+ * Prefill (many tokens): OpenBLAS sgemm. f16/bf16 and quantized weights are converted to f32 one
+ * panel of rows at a time (up to 16 MB of floats per call, in the backend's scratch), so no f32 copy
+ * of the model is ever held: the memory cost is one panel.
  * Decode (a few tokens): a threaded matrix-vector product over rows of W that reads each weight
  * once, converting f16/bf16 on the fly in registers. */
 #include <cblas.h>
@@ -17,9 +17,8 @@
 #define TR_HAVE_AVX2 1
 #endif
 
-#define PANEL_ROWS 128
+#define PANEL_FLOATS ((int64_t)4 << 20) /* 16 MB of converted rows per sgemm call, at least 128 rows */
 #define GEMV_MAX_TOKENS 4 /* below this many tokens, stream W once per token batch */
-#define GEMV_ROWS_PER_TASK 32
 #define CONVERT_TASKS 8
 
 #if TR_HAVE_AVX2
@@ -37,6 +36,7 @@ static inline __m256 load8(const void *w, tr_dtype dt, int64_t i)
 }
 #endif
 
+#if !defined(__AVX512F__) /* (with AVX-512: dot_row512 below) */
 /* sum_k x[k] * w[k] for a weight row of any float dtype. */
 static float dot_row(const float *x, const void *w, tr_dtype dt, int64_t K)
 {
@@ -76,91 +76,75 @@ static float dot_row(const float *x, const void *w, tr_dtype dt, int64_t K)
     }
     return sum;
 }
+#endif
 
 #if defined(__AVX512F__)
-/* Four rows at a time with 16-wide AVX-512 loads: each 16 floats of x are loaded once for four
- * weight rows, and four independent accumulator chains keep the FMA units fed while the weights
- * stream. One function per weight dtype, so the conversion is not re-decided in the loop. */
-#define TR_HAVE_DOT4 1
+/* One row at a time with 16-wide AVX-512 loads and four accumulator chains. Rows are taken in order,
+ * so each thread reads one sequential stream: on this machine that decoded TinyLlama f16 at 13.4-14.1
+ * t/s (2 threads) where four rows interleaved (x loaded once for four rows) gave 12.6-12.8, the
+ * hardware prefetcher following one stream better than four 4 KB ones. One function per weight
+ * dtype, so the conversion is not re-decided in the loop. */
+#define TR_HAVE_DOT512 1
 #define LOAD_F32(p, k) _mm512_loadu_ps((const float *)(p) + (k))
 #define LOAD_F16(p, k) _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)((const uint16_t *)(p) + (k))))
 #define LOAD_BF16(p, k)                                                                                    \
     _mm512_castsi512_ps(_mm512_slli_epi32(                                                                \
         _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)((const uint16_t *)(p) + (k)))), 16))
-/* next[4]: the rows the caller takes after these (NULL: none). One cache line of each is prefetched
- * per 64 bytes of a row consumed, so that the next rows are in cache when they start: a row of a
- * 2048-wide f16 matrix is one 4 KB page, and the hardware prefetcher, which stops at page ends,
- * would meet each of them cold. */
-#define DEFINE_DOT4(NAME, LOAD, ESIZE)                                                                     \
-    static int64_t NAME(const float *x, const void *const w[4], const void *const next[4], int64_t K,     \
-                        float out[4])                                                                      \
+#define DEFINE_DOT512(NAME, LOAD)                                                                          \
+    static int64_t NAME(const float *x, const void *w, int64_t K, float *out)                             \
     {                                                                                                      \
         __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;                                        \
         int64_t k = 0;                                                                                     \
-        for (; k + 16 <= K; k += 16) {                                                                     \
-            if (next[0] && (k * (ESIZE)) % 64 == 0)                                                        \
-                for (int r = 0; r < 4; r++)                                                                \
-                    _mm_prefetch((const char *)next[r] + k * (ESIZE), _MM_HINT_T0);                        \
-            __m512 xv = _mm512_loadu_ps(x + k);                                                            \
-            a0 = _mm512_fmadd_ps(xv, LOAD(w[0], k), a0);                                                   \
-            a1 = _mm512_fmadd_ps(xv, LOAD(w[1], k), a1);                                                   \
-            a2 = _mm512_fmadd_ps(xv, LOAD(w[2], k), a2);                                                   \
-            a3 = _mm512_fmadd_ps(xv, LOAD(w[3], k), a3);                                                   \
+        for (; k + 64 <= K; k += 64) {                                                                     \
+            a0 = _mm512_fmadd_ps(_mm512_loadu_ps(x + k), LOAD(w, k), a0);                                  \
+            a1 = _mm512_fmadd_ps(_mm512_loadu_ps(x + k + 16), LOAD(w, k + 16), a1);                        \
+            a2 = _mm512_fmadd_ps(_mm512_loadu_ps(x + k + 32), LOAD(w, k + 32), a2);                        \
+            a3 = _mm512_fmadd_ps(_mm512_loadu_ps(x + k + 48), LOAD(w, k + 48), a3);                        \
         }                                                                                                  \
-        out[0] = _mm512_reduce_add_ps(a0);                                                                 \
-        out[1] = _mm512_reduce_add_ps(a1);                                                                 \
-        out[2] = _mm512_reduce_add_ps(a2);                                                                 \
-        out[3] = _mm512_reduce_add_ps(a3);                                                                 \
+        for (; k + 16 <= K; k += 16)                                                                       \
+            a0 = _mm512_fmadd_ps(_mm512_loadu_ps(x + k), LOAD(w, k), a0);                                  \
+        *out = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));          \
         return k; /* elements done; the caller finishes the tail */                                        \
     }
-DEFINE_DOT4(dot4_f32, LOAD_F32, 4)
-DEFINE_DOT4(dot4_f16, LOAD_F16, 2)
-DEFINE_DOT4(dot4_bf16, LOAD_BF16, 2)
+DEFINE_DOT512(dot512_f32, LOAD_F32)
+DEFINE_DOT512(dot512_f16, LOAD_F16)
+DEFINE_DOT512(dot512_bf16, LOAD_BF16)
 
-/* out[r] = x . w[r] for four rows; the K % 16 tail is converted element by element. */
-static void dot_rows4(const float *x, const void *const w[4], const void *const next[4], tr_dtype dt, int64_t K,
-                      float out[4])
+/* x . w for one row; the K % 16 tail is converted element by element. */
+static float dot_row512(const float *x, const void *w, tr_dtype dt, int64_t K)
 {
-    int64_t k = dt == TR_F16    ? dot4_f16(x, w, next, K, out)
-              : dt == TR_BF16   ? dot4_bf16(x, w, next, K, out)
-                                : dot4_f32(x, w, next, K, out);
-    for (int r = 0; r < 4 && k < K; r++) {
+    float out;
+    int64_t k = dt == TR_F16 ? dot512_f16(x, w, K, &out) : dt == TR_BF16 ? dot512_bf16(x, w, K, &out)
+                                                                       : dot512_f32(x, w, K, &out);
+    if (k < K) {
         float tail[16];
-        tr_row_to_f32((const char *)w[r] + k * (int64_t)tr_dtype_size(dt), dt, tail, K - k);
+        tr_row_to_f32((const char *)w + k * (int64_t)tr_dtype_size(dt), dt, tail, K - k);
         for (int64_t i = 0; i < K - k; i++)
-            out[r] += x[k + i] * tail[i];
+            out += x[k + i] * tail[i];
     }
+    return out;
 }
 #endif
 
 typedef struct {
     tr_tensor *dst;
     const tr_tensor *x, *w;
+    int64_t rows; /* per task */
 } gemv_job;
 
 static void gemv_task(void *arg, int task, int thread)
 {
     gemv_job *j = arg;
     int64_t K = j->x->ne[0], N = j->w->ne[1], T = j->x->ne[1];
-    int64_t n0 = (int64_t)task * GEMV_ROWS_PER_TASK, n1 = n0 + GEMV_ROWS_PER_TASK < N ? n0 + GEMV_ROWS_PER_TASK : N;
-    int64_t n = n0;
-#if TR_HAVE_DOT4
-    for (; n + 4 <= n1; n += 4) {
-        const void *rows[4] = {tr_at(j->w, 0, n, 0), tr_at(j->w, 0, n + 1, 0), tr_at(j->w, 0, n + 2, 0),
-                               tr_at(j->w, 0, n + 3, 0)};
-        const void *none[4] = {NULL, NULL, NULL, NULL}, *next[4] = {NULL, NULL, NULL, NULL};
-        if (n + 8 <= n1)
-            for (int r = 0; r < 4; r++)
-                next[r] = tr_at(j->w, 0, n + 4 + r, 0);
-        for (int64_t t = 0; t < T; t++) /* the first token's pass brings the next rows in */
-            dot_rows4(tr_at(j->x, 0, t, 0), rows, t == 0 ? next : none, j->w->dtype, K,
-                      (float *)tr_at(j->dst, 0, t, 0) + n);
-    }
-#endif
-    for (; n < n1; n++) {
+    int64_t n0 = (int64_t)task * j->rows, n1 = n0 + j->rows < N ? n0 + j->rows : N;
+    for (int64_t n = n0; n < n1; n++) {
         const void *row = tr_at(j->w, 0, n, 0);
         for (int64_t t = 0; t < T; t++)
+#if TR_HAVE_DOT512
+            ((float *)tr_at(j->dst, 0, t, 0))[n] = dot_row512(tr_at(j->x, 0, t, 0), row, j->w->dtype, K);
+#else
             ((float *)tr_at(j->dst, 0, t, 0))[n] = dot_row(tr_at(j->x, 0, t, 0), row, j->w->dtype, K);
+#endif
     }
 }
 
@@ -178,6 +162,16 @@ static void convert_task(void *arg, int task, int thread)
         tr_row_to_f32(tr_at(j->w, 0, j->n0 + r, 0), j->w->dtype, j->panel + r * K, K);
 }
 
+/* Rows of W converted per sgemm call. Each call packs all of x again (T x K floats: 4 MB for 512
+ * tokens of 2048), so few, tall panels: 128-row panels made TinyLlama's f16 prefill half as fast as
+ * its f32 one. */
+static int64_t panel_rows_of(int64_t K, int64_t N)
+{
+    int64_t rows = PANEL_FLOATS / (K > 0 ? K : 1);
+    rows = rows < 128 ? 128 : rows;
+    return rows < N ? rows : N;
+}
+
 void matmul_fast(tr_cpu_state *st, tr_tensor *dst)
 {
     const tr_tensor *x = dst->src[0], *w = dst->src[1];
@@ -188,8 +182,8 @@ void matmul_fast(tr_cpu_state *st, tr_tensor *dst)
         return;
     }
     if (T < GEMV_MAX_TOKENS) {
-        gemv_job j = {dst, x, w};
-        tr_pool_run(st->pool, (int)((N + GEMV_ROWS_PER_TASK - 1) / GEMV_ROWS_PER_TASK), gemv_task, &j);
+        gemv_job j = {dst, x, w, tr_gemv_rows_per_task(N, st->n_threads)};
+        tr_pool_run(st->pool, (int)((N + j.rows - 1) / j.rows), gemv_task, &j);
         return;
     }
     /* out {N, T} row-major is T x N; X is T x K; W is N x K: out = X * W^T */
@@ -199,8 +193,9 @@ void matmul_fast(tr_cpu_state *st, tr_tensor *dst)
         return;
     }
     float *panel = st->panel; /* reserved by the backend: tr_matmul_panel_floats() */
-    for (int64_t n0 = 0; n0 < N; n0 += PANEL_ROWS) {
-        int64_t rows = N - n0 < PANEL_ROWS ? N - n0 : PANEL_ROWS;
+    const int64_t panel_rows = panel_rows_of(K, N);
+    for (int64_t n0 = 0; n0 < N; n0 += panel_rows) {
+        int64_t rows = N - n0 < panel_rows ? N - n0 : panel_rows;
         convert_job cj = {w, panel, n0, rows};
         tr_pool_run(st->pool, CONVERT_TASKS, convert_task, &cj);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)rows, (int)K, 1.0f, x->data, (int)K,
@@ -211,7 +206,7 @@ void matmul_fast(tr_cpu_state *st, tr_tensor *dst)
 size_t tr_matmul_panel_floats(const tr_tensor *dst)
 {
     const tr_tensor *w = dst->src[1];
-    return w->dtype == TR_F32 ? 0 : (size_t)PANEL_ROWS * (size_t)w->ne[0];
+    return w->dtype == TR_F32 ? 0 : (size_t)panel_rows_of(w->ne[0], w->ne[1]) * (size_t)w->ne[0];
 }
 
 /* RoPE: the angles of a token are the same for every head, so cos and sin are computed once per

@@ -27,15 +27,6 @@
 #define F16(h) tr_f16_to_f32(h)
 #endif
 
-/* Rows per task: long runs of consecutive rows stream best (TinyLlama Q4_K_M decode, 2 threads: 16
- * rows a task 23.4 t/s; 64, 128 or 256 rows 28-31 t/s, within the machine's noise of each other), but
- * every thread needs a couple of tasks of each matrix: N / (2 threads), between 8 and 128. */
-static int64_t rows_per_task(int64_t N, int n_threads)
-{
-    int64_t r = N / (2 * (int64_t)(n_threads > 0 ? n_threads : 1));
-    return r < 8 ? 8 : r > 128 ? 128 : r;
-}
-
 /* An activation block: 32 values as d * qs, with the sums of its two halves' levels. */
 typedef struct {
     float d;
@@ -448,7 +439,7 @@ int matmul_quant_gemv(tr_cpu_state *st, tr_tensor *dst)
 #endif
         quantize_x(tr_at(x, 0, t, 0), K, (q8x_block *)(xq + (size_t)t * stride));
     }
-    qgemv_job j = {dst, w, xq, stride, K, N, T, rows_per_task(N, st->n_threads)};
+    qgemv_job j = {dst, w, xq, stride, K, N, T, tr_gemv_rows_per_task(N, st->n_threads)};
     tr_pool_run(st->pool, (int)((N + j.rows - 1) / j.rows), qgemv_task, &j);
     return 1;
 }

@@ -4,8 +4,8 @@ run (design §7): `llama-bench` and `transit bench` interleaved for several roun
 (ppP) and generation (tgN) tokens/s of both, their ratio with its spread, and transit's decode share
 of the read bandwidth it measures in the same run.
 
-usage: tools/bench_peer.py [--peer-dir DIR | --llama-bench PATH] [--threads 2] [--rounds 3] [-p 512] [-n 128]
-                           FILE...
+usage: tools/bench_peer.py [--peer-dir DIR | --llama-bench PATH] [--transit PATH] [--threads 2] [--rounds 3]
+                           [-p 512] [-n 128] FILE...
 
 The peer is llama.cpp built from the current llama-cpp-python source distribution on PyPI (design
 §7), in two configurations cached under --peer-dir (default ~/.cache/transit-peer, outside the
@@ -31,6 +31,7 @@ import tarfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TRANSIT = os.path.join(HERE, "..", "build", "transit")
+TRANSIT_BIN = TRANSIT
 
 
 CONFIGS = {
@@ -94,7 +95,7 @@ def llama_run(bench, path, threads, p, n):
 
 
 def transit_run(path, threads, p, n):
-    out = subprocess.run([TRANSIT, "bench", "-m", path, "-p", str(p), "-n", str(n), "-t", str(threads), "-r", "1"],
+    out = subprocess.run([TRANSIT_BIN, "bench", "-m", path, "-p", str(p), "-n", str(n), "-t", str(threads), "-r", "1"],
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=True).stdout
     rates, share = {}, None
     for m in re.finditer(r"^\|\s*(pp\d+|tg\d+)\s*\|\s*([0-9.]+)", out, re.M):
@@ -113,12 +114,15 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--llama-bench", help="one llama-bench binary for every file")
     ap.add_argument("--peer-dir", default=os.path.expanduser("~/.cache/transit-peer"))
+    ap.add_argument("--transit", default=TRANSIT, help="the transit binary (default: build/transit)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("-p", type=int, default=512)
     ap.add_argument("-n", type=int, default=128)
     ap.add_argument("files", nargs="+")
     a = ap.parse_args()
+    global TRANSIT_BIN
+    TRANSIT_BIN = a.transit
     bench = {}
     for f in a.files:
         config = "noamx" if is_quantized(f) else "native"
