@@ -17,6 +17,18 @@ __host__ __device__ constexpr int trc_qbytes(int q)
 
 __device__ __forceinline__ float q_f16(const uint8_t *p) { return __half2float(__ushort_as_half((unsigned short)(p[0] | p[1] << 8))); }
 
+/* Sub-block s's 6-bit scale and minimum from a Q4_K / Q5_K block's 12 scale bytes. */
+__device__ __forceinline__ void q_k_scale_min(const uint8_t *sc, int s, int &scale, int &mn)
+{
+    if (s < 4) {
+        scale = sc[s] & 63;
+        mn = sc[s + 4] & 63;
+    } else {
+        scale = (sc[s + 4] & 15) | (sc[s - 4] >> 6) << 4;
+        mn = (sc[s + 4] >> 4) | (sc[s] >> 6) << 4;
+    }
+}
+
 template <int Q> __device__ __forceinline__ void dq_unit(const uint8_t *row, int64_t u, float (&w)[32])
 {
     if (Q == TRC_Q8_0) {
@@ -50,13 +62,7 @@ template <int Q> __device__ __forceinline__ void dq_unit(const uint8_t *row, int
         const uint8_t *b = row + (u / 8) * trc_qbytes(Q), *sc = b + 4;
         const int s = (int)(u % 8);
         int scale, mn;
-        if (s < 4) {
-            scale = sc[s] & 63;
-            mn = sc[s + 4] & 63;
-        } else {
-            scale = (sc[s + 4] & 15) | (sc[s - 4] >> 6) << 4;
-            mn = (sc[s + 4] >> 4) | (sc[s] >> 6) << 4;
-        }
+        q_k_scale_min(sc, s, scale, mn);
         float ds = q_f16(b) * (float)scale, dm = q_f16(b + 2) * (float)mn;
         const uint8_t *qh = b + 16, *q = b + (Q == TRC_Q5_K ? 48 : 16) + 32 * (s / 2);
         const int shift = 4 * (s % 2);
@@ -137,13 +143,7 @@ template <int Q> __device__ __forceinline__ void dq_unit_i8(const uint8_t *row, 
         const uint8_t *b = row + (u / 8) * trc_qbytes(Q), *sc = b + 4;
         const int s = (int)(u % 8);
         int scale, mn;
-        if (s < 4) {
-            scale = sc[s] & 63;
-            mn = sc[s + 4] & 63;
-        } else {
-            scale = (sc[s + 4] & 15) | (sc[s - 4] >> 6) << 4;
-            mn = (sc[s + 4] >> 4) | (sc[s] >> 6) << 4;
-        }
+        q_k_scale_min(sc, s, scale, mn);
         r.d0 = r.d1 = q_f16(b) * (float)scale;
         r.m = -q_f16(b + 2) * (float)mn;
         const uint8_t *qh = b + 16, *q = b + (Q == TRC_Q5_K ? 48 : 16) + 32 * (s / 2);
