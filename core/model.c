@@ -129,9 +129,8 @@ static size_t weight_buffer_max(const tr_model *m)
 {
     size_t max = m->backend->iface->max_buffer_size ? m->backend->iface->max_buffer_size(m->backend) : 0;
     const char *env = getenv("TRANSIT_WEIGHT_BUFFER_MAX");
-    if (env && strtoull(env, NULL, 10) > 0 && (max == 0 || strtoull(env, NULL, 10) < max))
-        max = (size_t)strtoull(env, NULL, 10);
-    return max;
+    const size_t lower = env ? (size_t)strtoull(env, NULL, 10) : 0;
+    return lower > 0 && (max == 0 || lower < max) ? lower : max;
 }
 
 /* On a device backend, copy the weights into device buffers: as few as the device's largest

@@ -214,28 +214,6 @@ static double now_seconds(void)
     return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
 
-/* Streaming read bandwidth of host memory with the backend's threads: the bound for decode, which
- * reads every weight once per token. 256 MiB (far past any cache), best of 3 passes. */
-typedef struct {
-    const float *data;
-    size_t n_per_task;
-    float sums[256];
-} bw_job;
-
-static void bw_task(void *arg, int task, int thread)
-{
-    bw_job *j = arg;
-    const float *p = j->data + (size_t)task * j->n_per_task;
-    float acc[16] = {0};
-    for (size_t i = 0; i + 16 <= j->n_per_task; i += 16)
-        for (int k = 0; k < 16; k++)
-            acc[k] += p[i + k];
-    float s = 0;
-    for (int k = 0; k < 16; k++)
-        s += acc[k];
-    j->sums[task] = s; /* keeps the loads alive */
-}
-
 /* Reading the model's own weights, as decode does: every byte once per pass, in chunks of 1 MiB spread
  * over the pool's threads (decode's order within a matrix), 64-byte loads summed so that none is
  * optimised away. The best of 5 passes after a first that faults the pages in: a rate decode, which
@@ -304,26 +282,20 @@ static double cpu_read_rate(tr_backend *b, const void *const *ptr, const size_t 
     return best;
 }
 
+/* Streaming read bandwidth of host memory with the backend's threads, when no model's weights are
+ * at hand to read (tr_model_measure_bandwidth prefers cpu_read_rate on them): 256 MiB, far past any
+ * cache, read the same way. */
 static double cpu_bandwidth(tr_backend *b)
 {
-    cpu_backend *c = (cpu_backend *)b;
     const size_t bytes = (size_t)256 << 20;
-    float *data = NULL;
-    if (posix_memalign((void **)&data, 64, bytes) != 0)
+    void *data = NULL;
+    if (posix_memalign(&data, 64, bytes) != 0)
         return 0;
     memset(data, 0, bytes);
-    int tasks = 64;
-    bw_job j = {.data = data, .n_per_task = bytes / sizeof(float) / (size_t)tasks};
-    double best = 0;
-    for (int pass = 0; pass < 3; pass++) {
-        double t0 = now_seconds();
-        tr_pool_run(c->st.pool, tasks, bw_task, &j);
-        double dt = now_seconds() - t0;
-        if (dt > 0 && bytes / dt > best)
-            best = (double)bytes / dt;
-    }
+    const void *ptr = data;
+    double rate = cpu_read_rate(b, &ptr, &bytes, 1);
     free(data);
-    return best;
+    return rate;
 }
 
 /* OpenBLAS SGEMM on one (m x k) * (n x k)^T product with the backend's threads, as prefill calls it

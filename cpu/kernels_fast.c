@@ -36,7 +36,7 @@ static inline __m256 load8(const void *w, tr_dtype dt, int64_t i)
 }
 #endif
 
-#if !defined(__AVX512F__) /* (with AVX-512: dot_row512 below) */
+#if !defined(__AVX512F__) /* (with AVX-512: the dot_row below) */
 /* sum_k x[k] * w[k] for a weight row of any float dtype. */
 static float dot_row(const float *x, const void *w, tr_dtype dt, int64_t K)
 {
@@ -84,7 +84,6 @@ static float dot_row(const float *x, const void *w, tr_dtype dt, int64_t K)
  * t/s (2 threads) where four rows interleaved (x loaded once for four rows) gave 12.6-12.8, the
  * hardware prefetcher following one stream better than four 4 KB ones. One function per weight
  * dtype, so the conversion is not re-decided in the loop. */
-#define TR_HAVE_DOT512 1
 #define LOAD_F32(p, k) _mm512_loadu_ps((const float *)(p) + (k))
 #define LOAD_F16(p, k) _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)((const uint16_t *)(p) + (k))))
 #define LOAD_BF16(p, k)                                                                                    \
@@ -111,7 +110,7 @@ DEFINE_DOT512(dot512_f16, LOAD_F16)
 DEFINE_DOT512(dot512_bf16, LOAD_BF16)
 
 /* x . w for one row; the K % 16 tail is converted element by element. */
-static float dot_row512(const float *x, const void *w, tr_dtype dt, int64_t K)
+static float dot_row(const float *x, const void *w, tr_dtype dt, int64_t K)
 {
     float out;
     int64_t k = dt == TR_F16 ? dot512_f16(x, w, K, &out) : dt == TR_BF16 ? dot512_bf16(x, w, K, &out)
@@ -140,11 +139,7 @@ static void gemv_task(void *arg, int task, int thread)
     for (int64_t n = n0; n < n1; n++) {
         const void *row = tr_at(j->w, 0, n, 0);
         for (int64_t t = 0; t < T; t++)
-#if TR_HAVE_DOT512
-            ((float *)tr_at(j->dst, 0, t, 0))[n] = dot_row512(tr_at(j->x, 0, t, 0), row, j->w->dtype, K);
-#else
             ((float *)tr_at(j->dst, 0, t, 0))[n] = dot_row(tr_at(j->x, 0, t, 0), row, j->w->dtype, K);
-#endif
     }
 }
 

@@ -257,8 +257,9 @@ static tr_status setup(cuda_backend *c, int device)
     if (pdl && pdl[0] == '1' && !c->use_pdl)
         tr_log("cuda: TRANSIT_CUDA_PDL=1 needs compute capability 9.0; %s has %d.%d", prop.name, prop.major,
                prop.minor);
-    const char *split = getenv("TRANSIT_CUDA_GEMV_SPLIT"); /* the tests cover each GEMV form with it */
-    c->gemv_split = split && (atoi(split) == 1 || atoi(split) == 2 || atoi(split) == 4) ? atoi(split) : 0;
+    const char *env_split = getenv("TRANSIT_CUDA_GEMV_SPLIT"); /* the tests cover each GEMV form with it */
+    const int split = env_split ? atoi(env_split) : 0;
+    c->gemv_split = split == 1 || split == 2 || split == 4 ? split : 0;
     return trc_profile_init(c);
 }
 

@@ -321,9 +321,8 @@ template <typename W, int TT> static void launch_t(const trc_gemv_args *a, unsig
 template <int Q> static void launch_q(const trc_gemv_args *a, unsigned grid, cudaStream_t s)
 {
     const int64_t n = (int64_t)a->T * a->K;
-    int8_t *xq = (int8_t *)a->xq;
     quantize_x_kernel<<<(unsigned)((n + 255) / 256), 256, 0, s>>>(
-        a->x, n, xq, (float *)((char *)a->xq + trc_gemv_xd_offset(a->T, a->K)));
+        a->x, n, (int8_t *)a->xq, (float *)((char *)a->xq + trc_gemv_xd_offset(a->T, a->K)));
     const int vec = 0; /* (unused: x is read as int8 blocks, always aligned) */
     if (a->T <= 1)
         launch_kernel(gemv_q_kernel<Q, 1>, a, grid, vec, s);
@@ -345,20 +344,16 @@ template <typename W> static void launch(const trc_gemv_args *a, unsigned grid, 
 
 static int aligned16(const void *p) { return ((uintptr_t)p & 15) == 0; }
 
-extern "C" cudaError_t trc_gemv(const trc_gemv_args *args, cudaStream_t s)
+extern "C" cudaError_t trc_gemv(const trc_gemv_args *a, cudaStream_t s)
 {
-    if (args->T < 1 || args->T > TRC_GEMV_MAX_T || args->n_mats < 1 || args->n_mats > 3)
+    if (a->T < 1 || a->T > TRC_GEMV_MAX_T || a->n_mats < 1 || a->n_mats > 3 ||
+        (a->split != 1 && a->split != 2 && a->split != 4) || (a->dtype >= TRC_Q8_0 && !a->xq))
         return cudaErrorInvalidValue;
-    int64_t rows = args->N[0];
-    if (args->mode == TRC_GEMV_PLAIN)
-        for (int i = 1; i < args->n_mats; i++)
-            rows += args->N[i];
-    trc_gemv_args b = *args;
-    const trc_gemv_args *a = &b;
-    b.split = b.split == 2 || b.split == 4 ? b.split : 1;
-    unsigned grid = (unsigned)((rows * b.split + GEMV_WARPS - 1) / GEMV_WARPS);
-    if (a->dtype >= TRC_Q8_0 && !a->xq)
-        return cudaErrorInvalidValue;
+    int64_t rows = a->N[0];
+    if (a->mode == TRC_GEMV_PLAIN)
+        for (int i = 1; i < a->n_mats; i++)
+            rows += a->N[i];
+    unsigned grid = (unsigned)((rows * a->split + GEMV_WARPS - 1) / GEMV_WARPS);
     switch (a->dtype) { /* quantized: rows are whole blocks; x goes through a->xq */
     case TRC_Q8_0: launch_q<TRC_Q8_0>(a, grid, s); return cudaGetLastError();
     case TRC_Q4_0: launch_q<TRC_Q4_0>(a, grid, s); return cudaGetLastError();
