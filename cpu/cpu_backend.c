@@ -163,9 +163,11 @@ static tr_status place(cpu_backend *c, tr_graph *g, int keep_all)
             scratch = tr_attention_scratch_floats(t);
         if (t->op == TR_OP_MATMUL && tr_matmul_panel_floats(t) > panel)
             panel = tr_matmul_panel_floats(t);
+        if (t->op == TR_OP_MATMUL && tr_matmul_thread_floats(t, c->st.n_threads) > scratch)
+            scratch = tr_matmul_thread_floats(t, c->st.n_threads);
     }
     if (!tr_cpu_scratch_reserve(&c->st, scratch))
-        return tr_fail(TR_ERR_NOMEM, "cpu: cannot allocate attention scratch");
+        return tr_fail(TR_ERR_NOMEM, "cpu: cannot allocate %zu bytes of per-thread scratch", scratch * sizeof(float));
     if (panel > c->st.panel_floats) {
         float *p = realloc(c->st.panel, panel * sizeof(float));
         if (!p)

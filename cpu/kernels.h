@@ -52,10 +52,21 @@ void copy_f32_ref(tr_tensor *dst);
 void attention_f32_ref(tr_tensor *dst);
 
 void matmul_fast(tr_cpu_state *st, tr_tensor *dst);
-/* Quantized weights, a few tokens (kernels_quant.c): integer dot products against activations
- * rounded to 8 bits per block of 32. Returns 0 (having done nothing) if scratch cannot be had. */
-int matmul_quant_gemv(tr_cpu_state *st, tr_tensor *dst);
-#define TR_QGEMV_MAX_TOKENS 16 /* more tokens: dequantized panels through sgemm */
+/* Quantized weights against activations rounded to 8 bits (kernels_quant.c), for a few tokens of
+ * any type and for many with a type that has a tile kernel (tr_quant_tiled). xq_space holds
+ * tr_matmul_quant_scratch_floats(dst) floats: the rounded activations. */
+void matmul_quant(tr_cpu_state *st, tr_tensor *dst, float *xq_space);
+size_t tr_matmul_quant_scratch_floats(const tr_tensor *dst);
+int tr_quant_tiled(tr_dtype t);
+/* Prefill with Q4_K, Q5_K, Q6_K or Q8_0 weights on AVX-512 VNNI (kernels_quant_gemm.c, where
+ * qdot.h defines TR_QGEMM): space holds tr_qgemm_space_floats(dst) floats (the activations' panels),
+ * and each thread's scratch tr_qgemm_thread_floats (its rows, unpacked). */
+int tr_qgemm_supports(tr_dtype t);
+void tr_qgemm(tr_cpu_state *st, tr_tensor *dst, float *space);
+size_t tr_qgemm_space_floats(const tr_tensor *dst);
+size_t tr_qgemm_thread_floats(const tr_tensor *dst, int n_threads);
+size_t tr_matmul_thread_floats(const tr_tensor *dst, int n_threads); /* per-thread scratch a matmul needs */
+#define TR_QGEMV_MAX_TOKENS 16 /* from this many tokens, untiled types go through dequantized panels and sgemm */
 size_t tr_matmul_panel_floats(const tr_tensor *dst); /* panel the fast matmul needs */
 size_t tr_attention_scratch_floats(const tr_tensor *dst); /* per thread */
 void attention_f32_fast(tr_cpu_state *st, tr_tensor *dst);

@@ -11,6 +11,7 @@
 
 #include "kernels.h"
 #include "simd.h"
+#include "qdot.h"
 
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
 #include <immintrin.h>
@@ -167,13 +168,46 @@ static int64_t panel_rows_of(int64_t K, int64_t N)
     return rows < N ? rows : N;
 }
 
+/* How a product with weights of type t over T tokens runs: quant_gemm, on kernels_quant_gemm.c's
+ * tokens-in-lanes GEMM; quant_integer, on kernels_quant.c's integer dot products; otherwise through
+ * float panels and sgemm. */
+static int quant_gemm(tr_dtype t, int64_t T)
+{
+#if TR_QGEMM
+    return T >= TR_QGEMV_MAX_TOKENS && tr_qgemm_supports(t);
+#else
+    (void)t, (void)T;
+    return 0;
+#endif
+}
+
+static int quant_integer(tr_dtype t, int64_t T)
+{
+    return tr_dtype_is_quant(t) && (T < TR_QGEMV_MAX_TOKENS || tr_quant_tiled(t));
+}
+
+size_t tr_matmul_thread_floats(const tr_tensor *dst, int n_threads)
+{
+#if TR_QGEMM
+    if (quant_gemm(dst->src[1]->dtype, dst->src[0]->ne[1]))
+        return tr_qgemm_thread_floats(dst, n_threads);
+#endif
+    (void)dst, (void)n_threads;
+    return 0;
+}
+
 void matmul_fast(tr_cpu_state *st, tr_tensor *dst)
 {
     const tr_tensor *x = dst->src[0], *w = dst->src[1];
     int64_t K = x->ne[0], N = w->ne[1], T = x->ne[1];
-    if (tr_dtype_is_quant(w->dtype) && T < TR_QGEMV_MAX_TOKENS) {
-        if (!matmul_quant_gemv(st, dst))
-            matmul_ref(dst); /* no scratch for the rounded activations: slow, but right */
+#if TR_QGEMM
+    if (quant_gemm(w->dtype, T)) {
+        tr_qgemm(st, dst, st->panel);
+        return;
+    }
+#endif
+    if (quant_integer(w->dtype, T)) {
+        matmul_quant(st, dst, st->panel);
         return;
     }
     if (T < GEMV_MAX_TOKENS) {
@@ -201,6 +235,12 @@ void matmul_fast(tr_cpu_state *st, tr_tensor *dst)
 size_t tr_matmul_panel_floats(const tr_tensor *dst)
 {
     const tr_tensor *w = dst->src[1];
+#if TR_QGEMM
+    if (quant_gemm(w->dtype, dst->src[0]->ne[1]))
+        return tr_qgemm_space_floats(dst); /* the activations' panels */
+#endif
+    if (quant_integer(w->dtype, dst->src[0]->ne[1]))
+        return tr_matmul_quant_scratch_floats(dst); /* the rounded activations */
     return w->dtype == TR_F32 ? 0 : (size_t)panel_rows_of(w->ne[0], w->ne[1]) * (size_t)w->ne[0];
 }
 

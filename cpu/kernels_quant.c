@@ -1,20 +1,21 @@
 /* kernels_quant.c: matrix products with quantized weights on the CPU (design §10).
  *
- * Decode (a few tokens) reads each weight block once and never expands it to floats: the
- * activations are rounded to 8 bits (one float scale per block of 32 for the 32-weight types, per
- * super-block of 256 for the k-quants with AVX2, as llama.cpp's CPU path does; the op's bound allows
- * it, core/ir.h), and each weight block's integer levels meet them in integer dot products (AVX2
- * maddubs / madd): scaled once per block of 32, or, for the k-quants, summed with their sub-block
- * scales in integers over a whole super-block and scaled once. Level offsets (Q4_0's -8, Q6_K's
- * -32, the k-quants' minima) are folded in through the activations' block sums, so the inner loops
- * work on unsigned levels only.
- * Prefill (many tokens) goes through kernels_fast.c: rows dequantized into a float panel for
- * OpenBLAS's sgemm, the same path as f16 weights. */
+ * The weights are never expanded to floats: the activations are rounded to 8 bits (qdot.h: one
+ * float scale per block of 32 for the 32-weight types, per super-block of 256 for the k-quants, as
+ * llama.cpp's CPU path does; the op's bound allows it, core/ir.h), and each weight block's integer
+ * levels meet them in integer dot products: AVX2 maddubs / madd here, scaled once per block of 32
+ * or, for the k-quants, summed with their sub-block scales in integers over a whole super-block and
+ * scaled once; with AVX-512 the k-quants go through kernels_quant_avx512.c, which unpacks a row's
+ * levels once for up to eight tokens. Level offsets (Q4_0's -8, Q6_K's -32, the k-quants' minima)
+ * are folded in through the activations' block sums, so the inner loops work on unsigned levels.
+ * Decode (a few tokens) takes this path for every type; prefill takes it for the types with a tile
+ * kernel (quant_tiled) and otherwise goes through kernels_fast.c's dequantized panels and sgemm. */
 #include <math.h>
 #include <string.h>
 
 #include "kernels.h"
 #include "simd.h"
+#include "qdot.h"
 #include "quant.h"
 #include "half.h"
 
@@ -27,16 +28,24 @@
 #define F16(h) tr_f16_to_f32(h)
 #endif
 
-/* An activation block: 32 values as d * qs, with the sums of its two halves' levels. */
-typedef struct {
-    float d;
-    int16_t sum[2]; /* sum of qs[0..16) and qs[16..32) */
-    int8_t qs[32];
-} q8x_block;
-
-/* n values as d * q with q in [-127, 127], d from the largest magnitude; returns d. */
-static float round_to_int8(const float *v, int n, int8_t *q)
+/* qdot.h. The AVX-512 form gives the same bytes as the loop: the same float products, rounded to
+ * nearest even as lrintf does. */
+float tr_q8_round(const float *v, int n, int8_t *q)
 {
+#if TR_QAVX512
+    if (n % 16 == 0) {
+        __m512 amax = _mm512_setzero_ps();
+        for (int j = 0; j < n; j += 16)
+            amax = _mm512_max_ps(amax, _mm512_abs_ps(_mm512_loadu_ps(v + j)));
+        float d = _mm512_reduce_max_ps(amax) / 127, id = d > 0 ? 1 / d : 0;
+        const __m512i hi = _mm512_set1_epi32(127), lo = _mm512_set1_epi32(-127);
+        for (int j = 0; j < n; j += 16) {
+            __m512i r = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(v + j), _mm512_set1_ps(id)));
+            _mm_storeu_si128((__m128i *)(q + j), _mm512_cvtepi32_epi8(_mm512_min_epi32(_mm512_max_epi32(r, lo), hi)));
+        }
+        return d;
+    }
+#endif
     float amax = 0;
     for (int j = 0; j < n; j++)
         amax = fmaxf(amax, fabsf(v[j]));
@@ -60,7 +69,7 @@ static void quantize_x(const float *x, int64_t K, q8x_block *out)
 {
     for (int64_t b = 0; b < K / 32; b++) {
         q8x_block *o = &out[b];
-        o->d = round_to_int8(x + 32 * b, 32, o->qs);
+        o->d = tr_q8_round(x + 32 * b, 32, o->qs);
         o->sum[0] = (int16_t)sum_int8(o->qs, 16);
         o->sum[1] = (int16_t)sum_int8(o->qs + 16, 16);
     }
@@ -178,43 +187,27 @@ static float row_q4q5(tr_dtype t, const void *row, const q8x_block *x, int64_t n
 #endif
 }
 
-#if TR_QAVX2
-/* ---- the k-quants with activations per super-block (AVX2) ----------------------------------------- */
-
-/* 256 activations as d * qs (one scale, as llama.cpp's Q8_K) with the sums of each 16: a whole
- * super-block's integer products then add up in integers, scaled once. */
-typedef struct {
-    float d;
-    int16_t bsums[16]; /* sums of each 16 (Q6_K's sub-blocks) */
-    int16_t bsum32[8]; /* sums of each 32 (Q4_K's and Q5_K's) */
-    int8_t qs[256];
-} q8k_block;
-
-static void quantize_x_k(const float *x, int64_t K, q8k_block *out)
+static void quantize_x_k(const float *x, int64_t K, int permuted, q8k_block *out)
 {
     for (int64_t b = 0; b < K / 256; b++) {
         q8k_block *o = &out[b];
-        o->d = round_to_int8(x + 256 * b, 256, o->qs);
+        o->d = tr_q8_round(x + 256 * b, 256, o->qs);
         for (int g = 0; g < 16; g++)
             o->bsums[g] = (int16_t)sum_int8(o->qs + 16 * g, 16);
         for (int s = 0; s < 8; s++)
             o->bsum32[s] = (int16_t)(o->bsums[2 * s] + o->bsums[2 * s + 1]);
+        if (permuted) /* groups of 32 in the order 0 2 1 3 4 6 5 7 (qdot.h) */
+            for (int g = 1; g < 8; g += 4) {
+                int8_t t[32];
+                memcpy(t, o->qs + 32 * g, 32);
+                memcpy(o->qs + 32 * g, o->qs + 32 * (g + 1), 32);
+                memcpy(o->qs + 32 * (g + 1), t, 32);
+            }
     }
 }
 
-/* The 12 bytes of Q4_K / Q5_K scales as 8 scales (sc) and 8 minima (m), all at once: the same values
- * as tr_k_scale_min, with 32-bit masks instead of a branch per sub-block. */
-static inline void k_scales_unpack(const uint8_t scales[12], uint8_t sc[8], uint8_t m[8])
-{
-    uint32_t u[3], out[4];
-    memcpy(u, scales, 12);
-    out[0] = u[0] & 0x3f3f3f3fu;                                                 /* sc 0-3 */
-    out[1] = (u[2] & 0x0f0f0f0fu) | ((u[0] >> 6) & 0x03030303u) << 4;            /* sc 4-7 */
-    out[2] = u[1] & 0x3f3f3f3fu;                                                 /* m 0-3 */
-    out[3] = ((u[2] >> 4) & 0x0f0f0f0fu) | ((u[1] >> 6) & 0x03030303u) << 4;     /* m 4-7 */
-    memcpy(sc, out, 8);
-    memcpy(m, out + 2, 8);
-}
+#if TR_QAVX2
+/* ---- the k-quants with activations per super-block (AVX2) ----------------------------------------- */
 
 static inline int hsum_epi32_128(__m128i v)
 {
@@ -370,11 +363,7 @@ static int per_super_block(tr_dtype t)
 /* Bytes of one token's rounded activations. */
 static size_t x_bytes(tr_dtype t, int64_t K)
 {
-#if TR_QAVX2
-    if (per_super_block(t))
-        return (size_t)(K / 256) * sizeof(q8k_block);
-#endif
-    return (size_t)(K / 32) * sizeof(q8x_block);
+    return per_super_block(t) ? (size_t)(K / 256) * sizeof(q8k_block) : (size_t)(K / 32) * sizeof(q8x_block);
 }
 
 static float row_dot(tr_dtype t, const void *row, const void *x, int64_t K)
@@ -394,25 +383,71 @@ static float row_dot(tr_dtype t, const void *row, const void *x, int64_t K)
     }
 }
 
+int tr_quant_tiled(tr_dtype t)
+{
+#if TR_QAVX512
+    return t == TR_Q4_K || t == TR_Q5_K || t == TR_Q6_K;
+#else
+    (void)t;
+    return 0;
+#endif
+}
+
+/* One weight row against ntok (<= TR_QTILE) tokens' rounded activations, token c's at x + c *
+ * stride bytes: out[c]. */
+static void row_tile(tr_dtype t, const void *row, const char *x, size_t stride, int64_t K, int ntok, float *out)
+{
+#if TR_QAVX512
+    if (tr_quant_tiled(t)) {
+        int64_t xs = (int64_t)(stride / sizeof(q8k_block));
+        if (t == TR_Q6_K)
+            tr_qtile_q6_K_avx512(row, (const q8k_block *)x, xs, K / 256, ntok, out);
+        else
+            tr_qtile_k45_avx512(t == TR_Q5_K, row, (const q8k_block *)x, xs, K / 256, ntok, out);
+        return;
+    }
+#endif
+    for (int c = 0; c < ntok; c++)
+        out[c] = row_dot(t, row, x + (size_t)c * stride, K);
+}
+
 /* ---- the threaded product --------------------------------------------------------------------- */
 
 typedef struct {
     tr_tensor *dst;
-    const tr_tensor *w;
-    const char *xq; /* T tokens' rounded activations, x_stride bytes each */
+    const tr_tensor *x, *w;
+    char *xq; /* T tokens' rounded activations, x_stride bytes each */
     size_t x_stride;
     int64_t K, N, T, rows; /* rows: per task */
-} qgemv_job;
+} qmatmul_job;
 
-static void qgemv_task(void *arg, int task, int thread)
+static void quantize_task(void *arg, int task, int thread)
 {
     (void)thread;
-    qgemv_job *j = arg;
+    qmatmul_job *j = arg;
+    tr_dtype t = j->w->dtype;
+    char *xq = j->xq + (size_t)task * j->x_stride;
+    if (per_super_block(t))
+        quantize_x_k(tr_at(j->x, 0, task, 0), j->K, q8k_permuted(t), (q8k_block *)xq);
+    else
+        quantize_x(tr_at(j->x, 0, task, 0), j->K, (q8x_block *)xq);
+}
+
+/* A task: a run of rows against every token, TR_QTILE tokens at a time (the tile's activations
+ * stay in L1 while the run's rows stream from L2). */
+static void qmatmul_task(void *arg, int task, int thread)
+{
+    (void)thread;
+    qmatmul_job *j = arg;
     int64_t n0 = (int64_t)task * j->rows, n1 = n0 + j->rows < j->N ? n0 + j->rows : j->N;
-    for (int64_t n = n0; n < n1; n++) {
-        const void *row = tr_at(j->w, 0, n, 0);
-        for (int64_t t = 0; t < j->T; t++)
-            ((float *)tr_at(j->dst, 0, t, 0))[n] = row_dot(j->w->dtype, row, j->xq + (size_t)t * j->x_stride, j->K);
+    float out[TR_QTILE];
+    for (int64_t t0 = 0; t0 < j->T; t0 += TR_QTILE) {
+        int ntok = j->T - t0 < TR_QTILE ? (int)(j->T - t0) : TR_QTILE;
+        for (int64_t n = n0; n < n1; n++) {
+            row_tile(j->w->dtype, tr_at(j->w, 0, n, 0), j->xq + (size_t)t0 * j->x_stride, j->x_stride, j->K, ntok, out);
+            for (int c = 0; c < ntok; c++)
+                ((float *)tr_at(j->dst, 0, t0 + c, 0))[n] = out[c];
+        }
     }
 }
 
@@ -422,24 +457,14 @@ size_t tr_matmul_quant_scratch_floats(const tr_tensor *dst)
     return ((size_t)x->ne[1] * x_bytes(dst->src[1]->dtype, x->ne[0]) + sizeof(float) - 1) / sizeof(float);
 }
 
-int matmul_quant_gemv(tr_cpu_state *st, tr_tensor *dst)
+void matmul_quant(tr_cpu_state *st, tr_tensor *dst, float *xq_space)
 {
     const tr_tensor *x = dst->src[0], *w = dst->src[1];
     int64_t K = x->ne[0], N = w->ne[1], T = x->ne[1];
-    if (!tr_cpu_scratch_reserve(st, tr_matmul_quant_scratch_floats(dst)))
-        return 0;
-    char *xq = (char *)st->scratch; /* thread 0's scratch: the workers only read it */
-    size_t stride = x_bytes(w->dtype, K);
-    for (int64_t t = 0; t < T; t++) {
-#if TR_QAVX2
-        if (per_super_block(w->dtype)) {
-            quantize_x_k(tr_at(x, 0, t, 0), K, (q8k_block *)(xq + (size_t)t * stride));
-            continue;
-        }
-#endif
-        quantize_x(tr_at(x, 0, t, 0), K, (q8x_block *)(xq + (size_t)t * stride));
-    }
-    qgemv_job j = {dst, w, xq, stride, K, N, T, tr_gemv_rows_per_task(N, st->n_threads)};
-    tr_pool_run(st->pool, (int)((N + j.rows - 1) / j.rows), qgemv_task, &j);
-    return 1;
+    qmatmul_job j = {dst, x, w, (char *)xq_space, x_bytes(w->dtype, K), K, N, T, tr_gemv_rows_per_task(N, st->n_threads)};
+    if (T == 1)
+        quantize_task(&j, 0, 0);
+    else
+        tr_pool_run(st->pool, (int)T, quantize_task, &j);
+    tr_pool_run(st->pool, (int)((N + j.rows - 1) / j.rows), qmatmul_task, &j);
 }

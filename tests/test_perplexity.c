@@ -94,8 +94,10 @@ static void test_perplexity_cli(const char *golden)
 }
 
 /* The HF directory and the Q8_0 GGUF file: the same tokens, and over a window of held-out text logits
- * that 8-bit weights move by little: within 1e-3 NMSE at every position (3.3e-4 at the worst; the
- * prompt is prefilled, so no activation is rounded: the difference is the weights' alone). */
+ * that 8-bit weights move by little: within 2e-3 NMSE at every position, design §6's whole-model bound
+ * for f16 weights. Both the weights and, in every product, the activations are rounded to 8 bits (as
+ * llama.cpp's CPU path rounds them, design §10): 1.0e-3 at the worst position, of which the weights'
+ * rounding alone is 3.3e-4 (measured when prefill multiplied dequantized weights with floats). */
 static void test_hf_gguf_parity(void)
 {
     tr_model_params mp = tr_model_default_params();
@@ -132,7 +134,7 @@ static void test_hf_gguf_parity(void)
             double e = tr_nmse(tr_get_logits(ca, i), tr_get_logits(cb, i), (size_t)V);
             worst = e > worst ? e : worst;
         }
-        CHECK(worst < 1e-3, "HF vs Q8_0 GGUF logits: worst NMSE over %d positions %.3g", n, worst);
+        CHECK(worst < 2e-3, "HF vs Q8_0 GGUF logits: worst NMSE over %d positions %.3g", n, worst);
         fprintf(stderr, "HF vs Q8_0 GGUF logits: worst NMSE over %d positions %.3g\n", n, worst);
     } else {
         CHECK(0, "eval: %s", tr_last_error());
