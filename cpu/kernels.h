@@ -65,6 +65,16 @@ int tr_qgemm_supports(tr_dtype t);
 void tr_qgemm(tr_cpu_state *st, tr_tensor *dst, float *space);
 size_t tr_qgemm_space_floats(const tr_tensor *dst);
 size_t tr_qgemm_thread_floats(const tr_tensor *dst, int n_threads);
+/* Products with bf16 weights on AVX-512 BF16, any number of tokens (kernels_bf16_gemm.c, built
+ * where TR_BF16_GEMM is defined): space holds tr_bf16_gemm_space_floats(dst) floats (the
+ * activations rounded to bf16). */
+#define TR_BF16_GEMV_MAX_TOKENS 4 /* below this, rows in order, one token at a time */
+#if defined(__AVX512F__) && defined(__AVX512BF16__)
+#define TR_BF16_GEMM 1
+#endif
+int tr_bf16_gemm_supports(const tr_tensor *dst);
+void tr_bf16_gemm(tr_cpu_state *st, tr_tensor *dst, float *space);
+size_t tr_bf16_gemm_space_floats(const tr_tensor *dst);
 size_t tr_matmul_thread_floats(const tr_tensor *dst, int n_threads); /* per-thread scratch a matmul needs */
 #define TR_QGEMV_MAX_TOKENS 16 /* from this many tokens, untiled types go through dequantized panels and sgemm */
 size_t tr_matmul_panel_floats(const tr_tensor *dst); /* panel the fast matmul needs */

@@ -210,6 +210,12 @@ void matmul_fast(tr_cpu_state *st, tr_tensor *dst)
         matmul_quant(st, dst, st->panel);
         return;
     }
+#if TR_BF16_GEMM
+    if (tr_bf16_gemm_supports(dst)) {
+        tr_bf16_gemm(st, dst, st->panel);
+        return;
+    }
+#endif
     if (T < GEMV_MAX_TOKENS) {
         gemv_job j = {dst, x, w, tr_gemv_rows_per_task(N, st->n_threads)};
         tr_pool_run(st->pool, (int)((N + j.rows - 1) / j.rows), gemv_task, &j);
@@ -241,6 +247,10 @@ size_t tr_matmul_panel_floats(const tr_tensor *dst)
 #endif
     if (quant_integer(w->dtype, dst->src[0]->ne[1]))
         return tr_matmul_quant_scratch_floats(dst); /* the rounded activations */
+#if TR_BF16_GEMM
+    if (tr_bf16_gemm_supports(dst))
+        return tr_bf16_gemm_space_floats(dst);
+#endif
     return w->dtype == TR_F32 ? 0 : (size_t)panel_rows_of(w->ne[0], w->ne[1]) * (size_t)w->ne[0];
 }
 

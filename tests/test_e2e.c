@@ -281,7 +281,14 @@ static void test_half_weights(void)
                    tr_nmse(refl, got, cnt));
             CHECK(e <= 2e-3, "%s weights: NMSE %.3g vs f32", tr_dtype_name(dts[d]), e);
             CHECK(tr_nmse(refl, got, cnt) <= 5e-4, "%s: fast vs reference", tr_dtype_name(dts[d]));
-            CHECK(tr_nmse(got, got_b3, cnt) <= 1e-12, "%s: chunked prefill (decode path) differs", tr_dtype_name(dts[d]));
+            /* f16: both paths multiply float activations, so only the order of the sums differs. bf16
+             * with AVX-512 BF16: both round the activations to bf16 (kernels_bf16_gemm.c), each
+             * product agrees to the order of its sums (2e-6 absolute here), but an activation that
+             * lies on a rounding boundary then rounds one bf16 ulp apart in the next product: 2.1e-6
+             * NMSE over the logits, where a path that misplaced or dropped anything would be far off */
+            double chunk_bound = dts[d] == TR_BF16 ? 1e-5 : 1e-12;
+            CHECK(tr_nmse(got, got_b3, cnt) <= chunk_bound, "%s: chunked prefill (decode path) differs: NMSE %.3g",
+                  tr_dtype_name(dts[d]), tr_nmse(got, got_b3, cnt));
         }
         free(got);
         free(got_b3);
