@@ -43,7 +43,8 @@ typedef struct tr_backend_iface {
     tr_status (*download)(tr_buffer *buf, size_t offset, void *dst, size_t n);
     tr_status (*graph_compute)(tr_backend *b, tr_graph *g);
     tr_status (*synchronize)(tr_backend *b); /* optional */
-    /* Optional: bytes the backend holds for intermediates (*activations) and kernel scratch. */
+    /* Optional: bytes the backend holds for intermediates (*activations) and for kernel scratch and
+     * copies of weights in a layout of its own (*workspace: the CPU's repacked Q4_K). */
     void (*memory)(tr_backend *b, size_t *activations, size_t *workspace);
     /* Optional: the memory bandwidth decode is bound by, measured now (bytes/s; <= 0 if unknown):
      * the host's streaming read rate on the CPU, the device-to-device copy rate on a GPU. */

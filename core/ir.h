@@ -137,6 +137,8 @@ typedef struct tr_tensor {
     tr_buffer *buffer;
     size_t offset;
     int is_input;  /* leaf whose contents the graph's caller supplies (ids, positions) */
+    int is_weight; /* leaf of model weights: unchanged while the model lives, so a backend may keep a
+                      copy of its own keyed by data (the CPU's repacked Q4_K, cpu/repack.c) */
     int is_output; /* node whose value is read after compute (keeps it out of memory reuse) */
     char name[64];
 } tr_tensor;

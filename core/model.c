@@ -23,6 +23,7 @@ static tr_tensor *weight(tr_model *m, const char *name)
     if (!t)
         return NULL;
     t->data = (void *)w->data; /* host memory: the mmapped file */
+    t->is_weight = 1;
     m->n_params += tr_nelements(t);
     m->weight_bytes += w->nbytes;
     return t;

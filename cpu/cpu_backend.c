@@ -14,6 +14,7 @@
 #include "backend.h"
 #include "error.h"
 #include "kernels.h"
+#include "qdot.h"
 #include "parity.h"
 
 #define SCRATCH_ALIGN 64
@@ -51,6 +52,7 @@ static void cpu_free(tr_backend *b)
     tr_pool_free(c->st.pool);
     free(c->st.scratch);
     free(c->st.panel);
+    tr_repack_free(&c->st);
     free(c->arena);
     free(c);
 }
@@ -165,6 +167,11 @@ static tr_status place(cpu_backend *c, tr_graph *g, int keep_all)
             panel = tr_matmul_panel_floats(t);
         if (t->op == TR_OP_MATMUL && tr_matmul_thread_floats(t, c->st.n_threads) > scratch)
             scratch = tr_matmul_thread_floats(t, c->st.n_threads);
+#if TR_QGEMM
+        if (!c->reference && t->op == TR_OP_MATMUL && t->src[0]->ne[1] < TR_QGEMV_MAX_TOKENS &&
+            tr_repack_eligible(t->src[1]) && !tr_repack(&c->st, t->src[1]))
+            return tr_fail(TR_ERR_NOMEM, "cpu: cannot allocate the decode layout of '%s'", t->src[1]->name);
+#endif
     }
     if (!tr_cpu_scratch_reserve(&c->st, scratch))
         return tr_fail(TR_ERR_NOMEM, "cpu: cannot allocate %zu bytes of per-thread scratch", scratch * sizeof(float));
@@ -206,7 +213,8 @@ static void cpu_memory(tr_backend *b, size_t *activations, size_t *workspace)
 {
     cpu_backend *c = (cpu_backend *)b;
     *activations = c->arena_size;
-    *workspace = ((size_t)c->st.n_threads * c->st.scratch_per_thread + c->st.panel_floats) * sizeof(float);
+    *workspace = ((size_t)c->st.n_threads * c->st.scratch_per_thread + c->st.panel_floats) * sizeof(float) +
+                 c->st.repacked_bytes; /* weights in the decode layout (cpu/repack.c) */
 }
 
 static double now_seconds(void)

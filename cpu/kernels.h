@@ -21,7 +21,20 @@ typedef struct tr_cpu_state {
     size_t scratch_per_thread;
     float *panel;          /* f16/bf16 -> f32 weight panel for prefill sgemm */
     size_t panel_floats;
+    struct {
+        const void *src; /* a weight's data */
+        void *data;      /* its copy in the backend's own layout */
+    } *repacked;         /* cpu/repack.c */
+    int n_repacked, cap_repacked;
+    size_t repacked_bytes;
 } tr_cpu_state;
+
+/* Weights in a layout of the CPU backend's own, for decode (cpu/repack.c; where TR_QGEMM): whether
+ * w qualifies, its copy (NULL if none yet), making it (0 if out of memory), and freeing them all. */
+int tr_repack_eligible(const tr_tensor *w);
+const void *tr_repacked(const tr_cpu_state *st, const tr_tensor *w);
+int tr_repack(tr_cpu_state *st, const tr_tensor *w);
+void tr_repack_free(tr_cpu_state *st);
 
 /* Weight rows per task of a decode GEMV (float and quantized): long runs of consecutive rows stream
  * best (TinyLlama Q4_K_M, 2 threads: 16 rows a task 23.4 t/s, 64 to 256 rows 28-31 t/s), but every

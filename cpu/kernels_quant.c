@@ -419,6 +419,7 @@ typedef struct {
     char *xq; /* T tokens' rounded activations, x_stride bytes each */
     size_t x_stride;
     int64_t K, N, T, rows; /* rows: per task */
+    const void *x16;       /* the weights interleaved 16 rows at a time (cpu/repack.c), or NULL */
 } qmatmul_job;
 
 static void quantize_task(void *arg, int task, int thread)
@@ -428,7 +429,7 @@ static void quantize_task(void *arg, int task, int thread)
     tr_dtype t = j->w->dtype;
     char *xq = j->xq + (size_t)task * j->x_stride;
     if (per_super_block(t))
-        quantize_x_k(tr_at(j->x, 0, task, 0), j->K, q8k_permuted(t), (q8k_block *)xq);
+        quantize_x_k(tr_at(j->x, 0, task, 0), j->K, !j->x16 && q8k_permuted(t), (q8k_block *)xq);
     else
         quantize_x(tr_at(j->x, 0, task, 0), j->K, (q8x_block *)xq);
 }
@@ -440,6 +441,19 @@ static void qmatmul_task(void *arg, int task, int thread)
     (void)thread;
     qmatmul_job *j = arg;
     int64_t n0 = (int64_t)task * j->rows, n1 = n0 + j->rows < j->N ? n0 + j->rows : j->N;
+#if TR_QGEMM
+    if (j->x16) { /* rows is a multiple of 16 */
+        const int64_t nsuper = j->K / 256;
+        float out16[16];
+        for (int64_t n = n0; n < n1; n += 16)
+            for (int64_t t = 0; t < j->T; t++) {
+                tr_q4_K_x16_dot((const q4_K_x16 *)j->x16 + (size_t)(n / 16) * (size_t)nsuper,
+                                (const q8k_block *)(j->xq + (size_t)t * j->x_stride), nsuper, out16);
+                memcpy((float *)tr_at(j->dst, 0, t, 0) + n, out16, sizeof out16);
+            }
+        return;
+    }
+#endif
     float out[TR_QTILE];
     for (int64_t t0 = 0; t0 < j->T; t0 += TR_QTILE) {
         int ntok = j->T - t0 < TR_QTILE ? (int)(j->T - t0) : TR_QTILE;
@@ -461,7 +475,11 @@ void matmul_quant(tr_cpu_state *st, tr_tensor *dst, float *xq_space)
 {
     const tr_tensor *x = dst->src[0], *w = dst->src[1];
     int64_t K = x->ne[0], N = w->ne[1], T = x->ne[1];
-    qmatmul_job j = {dst, x, w, (char *)xq_space, x_bytes(w->dtype, K), K, N, T, tr_gemv_rows_per_task(N, st->n_threads)};
+    qmatmul_job j = {dst, x, w, (char *)xq_space, x_bytes(w->dtype, K), K, N, T, tr_gemv_rows_per_task(N, st->n_threads), NULL};
+#if TR_QGEMM
+    if ((j.x16 = tr_repacked(st, w)) != NULL)
+        j.rows = (j.rows + 15) / 16 * 16;
+#endif
     if (T == 1)
         quantize_task(&j, 0, 0);
     else

@@ -15,6 +15,7 @@
 
 #if TR_QAVX512
 #include <immintrin.h>
+#include <string.h>
 
 #include "quant.h"
 
@@ -141,6 +142,40 @@ static inline __attribute__((always_inline)) void q6_tile(const uint8_t *row, co
     for (int c = 0; c < n; c++)
         out[c] = _mm512_reduce_add_ps(acc[c]) - _mm512_reduce_add_ps(_mm512_castps256_ps512(offs[c]));
 }
+
+#if TR_QGEMM
+/* Per sub-block, 8 vpdpbusd (levels unsigned, activations signed and broadcast) into one sum per
+ * row, times the rows' scales (vpmulld); the minima through the sub-block's activation sum. All in
+ * int32 per super-block (at most 8 x 32 x 15 x 127 x 63 < 2^31), then scaled by d and dmin. */
+void tr_q4_K_x16_dot(const q4_K_x16 *w, const q8k_block *x, int64_t nsuper, float out[16])
+{
+    const __m512i low4 = _mm512_set1_epi8(0x0F);
+    __m512 acc = _mm512_setzero_ps(), mins = _mm512_setzero_ps();
+    for (int64_t i = 0; i < nsuper; i++) {
+        const q4_K_x16 *b = w + i;
+        const q8k_block *xb = x + i;
+        __m512i sum = _mm512_setzero_si512(), msum = _mm512_setzero_si512();
+        for (int s = 0; s < 8; s++) {
+            __m512i dot = _mm512_setzero_si512();
+            for (int j = 4 * s; j < 4 * s + 4; j++) {
+                __m512i v = load512(b->qs[j]);
+                int32_t x0, x1;
+                memcpy(&x0, xb->qs + 8 * j, 4);
+                memcpy(&x1, xb->qs + 8 * j + 4, 4);
+                dot = _mm512_dpbusd_epi32(dot, _mm512_and_si512(v, low4), _mm512_set1_epi32(x0));
+                dot = _mm512_dpbusd_epi32(dot, _mm512_and_si512(_mm512_srli_epi16(v, 4), low4), _mm512_set1_epi32(x1));
+            }
+            sum = _mm512_add_epi32(sum, _mm512_mullo_epi32(dot, _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)b->sc[s]))));
+            msum = _mm512_add_epi32(msum, _mm512_mullo_epi32(_mm512_set1_epi32(xb->bsum32[s]),
+                                                             _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)b->m[s]))));
+        }
+        __m512 dx = _mm512_set1_ps(xb->d);
+        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)b->d)), dx), acc);
+        mins = _mm512_fmadd_ps(_mm512_cvtepi32_ps(msum), _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)b->dmin)), dx), mins);
+    }
+    _mm512_storeu_ps(out, _mm512_sub_ps(acc, mins));
+}
+#endif
 
 /* One specialisation per token count, so each keeps its accumulators in registers. */
 #define TILE_CASES(CALL) \

@@ -174,6 +174,28 @@ static void unpack_block(tr_dtype t, const uint8_t *blk, void *out)
     }
 }
 
+#if TR_QGEMM
+/* Row r of 16 interleaved Q4_K rows' super-block (cpu/repack.c's layout, once decode made it). */
+static void unpack_x16(const q4_K_x16 *b, int r, kq_row *o)
+{
+    float d = tr_f16_to_f32(b->d[r]);
+    for (int level = 0; level < 256; level++) {
+        int jj = level / 8, k = level % 8, byte = b->qs[jj][r][k % 4];
+        o->w[level] = (int8_t)(k >= 4 ? byte >> 4 : byte & 0xF);
+    }
+    for (int s = 0; s < 8; s++) {
+        o->scale[s] = d * (float)b->sc[s][r];
+        int sum = 0;
+        for (int l = 0; l < 32; l++)
+            sum += o->w[32 * s + l];
+        o->init[s] = -128 * sum;
+    }
+    for (int k = 0; k < 4; k++)
+        o->mins[k] = (int32_t)b->m[2 * k][r] | (int32_t)b->m[2 * k + 1][r] << 16;
+    o->dmin = tr_f16_to_f32(b->dmin[r]);
+}
+#endif
+
 /* ---- the micro-kernels: R rows x 16 tokens ------------------------------------------------------ */
 
 static inline __m512i bcast32(const int8_t *p)
@@ -268,6 +290,7 @@ typedef struct {
     const tr_tensor *x, *w;
     gemm_shape sh;
     char *panels;                    /* [group][block] */
+    const q4_K_x16 *x16;             /* Q4_K interleaved for decode (cpu/repack.c), or NULL: the file's */
     int64_t K, N, T, nblocks, groups, rows; /* rows: per task */
 } gemm_job;
 
@@ -293,8 +316,14 @@ static void gemm_task(void *arg, int task, int thread)
     char *unpacked = (char *)(j->st->scratch + (size_t)thread * j->st->scratch_per_thread);
     for (int64_t n = n0; n < n1; n++) {
         const uint8_t *row = tr_at(j->w, 0, n, 0);
-        for (int64_t i = 0; i < j->nblocks; i++)
-            unpack_block(t, row + (size_t)i * wblock, unpacked + (size_t)(n - n0) * row_stride + (size_t)i * j->sh.row_bytes);
+        char *out = unpacked + (size_t)(n - n0) * row_stride;
+        for (int64_t i = 0; i < j->nblocks; i++) {
+            if (j->x16)
+                unpack_x16(j->x16 + (size_t)(n / 16) * (size_t)j->nblocks + (size_t)i, (int)(n % 16),
+                           (kq_row *)(out + (size_t)i * j->sh.row_bytes));
+            else
+                unpack_block(t, row + (size_t)i * wblock, out + (size_t)i * j->sh.row_bytes);
+        }
     }
     float out[ROWS][GROUP];
     for (int64_t g = 0; g < j->groups; g++) {
@@ -344,7 +373,7 @@ size_t tr_qgemm_thread_floats(const tr_tensor *dst, int n_threads)
 void tr_qgemm(tr_cpu_state *st, tr_tensor *dst, float *space)
 {
     const tr_tensor *x = dst->src[0], *w = dst->src[1];
-    gemm_job j = {st, dst, x, w, shape_of(w->dtype), (char *)space, x->ne[0], w->ne[1], x->ne[1], 0, 0, 0};
+    gemm_job j = {st, dst, x, w, shape_of(w->dtype), (char *)space, tr_repacked(st, w), x->ne[0], w->ne[1], x->ne[1], 0, 0, 0};
     j.nblocks = j.K / j.sh.block;
     j.groups = (j.T + GROUP - 1) / GROUP;
     j.rows = task_rows(&j.sh, j.K, j.N, st->n_threads);

@@ -67,7 +67,20 @@ void tr_qtile_k45_avx512(int five, const void *row, const q8k_block *x, int64_t 
 void tr_qtile_q6_K_avx512(const void *row, const q8k_block *x, int64_t x_stride, int64_t nsuper, int ntok,
                           float *out);
 #if defined(__AVX512VNNI__)
-#define TR_QGEMM 1 /* kernels_quant_gemm.c: prefill on vpdpbusd */
+#define TR_QGEMM 1 /* kernels_quant_gemm.c: prefill on vpdpbusd; cpu/repack.c: Q4_K for decode */
+
+/* Sixteen Q4_K rows' super-block i, interleaved for decode (cpu/repack.c): the 16 rows are the
+ * 16 lanes of a vector, so one 64-byte load holds 8 levels of every row and one vpdpbusd adds 4
+ * of them times 4 broadcast activations to each row's sum; scales, minima and d apply per lane. */
+typedef struct {
+    uint8_t qs[32][16][4]; /* [j][row][b]: levels 8 j + b (low nibble) and 8 j + 4 + b (high) */
+    uint8_t sc[8][16], m[8][16]; /* sub-block scales and minima, unpacked to bytes */
+    uint16_t d[16], dmin[16];
+} q4_K_x16;
+
+/* Rows' dot products of 16 interleaved Q4_K rows (nsuper blocks) with one token's activations in
+ * natural order (not q8k_permuted): out[r]. */
+void tr_q4_K_x16_dot(const q4_K_x16 *w, const q8k_block *x, int64_t nsuper, float out[16]);
 #endif
 #else
 static inline int q8k_permuted(tr_dtype t)
