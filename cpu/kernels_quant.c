@@ -428,15 +428,10 @@ static void quantize_task(void *arg, int task, int thread)
     qmatmul_job *j = arg;
     tr_dtype t = j->w->dtype;
     char *xq = j->xq + (size_t)task * j->x_stride;
-    if (per_super_block(t)) {
+    if (per_super_block(t))
         quantize_x_k(tr_at(j->x, 0, task, 0), j->K, !j->x16 && q8k_permuted(t), (q8k_block *)xq);
-        return;
-    }
-    quantize_x(tr_at(j->x, 0, task, 0), j->K, (q8x_block *)xq);
-    if (j->x16) /* Q8_0's interleaved kernel: the levels plus 128, vpdpbusd's unsigned side (qdot.h) */
-        for (int64_t b = 0; b < j->K / 32; b++)
-            for (int v = 0; v < 32; v++)
-                ((q8x_block *)xq)[b].qs[v] = (int8_t)(((q8x_block *)xq)[b].qs[v] ^ 0x80);
+    else
+        quantize_x(tr_at(j->x, 0, task, 0), j->K, (q8x_block *)xq);
 }
 
 /* A task: a run of rows against every token, TR_QTILE tokens at a time (the tile's activations
@@ -448,19 +443,12 @@ static void qmatmul_task(void *arg, int task, int thread)
     int64_t n0 = (int64_t)task * j->rows, n1 = n0 + j->rows < j->N ? n0 + j->rows : j->N;
 #if TR_QGEMM
     if (j->x16) { /* rows is a multiple of 16 */
-        const tr_dtype dt = j->w->dtype;
-        const int64_t nb = j->K / tr_dtype_block(dt);
+        const int64_t nsuper = j->K / 256;
         float out16[16];
         for (int64_t n = n0; n < n1; n += 16)
             for (int64_t t = 0; t < j->T; t++) {
-                const char *x = j->xq + (size_t)t * j->x_stride;
-                size_t g = (size_t)(n / 16) * (size_t)nb;
-                if (dt == TR_Q4_K)
-                    tr_q4_K_x16_dot((const q4_K_x16 *)j->x16 + g, (const q8k_block *)x, nb, out16);
-                else if (dt == TR_Q6_K)
-                    tr_q6_K_x16_dot((const q6_K_x16 *)j->x16 + g, (const q8k_block *)x, nb, out16);
-                else
-                    tr_q8_0_x16_dot((const q8_0_x16 *)j->x16 + g, (const q8x_block *)x, nb, out16);
+                tr_q4_K_x16_dot((const q4_K_x16 *)j->x16 + (size_t)(n / 16) * (size_t)nsuper,
+                                (const q8k_block *)(j->xq + (size_t)t * j->x_stride), nsuper, out16);
                 memcpy((float *)tr_at(j->dst, 0, t, 0) + n, out16, sizeof out16);
             }
         return;

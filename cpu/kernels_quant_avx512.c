@@ -175,59 +175,6 @@ void tr_q4_K_x16_dot(const q4_K_x16 *w, const q8k_block *x, int64_t nsuper, floa
     }
     _mm512_storeu_ps(out, _mm512_sub_ps(acc, mins));
 }
-
-/* Per sub-block of 16: 4 vpdpbusd on the levels (0..63), minus 32 times the activations' sum (the
- * levels' offset), times the rows' signed scales; |sum| < 16 x 16 x 63 x 127 x 128 < 2^31. */
-void tr_q6_K_x16_dot(const q6_K_x16 *w, const q8k_block *x, int64_t nsuper, float out[16])
-{
-    const __m512i low4 = _mm512_set1_epi8(0x0F), three = _mm512_set1_epi8(3);
-    __m512 acc = _mm512_setzero_ps();
-    for (int64_t i = 0; i < nsuper; i++) {
-        const q6_K_x16 *b = w + i;
-        const q8k_block *xb = x + i;
-        __m512i sum = _mm512_setzero_si512();
-        for (int s = 0; s < 16; s++) {
-            __m512i h = load512(b->qh[s]), dot = _mm512_set1_epi32(-32 * xb->bsums[s]);
-            for (int half = 0; half < 2; half++) {
-                int j = 2 * s + half;
-                __m512i v = load512(b->ql[j]);
-                __m512i lo = _mm512_or_si512(_mm512_and_si512(v, low4),
-                                             _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(h, 4 * half), three), 4));
-                __m512i hi = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(v, 4), low4),
-                                             _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(h, 4 * half + 2), three), 4));
-                int32_t x0, x1;
-                memcpy(&x0, xb->qs + 8 * j, 4);
-                memcpy(&x1, xb->qs + 8 * j + 4, 4);
-                dot = _mm512_dpbusd_epi32(dot, lo, _mm512_set1_epi32(x0));
-                dot = _mm512_dpbusd_epi32(dot, hi, _mm512_set1_epi32(x1));
-            }
-            sum = _mm512_add_epi32(sum, _mm512_mullo_epi32(dot, _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)b->sc[s]))));
-        }
-        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum),
-                              _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)b->d)), _mm512_set1_ps(xb->d)), acc);
-    }
-    _mm512_storeu_ps(out, acc);
-}
-
-/* Per block: 8 vpdpbusd of the activations plus 128 (broadcast, unsigned) with the rows' signed
- * values, less 128 times each row's sum; |sum| < 32 x 255 x 127. */
-void tr_q8_0_x16_dot(const q8_0_x16 *w, const q8x_block *x, int64_t nblocks, float out[16])
-{
-    __m512 acc = _mm512_setzero_ps();
-    for (int64_t i = 0; i < nblocks; i++) {
-        const q8_0_x16 *b = w + i;
-        __m512i dot = _mm512_slli_epi32(_mm512_sub_epi32(_mm512_setzero_si512(),
-                                                         _mm512_cvtepi16_epi32(_mm256_loadu_si256((const __m256i *)b->sum))), 7);
-        for (int j = 0; j < 8; j++) {
-            int32_t xu;
-            memcpy(&xu, x[i].qs + 4 * j, 4);
-            dot = _mm512_dpbusd_epi32(dot, _mm512_set1_epi32(xu), load512(b->qs[j]));
-        }
-        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot),
-                              _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)b->d)), _mm512_set1_ps(x[i].d)), acc);
-    }
-    _mm512_storeu_ps(out, acc);
-}
 #endif
 
 /* One specialisation per token count, so each keeps its accumulators in registers. */

@@ -175,8 +175,8 @@ static void unpack_block(tr_dtype t, const uint8_t *blk, void *out)
 }
 
 #if TR_QGEMM
-/* Row r of 16 interleaved rows' block (cpu/repack.c's layouts, once decode made them). */
-static void unpack_x16_q4_K(const q4_K_x16 *b, int r, kq_row *o)
+/* Row r of 16 interleaved Q4_K rows' super-block (cpu/repack.c's layout, once decode made it). */
+static void unpack_x16(const q4_K_x16 *b, int r, kq_row *o)
 {
     float d = tr_f16_to_f32(b->d[r]);
     for (int level = 0; level < 256; level++) {
@@ -193,46 +193,6 @@ static void unpack_x16_q4_K(const q4_K_x16 *b, int r, kq_row *o)
     for (int k = 0; k < 4; k++)
         o->mins[k] = (int32_t)b->m[2 * k][r] | (int32_t)b->m[2 * k + 1][r] << 16;
     o->dmin = tr_f16_to_f32(b->dmin[r]);
-}
-
-static void unpack_x16_q6_K(const q6_K_x16 *b, int r, kq_row *o)
-{
-    float d = tr_f16_to_f32(b->d[r]);
-    for (int level = 0; level < 256; level++) {
-        int jj = level / 8, k = level % 8, lo = b->ql[jj][r][k % 4];
-        int hi = b->qh[level / 16][r][level % 4] >> (2 * ((level % 16) / 4)) & 3;
-        o->w[level] = (int8_t)((k >= 4 ? lo >> 4 : lo & 0xF) | hi << 4);
-    }
-    for (int s = 0; s < 16; s++) {
-        o->scale[s] = d * (float)b->sc[s][r];
-        int sum = 0;
-        for (int l = 0; l < 16; l++)
-            sum += o->w[16 * s + l];
-        o->init[s] = -128 * sum;
-    }
-    for (int k = 0; k < 8; k++)
-        o->mins[k] = (int32_t)(uint16_t)b->sc[2 * k][r] | (int32_t)((uint32_t)(uint16_t)b->sc[2 * k + 1][r] << 16);
-    o->dmin = 32.0f * d;
-}
-
-static void unpack_x16_q8_0(const q8_0_x16 *b, int r, q8_row *o)
-{
-    for (int v = 0; v < 32; v++)
-        o->w[v] = b->qs[v / 4][r][v % 4];
-    o->init = -128 * b->sum[r];
-    o->scale = tr_f16_to_f32(b->d[r]);
-}
-
-static void unpack_x16(tr_dtype t, const char *x16, int64_t n, int64_t nblocks, int64_t i, void *out)
-{
-    size_t g = (size_t)(n / 16) * (size_t)nblocks + (size_t)i;
-    int r = (int)(n % 16);
-    if (t == TR_Q4_K)
-        unpack_x16_q4_K((const q4_K_x16 *)x16 + g, r, out);
-    else if (t == TR_Q6_K)
-        unpack_x16_q6_K((const q6_K_x16 *)x16 + g, r, out);
-    else
-        unpack_x16_q8_0((const q8_0_x16 *)x16 + g, r, out);
 }
 #endif
 
@@ -330,7 +290,7 @@ typedef struct {
     const tr_tensor *x, *w;
     gemm_shape sh;
     char *panels;                    /* [group][block] */
-    const char *x16;                 /* the weights interleaved for decode (cpu/repack.c), or NULL: the file's */
+    const q4_K_x16 *x16;             /* Q4_K interleaved for decode (cpu/repack.c), or NULL: the file's */
     int64_t K, N, T, nblocks, groups, rows; /* rows: per task */
 } gemm_job;
 
@@ -359,7 +319,8 @@ static void gemm_task(void *arg, int task, int thread)
         char *out = unpacked + (size_t)(n - n0) * row_stride;
         for (int64_t i = 0; i < j->nblocks; i++) {
             if (j->x16)
-                unpack_x16(t, j->x16, n, j->nblocks, i, out + (size_t)i * j->sh.row_bytes);
+                unpack_x16(j->x16 + (size_t)(n / 16) * (size_t)j->nblocks + (size_t)i, (int)(n % 16),
+                           (kq_row *)(out + (size_t)i * j->sh.row_bytes));
             else
                 unpack_block(t, row + (size_t)i * wblock, out + (size_t)i * j->sh.row_bytes);
         }

@@ -78,28 +78,9 @@ typedef struct {
     uint16_t d[16], dmin[16];
 } q4_K_x16;
 
-/* The same for Q6_K (levels of 6 bits: the low 4 as Q4_K's, the high 2 of four levels in a byte)
- * and Q8_0 (its 32 values as signed bytes, 4 per lane; with each row's sum for the unsigned
- * activations' offset). Neither is larger than the file's layout (Q8_0: 576 bytes for 544). */
-typedef struct {
-    uint8_t ql[32][16][4]; /* [j][row][b]: low 4 bits of levels 8 j + b and 8 j + 4 + b */
-    uint8_t qh[16][16][4]; /* [j][row][b]: high 2 bits of level 16 j + 4 k + b in bits 2 k, 2 k + 1 */
-    int8_t sc[16][16];     /* [sub-block of 16][row] */
-    uint16_t d[16];
-} q6_K_x16;
-
-typedef struct {
-    int8_t qs[8][16][4]; /* [j][row][b]: value 4 j + b */
-    int16_t sum[16];     /* sum of the row's 32 values */
-    uint16_t d[16];
-} q8_0_x16;
-
-/* Rows' dot products of 16 interleaved rows (nsuper or nblocks blocks) with one token's activations:
- * out[r]. Q4_K and Q6_K take q8k_block in natural order (not q8k_permuted); Q8_0 takes q8x_block
- * with its levels stored plus 128 (unsigned: vpdpbusd's unsigned side). */
+/* Rows' dot products of 16 interleaved Q4_K rows (nsuper blocks) with one token's activations in
+ * natural order (not q8k_permuted): out[r]. */
 void tr_q4_K_x16_dot(const q4_K_x16 *w, const q8k_block *x, int64_t nsuper, float out[16]);
-void tr_q6_K_x16_dot(const q6_K_x16 *w, const q8k_block *x, int64_t nsuper, float out[16]);
-void tr_q8_0_x16_dot(const q8_0_x16 *w, const q8x_block *x, int64_t nblocks, float out[16]);
 #endif
 #else
 static inline int q8k_permuted(tr_dtype t)

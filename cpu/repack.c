@@ -1,4 +1,4 @@
-/* repack.c: Q4_K, Q6_K and Q8_0 weights in a layout of the CPU backend's own, for decode.
+/* repack.c: Q4_K weights in a layout of the CPU backend's own, for decode.
  *
  * Decode reads every weight once per token, and with Q4_K's own layout the kernels spend more time
  * unpacking a row's nibbles and scales than the memory takes to deliver them (TinyLlama Q4_K_M, 2
@@ -6,10 +6,7 @@
  * (qdot.h's q4_K_x16: the rows are the vector lanes) leaves 2.3 ns: the unpacking is paid once per
  * 16 rows, and each sub-block's scale is one multiply for all of them.
  *
- * Q6_K and Q8_0 (the rest of a Q4_K_M file, and the usual 8-bit one) gain the same way, with
- * layouts no larger than the file's (qdot.h).
- *
- * The copies are made the first time a decode-sized product meets such a matrix that is a model
+ * The copies are made the first time a decode-sized product meets a Q4_K matrix that is a model
  * weight (tr_tensor.is_weight: unchanged while the model lives, so the copy is keyed by its data
  * pointer) with rows in multiples of 16. From then on prefill unpacks the interleaved copy too
  * (kernels_quant_gemm.c), and the file's pages of the matrix are given back (MADV_DONTNEED on the
@@ -29,14 +26,8 @@
 #if TR_QGEMM
 int tr_repack_eligible(const tr_tensor *w)
 {
-    return w->is_weight && (w->dtype == TR_Q4_K || w->dtype == TR_Q6_K || w->dtype == TR_Q8_0) && w->ndim == 2 &&
-           w->ne[1] % 16 == 0 && w->data && tr_is_contiguous(w);
-}
-
-/* Bytes of one interleaved block (16 rows by one block of the type). */
-static size_t x16_block_bytes(tr_dtype t)
-{
-    return t == TR_Q4_K ? sizeof(q4_K_x16) : t == TR_Q6_K ? sizeof(q6_K_x16) : sizeof(q8_0_x16);
+    return w->is_weight && w->dtype == TR_Q4_K && w->ndim == 2 && w->ne[1] % 16 == 0 && w->data &&
+           tr_is_contiguous(w);
 }
 
 const void *tr_repacked(const tr_cpu_state *st, const tr_tensor *w)
@@ -49,13 +40,17 @@ const void *tr_repacked(const tr_cpu_state *st, const tr_tensor *w)
 
 typedef struct {
     const tr_tensor *w;
-    char *out;
-    int64_t nblocks; /* per row */
+    q4_K_x16 *out;
+    int64_t nsuper;
 } repack_job;
 
-/* Q4_K rows 16 g .. 16 g + 15, super-block i. */
-static void repack_q4_K(const repack_job *j, int g, int64_t i, q4_K_x16 *o)
+/* Rows 16 g .. 16 g + 15: every super-block. */
+static void repack_task(void *arg, int g, int thread)
 {
+    (void)thread;
+    repack_job *j = arg;
+    for (int64_t i = 0; i < j->nsuper; i++) {
+        q4_K_x16 *o = j->out + (size_t)g * (size_t)j->nsuper + (size_t)i;
         for (int r = 0; r < 16; r++) {
             const tr_block_q4_K *b = (const tr_block_q4_K *)tr_at(j->w, 0, 16 * (int64_t)g + r, 0) + i;
             uint8_t sc[8], m[8];
@@ -79,65 +74,6 @@ static void repack_q4_K(const repack_job *j, int g, int64_t i, q4_K_x16 *o)
                     }
             }
         }
-}
-
-/* Q6_K level L (0..255) of a block, quant.h's layout: its low 4 bits and high 2. */
-static void q6_level(const tr_block_q6_K *b, int L, int *lo, int *hi)
-{
-    int half = L / 128, l = L % 128, q = l % 32, g = l / 32; /* g: which quarter of the half */
-    const uint8_t *ql = b->ql + 64 * half + (g % 2) * 32, *qh = b->qh + 32 * half;
-    *lo = g >= 2 ? ql[q] >> 4 : ql[q] & 0xF;
-    *hi = (qh[q] >> (2 * g)) & 3;
-}
-
-static void repack_q6_K(const repack_job *j, int g, int64_t i, q6_K_x16 *o)
-{
-    memset(o->qh, 0, sizeof o->qh);
-    for (int r = 0; r < 16; r++) {
-        const tr_block_q6_K *b = (const tr_block_q6_K *)tr_at(j->w, 0, 16 * (int64_t)g + r, 0) + i;
-        for (int s = 0; s < 16; s++)
-            o->sc[s][r] = b->scales[s];
-        o->d[r] = b->d;
-        for (int L = 0; L < 256; L++) {
-            int lo, hi;
-            q6_level(b, L, &lo, &hi);
-            int jj = L / 8, k = L % 8; /* low bits: as Q4_K's nibbles */
-            o->ql[jj][r][k % 4] = (uint8_t)(k < 4 ? (o->ql[jj][r][k % 4] & 0xF0) | lo : (o->ql[jj][r][k % 4] & 0x0F) | lo << 4);
-            int j2 = L / 16, kk = (L % 16) / 4, bb = L % 4; /* high bits: level 16 j2 + 4 kk + bb */
-            o->qh[j2][r][bb] |= (uint8_t)(hi << (2 * kk));
-        }
-    }
-}
-
-static void repack_q8_0(const repack_job *j, int g, int64_t i, q8_0_x16 *o)
-{
-    for (int r = 0; r < 16; r++) {
-        const tr_block_q8_0 *b = (const tr_block_q8_0 *)tr_at(j->w, 0, 16 * (int64_t)g + r, 0) + i;
-        int sum = 0;
-        for (int v = 0; v < 32; v++) {
-            o->qs[v / 4][r][v % 4] = b->qs[v];
-            sum += b->qs[v];
-        }
-        o->sum[r] = (int16_t)sum;
-        o->d[r] = b->d;
-    }
-}
-
-/* Rows 16 g .. 16 g + 15: every block. */
-static void repack_task(void *arg, int g, int thread)
-{
-    (void)thread;
-    repack_job *j = arg;
-    tr_dtype t = j->w->dtype;
-    size_t bytes = x16_block_bytes(t);
-    for (int64_t i = 0; i < j->nblocks; i++) {
-        void *o = j->out + ((size_t)g * (size_t)j->nblocks + (size_t)i) * bytes;
-        if (t == TR_Q4_K)
-            repack_q4_K(j, g, i, o);
-        else if (t == TR_Q6_K)
-            repack_q6_K(j, g, i, o);
-        else
-            repack_q8_0(j, g, i, o);
     }
 }
 
@@ -153,12 +89,12 @@ int tr_repack(tr_cpu_state *st, const tr_tensor *w)
         st->repacked = p;
         st->cap_repacked = cap;
     }
-    int64_t nblocks = w->ne[0] / tr_dtype_block(w->dtype), groups = w->ne[1] / 16;
-    size_t bytes = (size_t)groups * (size_t)nblocks * x16_block_bytes(w->dtype);
-    char *out = NULL;
+    int64_t nsuper = w->ne[0] / 256, groups = w->ne[1] / 16;
+    size_t bytes = (size_t)groups * (size_t)nsuper * sizeof(q4_K_x16);
+    q4_K_x16 *out = NULL;
     if (posix_memalign((void **)&out, 64, bytes) != 0)
         return 0;
-    repack_job j = {w, out, nblocks};
+    repack_job j = {w, out, nsuper};
     tr_pool_run(st->pool, (int)groups, repack_task, &j);
     st->repacked[st->n_repacked].src = w->data;
     st->repacked[st->n_repacked].data = out;
@@ -172,8 +108,8 @@ int tr_repack(tr_cpu_state *st, const tr_tensor *w)
               e = ((uintptr_t)w->data + tr_nbytes(w)) / page * page;
     if (e > a)
         madvise((void *)a, e - a, MADV_DONTNEED);
-    tr_log("cpu: %s (%s %lld x %lld) interleaved 16 rows at a time for decode: %zu bytes, %.1f MB in all", w->name,
-           tr_dtype_name(w->dtype), (long long)w->ne[0], (long long)w->ne[1], bytes, (double)st->repacked_bytes / 1e6);
+    tr_log("cpu: %s (q4_K %lld x %lld) interleaved 16 rows at a time for decode: %zu bytes, %.1f MB in all",
+           w->name, (long long)w->ne[0], (long long)w->ne[1], bytes, (double)st->repacked_bytes / 1e6);
     return 1;
 }
 #endif
