@@ -43,6 +43,7 @@ static const fast_kernel fast_kernels[TR_OP_COUNT] = {
     [TR_OP_ATTENTION] = attention_f32_fast,
     [TR_OP_ROPE] = rope_f32_fast,
     [TR_OP_GLU] = glu_f32_fast,
+    [TR_OP_RMS_NORM] = rms_norm_f32_fast,
 };
 _Static_assert(TR_OP_COUNT == 12, "a new op needs a CPU reference kernel in ref_kernels");
 

@@ -78,22 +78,27 @@ int tr_qgemm_supports(tr_dtype t);
 void tr_qgemm(tr_cpu_state *st, tr_tensor *dst, float *space);
 size_t tr_qgemm_space_floats(const tr_tensor *dst);
 size_t tr_qgemm_thread_floats(const tr_tensor *dst, int n_threads);
-/* Products with bf16 weights on AVX-512 BF16, any number of tokens (kernels_bf16_gemm.c, built
- * where TR_BF16_GEMM is defined): space holds tr_bf16_gemm_space_floats(dst) floats (the
- * activations rounded to bf16). */
-#define TR_BF16_GEMV_MAX_TOKENS 4 /* below this, rows in order, one token at a time */
+/* Products with float weights on AVX-512 with the tokens in the vector lanes (kernels_float_gemm.c,
+ * built where __AVX512F__): prefill with f32, f16 or bf16 weights, and with AVX-512 BF16 (TR_BF16_GEMM)
+ * every product with bf16 weights, decode included. space holds tr_float_gemm_space_floats(dst)
+ * floats (the activations' panels), each thread's scratch tr_float_gemm_thread_floats (its rows as
+ * f32, for f16 weights). */
 #if defined(__AVX512F__) && defined(__AVX512BF16__)
 #define TR_BF16_GEMM 1
 #endif
-int tr_bf16_gemm_supports(const tr_tensor *dst);
-void tr_bf16_gemm(tr_cpu_state *st, tr_tensor *dst, float *space);
-size_t tr_bf16_gemm_space_floats(const tr_tensor *dst);
+#define TR_BF16_GEMV_MAX_TOKENS 4   /* bf16 pairs below this: rows in order, one token at a time */
+#define TR_FLOAT_GEMM_MIN_TOKENS 16 /* f32 / f16 from this many tokens (fewer: half-empty lanes) */
+int tr_float_gemm_supports(const tr_tensor *dst);
+void tr_float_gemm(tr_cpu_state *st, tr_tensor *dst, float *space);
+size_t tr_float_gemm_space_floats(const tr_tensor *dst);
+size_t tr_float_gemm_thread_floats(const tr_tensor *dst, int n_threads);
 size_t tr_matmul_thread_floats(const tr_tensor *dst, int n_threads); /* per-thread scratch a matmul needs */
 #define TR_QGEMV_MAX_TOKENS 16 /* from this many tokens, untiled types go through dequantized panels and sgemm */
 size_t tr_matmul_panel_floats(const tr_tensor *dst); /* panel the fast matmul needs */
 size_t tr_attention_scratch_floats(const tr_tensor *dst); /* per thread */
 void attention_f32_fast(tr_cpu_state *st, tr_tensor *dst);
 void glu_f32_fast(tr_cpu_state *st, tr_tensor *dst);
+void rms_norm_f32_fast(tr_cpu_state *st, tr_tensor *dst); /* kernels_norm.c */
 void rope_f32_fast(tr_cpu_state *st, tr_tensor *dst);
 
 /* Element at (i0, i1, i2) of a placed tensor. */

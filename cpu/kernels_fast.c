@@ -192,6 +192,10 @@ size_t tr_matmul_thread_floats(const tr_tensor *dst, int n_threads)
     if (quant_gemm(dst->src[1]->dtype, dst->src[0]->ne[1]))
         return tr_qgemm_thread_floats(dst, n_threads);
 #endif
+#if defined(__AVX512F__)
+    if (tr_float_gemm_supports(dst))
+        return tr_float_gemm_thread_floats(dst, n_threads);
+#endif
     (void)dst, (void)n_threads;
     return 0;
 }
@@ -210,9 +214,9 @@ void matmul_fast(tr_cpu_state *st, tr_tensor *dst)
         matmul_quant(st, dst, st->panel);
         return;
     }
-#if TR_BF16_GEMM
-    if (tr_bf16_gemm_supports(dst)) {
-        tr_bf16_gemm(st, dst, st->panel);
+#if defined(__AVX512F__)
+    if (tr_float_gemm_supports(dst)) {
+        tr_float_gemm(st, dst, st->panel);
         return;
     }
 #endif
@@ -247,9 +251,9 @@ size_t tr_matmul_panel_floats(const tr_tensor *dst)
 #endif
     if (quant_integer(w->dtype, dst->src[0]->ne[1]))
         return tr_matmul_quant_scratch_floats(dst); /* the rounded activations */
-#if TR_BF16_GEMM
-    if (tr_bf16_gemm_supports(dst))
-        return tr_bf16_gemm_space_floats(dst);
+#if defined(__AVX512F__)
+    if (tr_float_gemm_supports(dst))
+        return tr_float_gemm_space_floats(dst);
 #endif
     return w->dtype == TR_F32 ? 0 : (size_t)panel_rows_of(w->ne[0], w->ne[1]) * (size_t)w->ne[0];
 }
