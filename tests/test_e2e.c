@@ -282,7 +282,7 @@ static void test_half_weights(void)
             CHECK(e <= 2e-3, "%s weights: NMSE %.3g vs f32", tr_dtype_name(dts[d]), e);
             CHECK(tr_nmse(refl, got, cnt) <= 5e-4, "%s: fast vs reference", tr_dtype_name(dts[d]));
             /* f16: both paths multiply float activations, so only the order of the sums differs. bf16
-             * with AVX-512 BF16: both round the activations to bf16 (kernels_bf16_gemm.c), each
+             * with AVX-512 BF16: both round the activations to bf16 (kernels_float_gemm.c), each
              * product agrees to the order of its sums (2e-6 absolute here), but an activation that
              * lies on a rounding boundary then rounds one bf16 ulp apart in the next product: 2.1e-6
              * NMSE over the logits, where a path that misplaced or dropped anything would be far off */
