@@ -171,15 +171,12 @@ static int64_t panel_rows_of(int64_t K, int64_t N)
 /* How a product with weights of type t over T tokens runs: quant_gemm, on kernels_quant_gemm.c's
  * tokens-in-lanes GEMM; quant_integer, on kernels_quant.c's integer dot products; otherwise through
  * float panels and sgemm. */
+#if TR_QGEMM
 static int quant_gemm(tr_dtype t, int64_t T)
 {
-#if TR_QGEMM
     return T >= TR_QGEMV_MAX_TOKENS && tr_qgemm_supports(t);
-#else
-    (void)t, (void)T;
-    return 0;
-#endif
 }
+#endif
 
 static int quant_integer(tr_dtype t, int64_t T)
 {
