@@ -108,7 +108,8 @@ static void add_rope(list *l)
 static int small_for_wide_k(int64_t N, int64_t T) { return N <= 33 && (T <= 5 || T == 64); }
 
 /* Quantized weights (design §10): every type, decode (the integer kernels, activations rounded to 8
- * bits) and prefill (dequantized panels), rows of one block and of many, a real model's width. */
+ * bits) and prefill (the CPU's VNNI kernels on rounded activations, or dequantized panels), rows of
+ * one block and of many, a real model's width. */
 static const tr_dtype quant_types[] = {TR_Q8_0, TR_Q4_0, TR_Q4_1, TR_Q5_0, TR_Q5_1, TR_Q4_K, TR_Q5_K, TR_Q6_K};
 
 static void add_matmul_quant(list *l)

@@ -376,7 +376,8 @@ double tr_test_quantized_model(const char *src, const char *type, const char *ba
     snprintf(path, sizeof path, "/tmp/transit_quant_%d_%s_%s.gguf", (int)getpid(), backend, type);
     CHECK(tr_quantize(src, path, type, 2, NULL, NULL) == TR_OK, "quantize %s: %s", type, tr_last_error());
     tr_model *m = tr_test_load_path(path, backend), *r = tr_test_load_path(path, "cpu-ref");
-    /* 20 tokens: past every backend's matrix-vector size (16 on the CPU), so prefill takes the panels */
+    /* 20 tokens: past every backend's matrix-vector size (16 on the CPU), so prefill takes its
+     * prefill kernels (the CPU's VNNI ones, or dequantized panels) */
     const int32_t ids[20] = {1, 403, 281, 7, 99, 300, 12, 45, 260, 31, 77, 150, 200, 5, 88, 410, 333, 64, 128, 256};
     const int n_ids = 20;
     double worst = INFINITY;
