@@ -5,7 +5,12 @@ run (design §7): `llama-bench` and `transit bench` interleaved for several roun
 of the read bandwidth it measures in the same run.
 
 usage: tools/bench_peer.py [--peer-dir DIR | --llama-bench PATH] [--transit PATH] [--threads 2] [--rounds 3]
-                           [-p 512] [-n 128] FILE...
+                           [-p 512] [-n 128] [--svg FILE.svg] FILE...
+       tools/bench_peer.py --replot TABLE.md [TABLE.md...] --svg FILE.svg
+
+--svg draws the ratios (transit / llama.cpp, with their min-max over rounds) as a bar chart beside
+design §7's goals; --replot draws it from tables this script printed before (a later table's row
+replaces an earlier one's for the same file and test), without running anything.
 
 The peer is llama.cpp built from the current llama-cpp-python source distribution on PyPI (design
 §7), in two configurations cached under --peer-dir (default ~/.cache/transit-peer, outside the
@@ -110,6 +115,71 @@ def spread(xs):
     return "%.2f ± %.2f" % (statistics.mean(xs), statistics.stdev(xs) if len(xs) > 1 else 0.0)
 
 
+TABLE_ROW = re.compile(r"^\|\s*([^|]+?)\s*\|\s*[^|]*\|\s*((?:pp|tg)\d+)\s*\|[^|]*\|[^|]*\|\s*([0-9.]+)×\s*\(([0-9.]+)-([0-9.]+)\)")
+
+
+def read_tables(paths):
+    """{(file, test): (ratio, min, max)} from bench_peer.py's own markdown tables, in file order."""
+    rows = {}
+    for path in paths:
+        with open(path) as f:
+            for line in f:
+                m = TABLE_ROW.match(line)
+                if m:
+                    name = re.sub(r"\.gguf$", "", m.group(1))
+                    rows[(name, m.group(2))] = tuple(float(m.group(i)) for i in (3, 4, 5))
+    return rows
+
+
+def write_svg(rows, path):
+    """A bar per file and test (prefill blue, decode orange), its min-max as a whisker, the goals as
+    dashed lines (design §7: prefill 1.2x, decode 1.1x) and parity as a grey one."""
+    files = []
+    for name, _ in rows:
+        if name not in files:
+            files.append(name)
+    W, H, left, bottom, top = 760, 380, 60, 70, 40
+    plot_w, plot_h = W - left - 20, H - bottom - top
+    ymax = max(2.0, max(v[2] for v in rows.values()) * 1.1)
+    y = lambda v: top + plot_h * (1 - v / ymax)
+    group = plot_w / max(1, len(files))
+    out = ['<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">' % (W, H),
+           '<rect width="100%" height="100%" fill="white"/>',
+           '<text x="%d" y="20" font-size="14">transit / llama.cpp, tokens per second (same machine, same files, 2 threads)</text>' % left]
+    t = 0.0
+    while t <= ymax + 1e-9:
+        out.append('<line x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="#eee"/>' % (left, left + plot_w, y(t), y(t)))
+        out.append('<text x="%d" y="%.1f" text-anchor="end">%.1f×</text>' % (left - 6, y(t) + 4, t))
+        t += 0.5
+    for i, name in enumerate(files):
+        x0 = left + i * group
+        for j, (prefix, colour) in enumerate((("pp", "#3b6fb6"), ("tg", "#e08a2c"))):
+            key = next((k for k in rows if k[0] == name and k[1].startswith(prefix)), None)
+            if not key:
+                continue
+            r, lo, hi = rows[key]
+            bx, bw = x0 + group * (0.18 + 0.33 * j), group * 0.3
+            out.append('<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s"/>' % (bx, y(r), bw, y(0) - y(r), colour))
+            cx = bx + bw / 2
+            out.append('<line x1="%.1f" x2="%.1f" y1="%.1f" y2="%.1f" stroke="black"/>' % (cx, cx, y(lo), y(hi)))
+            out.append('<text x="%.1f" y="%.1f" text-anchor="middle" font-size="10">%.2f</text>' % (cx, y(hi) - 4, r))
+        out.append('<text x="%.1f" y="%d" text-anchor="middle">%s</text>' % (x0 + group / 2, top + plot_h + 18,
+                                                                          name.replace("tinyllama-", "")))
+    for v, colour, dash, label in ((1.0, "#888", "", "parity"), (1.2, "#3b6fb6", "6,4", "prefill goal 1.2×"),
+                                   (1.1, "#e08a2c", "6,4", "decode goal 1.1×")):
+        out.append('<line x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="%s" stroke-dasharray="%s"/>' % (
+            left, left + plot_w, y(v), y(v), colour, dash))
+    legend = ((("#3b6fb6", "prefill (pp)"), ("#e08a2c", "decode (tg)")))
+    for k, (colour, label) in enumerate(legend):
+        lx = left + 10 + 150 * k
+        out.append('<rect x="%d" y="%d" width="12" height="12" fill="%s"/>' % (lx, H - 30, colour))
+        out.append('<text x="%d" y="%d">%s</text>' % (lx + 18, H - 20, label))
+    out.append('<text x="%d" y="%d">whiskers: min-max of the rounds; dashed: design §7 goals</text>' % (left + 300, H - 20))
+    out.append('</svg>')
+    with open(path, "w") as f:
+        f.write("\n".join(out) + "\n")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--llama-bench", help="one llama-bench binary for every file")
@@ -119,8 +189,20 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("-p", type=int, default=512)
     ap.add_argument("-n", type=int, default=128)
-    ap.add_argument("files", nargs="+")
+    ap.add_argument("--svg", help="also draw the ratios as a bar chart (SVG)")
+    ap.add_argument("--replot", nargs="+", metavar="TABLE.md", help="draw --svg from earlier tables; run nothing")
+    ap.add_argument("files", nargs="*")
     a = ap.parse_args()
+    if a.replot:
+        if not a.svg:
+            ap.error("--replot needs --svg FILE.svg")
+        rows = read_tables(a.replot)
+        if not rows:
+            ap.error("no rows of bench_peer.py's table in %s" % ", ".join(a.replot))
+        write_svg(rows, a.svg)
+        return
+    if not a.files:
+        ap.error("give the GGUF files to measure")
     global TRANSIT_BIN
     TRANSIT_BIN = a.transit
     bench = {}
@@ -138,8 +220,8 @@ def main():
             if share:
                 res[f]["share"].append(share)
             print("round %d/%d: %s" % (r + 1, a.rounds, os.path.basename(f)), file=sys.stderr)
-    print("| file | llama.cpp build | test | llama.cpp t/s | transit t/s | ratio (min-max) | transit decode, share of the bound |")
-    print("|---|---|---|---:|---:|---:|---|")
+    lines = ["| file | llama.cpp build | test | llama.cpp t/s | transit t/s | ratio (min-max) | transit decode, share of the bound |",
+             "|---|---|---|---:|---:|---:|---|"]
     for f in a.files:
         for key in ("pp%d" % a.p, "tg%d" % a.n):
             lr, tr = res[f]["llama"].get(key, []), res[f]["transit"].get(key, [])
@@ -150,9 +232,17 @@ def main():
             if key.startswith("tg") and res[f]["share"]:
                 sh = "%.0f%% of %.1f GB/s" % (statistics.mean(s[0] for s in res[f]["share"]),
                                              statistics.mean(s[1] for s in res[f]["share"]))
-            print("| %s | %s | %s | %s | %s | %.2f× (%.2f-%.2f) | %s |" % (
+            lines.append("| %s | %s | %s | %s | %s | %.2f× (%.2f-%.2f) | %s |" % (
                 os.path.basename(f), bench[f][1], key, spread(lr), spread(tr), statistics.mean(ratios), min(ratios),
                 max(ratios), sh))
+    print("\n".join(lines))
+    if a.svg:
+        rows = {}
+        for line in lines:
+            m = TABLE_ROW.match(line)
+            if m:
+                rows[(re.sub(r"\.gguf$", "", m.group(1)), m.group(2))] = tuple(float(m.group(i)) for i in (3, 4, 5))
+        write_svg(rows, a.svg)
 
 
 if __name__ == "__main__":
