@@ -58,6 +58,22 @@ static void cpu_free(tr_backend *b)
     free(c);
 }
 
+/* What the fast kernels were compiled to use (the build's -march; chosen at compile time). */
+static const char *kernel_set(void)
+{
+#if TR_QGEMM && TR_BF16_GEMM
+    return "AVX-512 with VNNI and BF16 (quantized prefill on vpdpbusd, Q4_K decode interleaved, bf16 on vdpbf16ps)";
+#elif TR_QGEMM
+    return "AVX-512 with VNNI (quantized prefill on vpdpbusd, Q4_K decode interleaved)";
+#elif defined(__AVX512F__)
+    return "AVX-512 (quantized prefill through dequantized panels)";
+#elif defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+    return "AVX2 + FMA + F16C (prefill through sgemm panels)";
+#else
+    return "portable C (prefill through sgemm panels)";
+#endif
+}
+
 static void cpu_describe(tr_backend *b, char *buf, size_t cap)
 {
     cpu_backend *c = (cpu_backend *)b;
@@ -65,7 +81,8 @@ static void cpu_describe(tr_backend *b, char *buf, size_t cap)
     if (c->reference)
         snprintf(buf, cap, "cpu-ref: the plain reference kernels, 1 thread (the definition others are held to)");
     else
-        snprintf(buf, cap, "cpu: %d threads of %ld cores, %s", c->st.n_threads, cores, openblas_get_config());
+        snprintf(buf, cap, "cpu: %d threads of %ld cores, %s; kernels compiled for %s", c->st.n_threads, cores,
+                 openblas_get_config(), kernel_set());
 }
 
 static bool cpu_supports_op(tr_backend *b, const tr_tensor *n)

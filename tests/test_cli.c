@@ -342,7 +342,9 @@ static void test_sinks_cli(void)
 static void test_info_help(void)
 {
     char *out = NULL, args[1024];
-    CHECK(run("info", &out, NULL) == 0 && out && strstr(out, "cpu: "), "info: '%s'", out ? out : "");
+    /* the CPU line says which kernel set the build uses (design: no silent choice of a slower path) */
+    CHECK(run("info", &out, NULL) == 0 && out && strstr(out, "cpu: ") && strstr(out, "kernels compiled for "),
+          "info: '%s'", out ? out : "");
     free(out);
     snprintf(args, sizeof args, "info -m %s", tr_shared("models/stories260K/hf"));
     CHECK(run(args, &out, NULL) == 0 && out && strstr(out, "layers           5") && strstr(out, "rotate-half"),
