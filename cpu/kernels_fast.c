@@ -168,59 +168,67 @@ static int64_t panel_rows_of(int64_t K, int64_t N)
     return rows < N ? rows : N;
 }
 
-/* How a product with weights of type t over T tokens runs: quant_gemm, on kernels_quant_gemm.c's
- * tokens-in-lanes GEMM; quant_integer, on kernels_quant.c's integer dot products; otherwise through
- * float panels and sgemm. */
-#if TR_QGEMM
-static int quant_gemm(tr_dtype t, int64_t T)
-{
-    return T >= TR_QGEMV_MAX_TOKENS && tr_qgemm_supports(t);
-}
-#endif
+/* How a product runs, decided once for the kernel, its panel and its per-thread scratch:
+ * kernels_quant_gemm.c's tokens-in-lanes GEMM for quantized prefill (AVX-512 VNNI); kernels_quant.c's
+ * integer dot products (decode, or prefill with an AVX-512 tile kernel); kernels_float_gemm.c for float
+ * weights on AVX-512; else the float GEMV for decode and sgemm on float panels for prefill. */
+typedef enum { PATH_QGEMM, PATH_QUANT, PATH_FLOAT_GEMM, PATH_GEMV, PATH_SGEMM } matmul_path;
 
-static int quant_integer(tr_dtype t, int64_t T)
+static matmul_path path_of(const tr_tensor *dst)
 {
-    return tr_dtype_is_quant(t) && (T < TR_QGEMV_MAX_TOKENS || tr_quant_tiled(t));
+    tr_dtype t = dst->src[1]->dtype;
+    int64_t T = dst->src[0]->ne[1];
+#if TR_QGEMM
+    if (T >= TR_QGEMV_MAX_TOKENS && tr_qgemm_supports(t))
+        return PATH_QGEMM;
+#endif
+    if (tr_dtype_is_quant(t) && (T < TR_QGEMV_MAX_TOKENS || tr_quant_tiled(t)))
+        return PATH_QUANT;
+#if defined(__AVX512F__)
+    if (tr_float_gemm_supports(dst))
+        return PATH_FLOAT_GEMM;
+#endif
+    return T < GEMV_MAX_TOKENS ? PATH_GEMV : PATH_SGEMM;
 }
 
 size_t tr_matmul_thread_floats(const tr_tensor *dst, int n_threads)
 {
+    switch (path_of(dst)) {
 #if TR_QGEMM
-    if (quant_gemm(dst->src[1]->dtype, dst->src[0]->ne[1]))
-        return tr_qgemm_thread_floats(dst, n_threads);
+    case PATH_QGEMM: return tr_qgemm_thread_floats(dst, n_threads);
 #endif
 #if defined(__AVX512F__)
-    if (tr_float_gemm_supports(dst))
-        return tr_float_gemm_thread_floats(dst, n_threads);
+    case PATH_FLOAT_GEMM: return tr_float_gemm_thread_floats(dst, n_threads);
 #endif
-    (void)dst, (void)n_threads;
-    return 0;
+    default: return 0;
+    }
 }
 
 void matmul_fast(tr_cpu_state *st, tr_tensor *dst)
 {
     const tr_tensor *x = dst->src[0], *w = dst->src[1];
     int64_t K = x->ne[0], N = w->ne[1], T = x->ne[1];
+    switch (path_of(dst)) {
 #if TR_QGEMM
-    if (quant_gemm(w->dtype, T)) {
+    case PATH_QGEMM:
         tr_qgemm(st, dst, st->panel);
         return;
-    }
 #endif
-    if (quant_integer(w->dtype, T)) {
+    case PATH_QUANT:
         matmul_quant(st, dst, st->panel);
         return;
-    }
 #if defined(__AVX512F__)
-    if (tr_float_gemm_supports(dst)) {
+    case PATH_FLOAT_GEMM:
         tr_float_gemm(st, dst, st->panel);
         return;
-    }
 #endif
-    if (T < GEMV_MAX_TOKENS) {
+    case PATH_GEMV: {
         gemv_job j = {dst, x, w, tr_gemv_rows_per_task(N, st->n_threads)};
         tr_pool_run(st->pool, (int)((N + j.rows - 1) / j.rows), gemv_task, &j);
         return;
+    }
+    default:
+        break; /* PATH_SGEMM */
     }
     /* out {N, T} row-major is T x N; X is T x K; W is N x K: out = X * W^T */
     if (w->dtype == TR_F32) {
@@ -242,17 +250,17 @@ void matmul_fast(tr_cpu_state *st, tr_tensor *dst)
 size_t tr_matmul_panel_floats(const tr_tensor *dst)
 {
     const tr_tensor *w = dst->src[1];
+    switch (path_of(dst)) {
 #if TR_QGEMM
-    if (quant_gemm(w->dtype, dst->src[0]->ne[1]))
-        return tr_qgemm_space_floats(dst); /* the activations' panels */
+    case PATH_QGEMM: return tr_qgemm_space_floats(dst); /* the activations' panels */
 #endif
-    if (quant_integer(w->dtype, dst->src[0]->ne[1]))
-        return tr_matmul_quant_scratch_floats(dst); /* the rounded activations */
+    case PATH_QUANT: return tr_matmul_quant_scratch_floats(dst); /* the rounded activations */
 #if defined(__AVX512F__)
-    if (tr_float_gemm_supports(dst))
-        return tr_float_gemm_space_floats(dst);
+    case PATH_FLOAT_GEMM: return tr_float_gemm_space_floats(dst);
 #endif
-    return w->dtype == TR_F32 ? 0 : (size_t)panel_rows_of(w->ne[0], w->ne[1]) * (size_t)w->ne[0];
+    case PATH_SGEMM: return w->dtype == TR_F32 ? 0 : (size_t)panel_rows_of(w->ne[0], w->ne[1]) * (size_t)w->ne[0];
+    default: return 0; /* the GEMV needs none */
+    }
 }
 
 /* RoPE: the angles of a token are the same for every head, so cos and sin are computed once per

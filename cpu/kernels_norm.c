@@ -73,11 +73,7 @@ void rms_norm_f32_fast(tr_cpu_state *st, tr_tensor *dst)
     }
     int64_t n = x->ne[1] * x->ne[2], rows = NORM_BLOCK / (x->ne[0] > 0 ? x->ne[0] : 1);
     norm_job j = {dst, rows < 1 ? 1 : rows};
-    int tasks = (int)((n + j.rows - 1) / j.rows);
-    if (tasks == 1)
-        norm_task(&j, 0, 0); /* decode: not worth waking the pool */
-    else
-        tr_pool_run(st->pool, tasks, norm_task, &j);
+    tr_pool_run(st->pool, (int)((n + j.rows - 1) / j.rows), norm_task, &j); /* (decode's one task: run here) */
 }
 #else
 void rms_norm_f32_fast(tr_cpu_state *st, tr_tensor *dst)

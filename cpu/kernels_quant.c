@@ -480,9 +480,6 @@ void matmul_quant(tr_cpu_state *st, tr_tensor *dst, float *xq_space)
     if ((j.x16 = tr_repacked(st, w)) != NULL)
         j.rows = (j.rows + 15) / 16 * 16;
 #endif
-    if (T == 1)
-        quantize_task(&j, 0, 0);
-    else
-        tr_pool_run(st->pool, (int)T, quantize_task, &j);
+    tr_pool_run(st->pool, (int)T, quantize_task, &j); /* (one token: run here, no wake-up) */
     tr_pool_run(st->pool, (int)((N + j.rows - 1) / j.rows), qmatmul_task, &j);
 }

@@ -110,6 +110,29 @@ static void pack_token(tr_dtype t, const gemm_shape *sh, const float *x, int c, 
 
 /* ---- unpacking a weight row --------------------------------------------------------------------- */
 
+/* A Q4_K / Q5_K row block's scales, minima and d, dmin (the file's layout or the interleaved one). */
+static void k45_scales(kq_row *r, float d, float dmin, const uint8_t sc[8], const uint8_t m[8])
+{
+    for (int s = 0; s < 8; s++)
+        r->scale[s] = d * (float)sc[s];
+    for (int k = 0; k < 4; k++)
+        r->mins[k] = (int32_t)m[2 * k] | (int32_t)m[2 * k + 1] << 16;
+    r->dmin = dmin;
+}
+
+/* Each sub-block's init: -128 times the sum of its levels (the activations' +128, vpdpbusd's
+ * unsigned side). */
+static void set_inits(kq_row *r, int nsub)
+{
+    int sub = 256 / nsub;
+    for (int s = 0; s < nsub; s++) {
+        int sum = 0;
+        for (int l = 0; l < sub; l++)
+            sum += r->w[sub * s + l];
+        r->init[s] = -128 * sum;
+    }
+}
+
 static void unpack_block(tr_dtype t, const uint8_t *blk, void *out)
 {
     if (t == TR_Q8_0) {
@@ -159,42 +182,26 @@ static void unpack_block(tr_dtype t, const uint8_t *blk, void *out)
                 r->w[32 * s + l] = (int8_t)u;
             }
         nsub = 8;
-        for (int s = 0; s < 8; s++)
-            r->scale[s] = d * (float)sc[s];
-        for (int k = 0; k < 4; k++)
-            r->mins[k] = (int32_t)m[2 * k] | (int32_t)m[2 * k + 1] << 16;
-        r->dmin = tr_f16_to_f32(b4->dmin);
+        k45_scales(r, d, tr_f16_to_f32(b4->dmin), sc, m);
     }
-    int sub = 256 / nsub;
-    for (int s = 0; s < nsub; s++) {
-        int sum = 0;
-        for (int l = 0; l < sub; l++)
-            sum += r->w[sub * s + l];
-        r->init[s] = -128 * sum;
-    }
+    set_inits(r, nsub);
 }
 
-#if TR_QGEMM
 /* Row r of 16 interleaved Q4_K rows' super-block (cpu/repack.c's layout, once decode made it). */
 static void unpack_x16(const q4_K_x16 *b, int r, kq_row *o)
 {
-    float d = tr_f16_to_f32(b->d[r]);
     for (int level = 0; level < 256; level++) {
         int jj = level / 8, k = level % 8, byte = b->qs[jj][r][k % 4];
         o->w[level] = (int8_t)(k >= 4 ? byte >> 4 : byte & 0xF);
     }
+    uint8_t sc[8], m[8];
     for (int s = 0; s < 8; s++) {
-        o->scale[s] = d * (float)b->sc[s][r];
-        int sum = 0;
-        for (int l = 0; l < 32; l++)
-            sum += o->w[32 * s + l];
-        o->init[s] = -128 * sum;
+        sc[s] = b->sc[s][r];
+        m[s] = b->m[s][r];
     }
-    for (int k = 0; k < 4; k++)
-        o->mins[k] = (int32_t)b->m[2 * k][r] | (int32_t)b->m[2 * k + 1][r] << 16;
-    o->dmin = tr_f16_to_f32(b->dmin[r]);
+    k45_scales(o, tr_f16_to_f32(b->d[r]), tr_f16_to_f32(b->dmin[r]), sc, m);
+    set_inits(o, 8);
 }
-#endif
 
 /* ---- the micro-kernels: R rows x 16 tokens ------------------------------------------------------ */
 
