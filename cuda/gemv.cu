@@ -17,7 +17,8 @@
  * Quantized weights (gemv_q_kernel, quant.cuh): x is first quantized to int8 blocks of 32 (one
  * scale each, in the workspace); the lanes of a row's warp take units of 32 weights (a block, or a
  * k-quant's sub-block), each decoded once to signed bytes for all T tokens and multiplied with x's
- * blocks four bytes at a time (__dp4a); the same matrix selection and epilogues. */
+ * blocks four bytes at a time (__dp4a); the same matrix selection and epilogues. Q4_K and Q5_K take
+ * the two sub-blocks that share their bytes per lane (dq_pair_i8), with 16-byte loads. */
 #include "common.cuh"
 #include "quant.cuh"
 
@@ -252,7 +253,7 @@ __global__ __launch_bounds__(256) void quantize_x_kernel(const float *x, int64_t
  * one as signed bytes once for all T tokens and multiplies it with x's int8 block of the same 32
  * columns by __dp4a; the block scales multiply the integer sums. */
 template <int Q, int TT>
-__global__ __launch_bounds__(GEMV_WARPS * 32) void gemv_q_kernel(const trc_gemv_args a, int unused)
+__global__ __launch_bounds__(GEMV_WARPS * 32) void gemv_q_kernel(const trc_gemv_args a, int pairs)
 {
     trc_allow_next_grid();
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, S = a.split, slice = warp % S;
@@ -275,6 +276,32 @@ __global__ __launch_bounds__(GEMV_WARPS * 32) void gemv_q_kernel(const trc_gemv_
     for (int t = 0; t < TT; t++)
         acc0[t] = acc1[t] = 0.0f;
     trc_wait_prior_grid();
+    if ((Q == TRC_Q4_K || Q == TRC_Q5_K) && pairs) { /* a lane per pair of sub-blocks (dq_pair_i8) */
+        for (int64_t p = (int64_t)slice * 32 + lane; p < units / 2; p += (int64_t)S * 32) {
+            trc_qunit l0, h0, l1, h1;
+            dq_pair_i8<Q>(w0, p, l0, h0);
+            if (glu)
+                dq_pair_i8<Q>(w1, p, l1, h1);
+#pragma unroll
+            for (int t = 0; t < TT; t++) {
+                if (t < a.T) {
+                    const uint4 *xp = (const uint4 *)(xq + t * K + 64 * p);
+                    const uint4 xa = __ldg(xp), xb = __ldg(xp + 1), xc = __ldg(xp + 2), xe = __ldg(xp + 3);
+                    const unsigned xl[8] = {xa.x, xa.y, xa.z, xa.w, xb.x, xb.y, xb.z, xb.w};
+                    const unsigned xh[8] = {xc.x, xc.y, xc.z, xc.w, xe.x, xe.y, xe.z, xe.w};
+                    const float sl = __ldg(xd + t * (K / 32) + 2 * p), sh = __ldg(xd + t * (K / 32) + 2 * p + 1);
+                    acc0[t] = fmaf(sl, qunit_dot<Q>(l0, xl), acc0[t]);
+                    acc0[t] = fmaf(sh, qunit_dot<Q>(h0, xh), acc0[t]);
+                    if (glu) {
+                        acc1[t] = fmaf(sl, qunit_dot<Q>(l1, xl), acc1[t]);
+                        acc1[t] = fmaf(sh, qunit_dot<Q>(h1, xh), acc1[t]);
+                    }
+                }
+            }
+        }
+        gemv_finish<TT>(a, valid, om, N, n, warp, lane, S, acc0, acc1);
+        return;
+    }
     for (int64_t u = (int64_t)slice * 32 + lane; u < units; u += (int64_t)S * 32) {
         trc_qunit q0, q1;
         dq_unit_i8<Q>(w0, u, q0);
@@ -318,18 +345,23 @@ template <typename W, int TT> static void launch_t(const trc_gemv_args *a, unsig
     launch_kernel(gemv_kernel<W, TT>, a, grid, vec, s);
 }
 
+static int aligned16(const void *p) { return ((uintptr_t)p & 15) == 0; }
+
 template <int Q> static void launch_q(const trc_gemv_args *a, unsigned grid, cudaStream_t s)
 {
     const int64_t n = (int64_t)a->T * a->K;
     quantize_x_kernel<<<(unsigned)((n + 255) / 256), 256, 0, s>>>(
         a->x, n, (int8_t *)a->xq, (float *)((char *)a->xq + trc_gemv_xd_offset(a->T, a->K)));
-    const int vec = 0; /* (unused: x is read as int8 blocks, always aligned) */
+    /* k-quant pairs read 16 bytes at a time: every matrix 16-byte aligned (rows are, by the block size) */
+    int pairs = Q == TRC_Q4_K || Q == TRC_Q5_K;
+    for (int i = 0; i < (a->mode == TRC_GEMV_GLU ? 2 : a->n_mats); i++)
+        pairs = pairs && aligned16(a->w[i]);
     if (a->T <= 1)
-        launch_kernel(gemv_q_kernel<Q, 1>, a, grid, vec, s);
+        launch_kernel(gemv_q_kernel<Q, 1>, a, grid, pairs, s);
     else if (a->T <= 2)
-        launch_kernel(gemv_q_kernel<Q, 2>, a, grid, vec, s);
+        launch_kernel(gemv_q_kernel<Q, 2>, a, grid, pairs, s);
     else
-        launch_kernel(gemv_q_kernel<Q, 4>, a, grid, vec, s);
+        launch_kernel(gemv_q_kernel<Q, 4>, a, grid, pairs, s);
 }
 
 template <typename W> static void launch(const trc_gemv_args *a, unsigned grid, int vec, cudaStream_t s)
@@ -341,8 +373,6 @@ template <typename W> static void launch(const trc_gemv_args *a, unsigned grid, 
     else
         launch_t<W, 4>(a, grid, vec, s);
 }
-
-static int aligned16(const void *p) { return ((uintptr_t)p & 15) == 0; }
 
 extern "C" cudaError_t trc_gemv(const trc_gemv_args *a, cudaStream_t s)
 {

@@ -12,10 +12,17 @@ __global__ void dequant_f16_kernel(const uint8_t *w, int64_t K, int64_t rows, __
     int64_t r = i / units, u = i % units;
     float v[32];
     dq_unit<Q>(w + r * (K / trc_qblock(Q)) * trc_qbytes(Q), u, v);
-    __half *o = out + r * K + 32 * u;
+    /* 64 bytes per thread as four 16-byte stores: 2-byte stores at a 64-byte stride across the warp
+     * left the dequantization, not the GEMM, as the larger part of a quantized prefill (H200) */
+    unsigned h[16];
 #pragma unroll
-    for (int e = 0; e < 32; e++)
-        o[e] = __float2half_rn(v[e]);
+    for (int e = 0; e < 16; e++)
+        h[e] = (unsigned)__half_as_ushort(__float2half_rn(v[2 * e])) |
+               (unsigned)__half_as_ushort(__float2half_rn(v[2 * e + 1])) << 16;
+    uint4 *o = (uint4 *)(out + r * K + 32 * u); /* K % 32 == 0 and the workspace is aligned */
+#pragma unroll
+    for (int e = 0; e < 4; e++)
+        o[e] = make_uint4(h[4 * e], h[4 * e + 1], h[4 * e + 2], h[4 * e + 3]);
 }
 
 template <int Q> static void launch(const void *w, int64_t K, int64_t n0, int64_t rows, void *out, cudaStream_t s)

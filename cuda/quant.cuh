@@ -172,6 +172,55 @@ template <int Q> __device__ __forceinline__ void dq_unit_i8(const uint8_t *row, 
     }
 }
 
+/* Q4_K / Q5_K for the GEMV: sub-blocks 2j and 2j + 1 of a block share 32 bytes of 4-bit values (their
+ * low and high nibbles), so one lane takes both (pair p: units 2p and 2p + 1) and reads the block
+ * with words and 16-byte loads, 6 loads for 64 weights (dq_unit_i8 spends 16 on 32). The 144- and
+ * 176-byte blocks keep rows 16-byte aligned; the caller checks the base pointers. */
+__device__ __forceinline__ int q_k_byte(unsigned w0, unsigned w1, unsigned w2, int i)
+{
+    return (int)(((i < 4 ? w0 : i < 8 ? w1 : w2) >> (8 * (i & 3))) & 255u);
+}
+template <int Q> __device__ __forceinline__ void dq_pair_i8(const uint8_t *row, int64_t p, trc_qunit &lo, trc_qunit &hi)
+{
+    const uint8_t *b = row + (p / 4) * trc_qbytes(Q);
+    const int j = (int)(p % 4), s = 2 * j;
+    const unsigned dm = q_ld4(b), w0 = q_ld4(b + 4), w1 = q_ld4(b + 8), w2 = q_ld4(b + 12);
+    const float d = __half2float(__ushort_as_half((unsigned short)(dm & 0xffffu)));
+    const float dmin = __half2float(__ushort_as_half((unsigned short)(dm >> 16)));
+    int sc[2], mn[2];
+    for (int h = 0; h < 2; h++) { /* q_k_scale_min on the words */
+        const int t = s + h;
+        if (t < 4) {
+            sc[h] = q_k_byte(w0, w1, w2, t) & 63;
+            mn[h] = q_k_byte(w0, w1, w2, t + 4) & 63;
+        } else {
+            sc[h] = (q_k_byte(w0, w1, w2, t + 4) & 15) | (q_k_byte(w0, w1, w2, t - 4) >> 6) << 4;
+            mn[h] = (q_k_byte(w0, w1, w2, t + 4) >> 4) | (q_k_byte(w0, w1, w2, t) >> 6) << 4;
+        }
+    }
+    lo.d0 = lo.d1 = d * (float)sc[0];
+    hi.d0 = hi.d1 = d * (float)sc[1];
+    lo.m = -dmin * (float)mn[0];
+    hi.m = -dmin * (float)mn[1];
+    const uint4 *q = (const uint4 *)(b + (Q == TRC_Q5_K ? 48 : 16) + 32 * j);
+    const uint4 qa = __ldg(q), qb = __ldg(q + 1);
+    const unsigned qw[8] = {qa.x, qa.y, qa.z, qa.w, qb.x, qb.y, qb.z, qb.w};
+    unsigned hw[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    if (Q == TRC_Q5_K) { /* bit s of byte l of the 32 high-bit bytes is weight l's fifth bit */
+        const uint4 *qh = (const uint4 *)(b + 16);
+        const uint4 ha = __ldg(qh), hb = __ldg(qh + 1);
+        const unsigned h8[8] = {ha.x, ha.y, ha.z, ha.w, hb.x, hb.y, hb.z, hb.w};
+#pragma unroll
+        for (int i = 0; i < 8; i++)
+            hw[i] = h8[i] >> s;
+    }
+#pragma unroll
+    for (int i = 0; i < 8; i++) {
+        lo.q[i] = (qw[i] & 0x0f0f0f0fu) | (hw[i] & 0x01010101u) << 4;
+        hi.q[i] = ((qw[i] >> 4) & 0x0f0f0f0fu) | ((hw[i] >> 1) & 0x01010101u) << 4;
+    }
+}
+
 /* sum_j w_j x_j for one unit against x's int8 block xw (scale applied by the caller) */
 template <int Q> __device__ __forceinline__ float qunit_dot(const trc_qunit &w, const unsigned (&xw)[8])
 {

@@ -59,6 +59,7 @@ static inline float2 __bfloat1622float2(__nv_bfloat162 h)
     return make_float2(__bfloat162float(h.a), __bfloat162float(h.b));
 }
 static inline __half __ushort_as_half(unsigned short u) { return __half{u}; }
+static inline unsigned short __half_as_ushort(__half h) { return h.x; }
 static inline float __uint_as_float(unsigned u)
 {
     float f;

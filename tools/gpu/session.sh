@@ -1,5 +1,5 @@
 #!/bin/sh
-# tools/gpu/session.sh test|bench|long|quant|all: the CUDA backend's checks and benchmarks (docs/cuda.md,
+# tools/gpu/session.sh PHASE...: (PHASE: test|bench|long|quant|all) the CUDA backend's checks and benchmarks (docs/cuda.md,
 # docs/benchmarks.md) on a GPU machine, from the pack of tools/gpu/prepare.sh (.gpu/, carried).
 # Logs go to $OUT (the device tool's folder) or ./gpu-out. Each phase fits a 10-minute call:
 #   test   nvidia-smi, transit info, test_cuda (every op and the end-to-end cases), test_vulkan on
@@ -10,9 +10,10 @@
 #   quant  the 7B model as Q4_K_M (transit quantize): the same on CUDA and on Vulkan
 #   long   a profile at 16,384 tokens; 32,768 tokens with the transition on CUDA, and without it
 # `all` runs them in that order until BUDGET seconds (540) are spent; every step has its own limit.
+# Several phases run in the order given (`test quant`: a re-check after a change to quantized kernels).
 set -eu
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-PHASE=${1:-all}
+PHASES=${*:-all}
 LOGS=${OUT:-$ROOT/gpu-out}
 LOG=$LOGS/session.log # one file: the device tool brings back at most 8
 BEGIN=$(date +%s)
@@ -109,17 +110,19 @@ phase_long() {
 
 # The 7B models are written in the background while the tests run (that needs only the CPUs).
 MODEL7B_PID=0
-if [ "$PHASE" != test ]; then
+if [ "$PHASES" != test ]; then
     model7b >"$RUN/model7b.log" 2>&1 &
     MODEL7B_PID=$!
 fi
-case "$PHASE" in
-test) phase_test ;;
-bench) phase_bench ;;
-quant) phase_quant ;;
-long) phase_long ;;
-all) phase_test; phase_bench; phase_quant; phase_long ;;
-*) echo "usage: tools/gpu/session.sh test|bench|long|quant|all" >&2; exit 2 ;;
-esac
+for phase in $PHASES; do
+    case "$phase" in
+    test) phase_test ;;
+    bench) phase_bench ;;
+    quant) phase_quant ;;
+    long) phase_long ;;
+    all) phase_test; phase_bench; phase_quant; phase_long ;;
+    *) echo "usage: tools/gpu/session.sh test|bench|long|quant|all..." >&2; exit 2 ;;
+    esac
+done
 [ -f "$RUN/model7b.log" ] && cat "$RUN/model7b.log" >>"$LOG"
 echo "session: $(($(date +%s) - BEGIN)) s"
