@@ -22,6 +22,7 @@ static const char *const op_names[] = {
     [TR_OP_RMS_NORM] = "rms_norm", [TR_OP_ADD] = "add",         [TR_OP_MUL] = "mul",
     [TR_OP_MATMUL] = "matmul",     [TR_OP_ROPE] = "rope",       [TR_OP_GLU] = "glu",
     [TR_OP_KV_WRITE] = "kv_write", [TR_OP_ATTENTION] = "attention", [TR_OP_COPY] = "copy",
+    [TR_OP_CONCAT] = "concat",
 };
 _Static_assert(sizeof op_names / sizeof op_names[0] == TR_OP_COUNT, "every op needs a name");
 
@@ -351,6 +352,55 @@ tr_tensor *tr_attention(tr_graph *g, tr_tensor *q, tr_tensor *k_cache, tr_tensor
         t->src[1] = k_cache;
         t->src[2] = v_cache;
         t->p.attn = *p;
+    }
+    return t;
+}
+
+tr_tensor *tr_concat(tr_graph *g, tr_tensor *const *srcs, int n)
+{
+    NEED(srcs && n >= 1 && n <= TR_MAX_SRC, "concat", "1 to TR_MAX_SRC sources");
+    int64_t rows = 0;
+    for (int i = 0; i < n; i++) {
+        NEED(srcs[i], "concat", "missing operand");
+        NEED(srcs[i]->dtype == TR_F32 && tr_is_contiguous(srcs[i]) && srcs[i]->ne[2] == 1 && srcs[i]->ne[3] == 1,
+             "concat", "contiguous 2-D f32 sources expected");
+        NEED(srcs[i]->ne[0] == srcs[0]->ne[0], "concat", "row widths differ");
+        rows += srcs[i]->ne[1];
+    }
+    if (n == 1)
+        return srcs[0];
+    tr_tensor *t = make(g, TR_OP_CONCAT, TR_F32, 2, (int64_t[]){srcs[0]->ne[0], rows});
+    for (int i = 0; t && i < n; i++)
+        t->src[i] = srcs[i];
+    return t;
+}
+
+tr_tensor *tr_concat_n(tr_graph *g, tr_tensor *const *srcs, int n)
+{
+    NEED(srcs && n >= 1, "concat", "no sources");
+    tr_tensor *acc = srcs[0];
+    for (int i = 1; i < n && acc;) {
+        tr_tensor *group[TR_MAX_SRC] = {acc};
+        int k = 1;
+        while (k < TR_MAX_SRC && i < n)
+            group[k++] = srcs[i++];
+        acc = tr_concat(g, group, k);
+    }
+    return acc;
+}
+
+tr_tensor *tr_view_tokens(tr_graph *g, tr_tensor *x, int64_t t0, int64_t n)
+{
+    NEED(x, "view", "missing operand");
+    const int d = x->ndim - 1;
+    NEED(tr_is_contiguous(x) && (d == 1 || d == 2) && t0 >= 0 && n > 0 && t0 + n <= x->ne[d], "view",
+         "tokens out of range (a contiguous 2-D or 3-D tensor expected)");
+    int64_t ne[3] = {x->ne[0], x->ne[1], x->ne[2]};
+    ne[d] = n;
+    tr_tensor *t = make(g, TR_OP_VIEW, x->dtype, x->ndim, ne);
+    if (t) {
+        t->src[0] = x;
+        t->p.view_offset = (size_t)t0 * x->nb[d];
     }
     return t;
 }

@@ -46,6 +46,9 @@
  *              heads' softmax rows and lambda, out_scale, eps from p.attn.diff:
  *                y = sum_c (a_j[c] - lambda a_{j+H/2}[c]) [v_a[c], v_b[c]]      (2 hd wide)
  *                out[t][2 hd j .. 2 hd (j+1)) = out_scale * y / sqrt(mean(y^2) + eps)
+ *   CONCAT     out = the rows of src[0], src[1], ... in order      each {D, T_i} f32 -> {D, sum T_i}:
+ *              joins what was computed per sequence of a batch (attention) or picks rows
+ *              (the tokens whose logits are wanted). Up to TR_MAX_SRC sources; longer lists chain.
  *   VIEW       no computation: an alias of src[0] with its own shape/strides/offset.
  */
 #ifndef TR_IR_H
@@ -72,6 +75,7 @@ typedef enum tr_op {
     TR_OP_KV_WRITE,
     TR_OP_ATTENTION,
     TR_OP_COPY,
+    TR_OP_CONCAT,
     TR_OP_COUNT
 } tr_op;
 
@@ -193,11 +197,18 @@ tr_tensor *tr_rope_ext(tr_graph *g, tr_tensor *x, tr_tensor *pos, tr_tensor *fac
 tr_tensor *tr_glu(tr_graph *g, tr_tensor *gate, tr_tensor *up, tr_activation act);
 tr_tensor *tr_kv_write(tr_graph *g, tr_tensor *cache, tr_tensor *src, int32_t pos0);
 tr_tensor *tr_copy(tr_graph *g, tr_tensor *x);
+/* CONCAT of n (1..TR_MAX_SRC) tensors of equal width; n == 1 returns srcs[0] itself. */
+tr_tensor *tr_concat(tr_graph *g, tr_tensor *const *srcs, int n);
+/* CONCAT of any number of tensors: the list folded left in groups of TR_MAX_SRC (the first rows are
+ * copied once per group, so callers put the largest pieces last). */
+tr_tensor *tr_concat_n(tr_graph *g, tr_tensor *const *srcs, int n);
 tr_tensor *tr_attention(tr_graph *g, tr_tensor *q, tr_tensor *k_cache, tr_tensor *v_cache,
                         const tr_attn_params *p);
 /* Views. */
 tr_tensor *tr_reshape_3d(tr_graph *g, tr_tensor *x, int64_t n0, int64_t n1, int64_t n2);
 tr_tensor *tr_view_rows(tr_graph *g, tr_tensor *x, int64_t first_row, int64_t n_rows); /* 2-D */
+/* Tokens [t0, t0 + n) of a contiguous {D, T} or {hd, H, T} tensor (its outermost dimension). */
+tr_tensor *tr_view_tokens(tr_graph *g, tr_tensor *x, int64_t t0, int64_t n);
 
 void tr_set_name(tr_tensor *t, const char *fmt, ...);
 

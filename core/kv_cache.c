@@ -43,21 +43,21 @@ tr_status tr_kv_sinks_check(const tr_sink_params *p, int *n_ctx, int *n_batch)
 
 static int32_t min32(int32_t a, int32_t b) { return a < b ? a : b; }
 
-int32_t tr_kv_n_kept(const tr_context *c)
+int32_t tr_kv_n_kept(const tr_context *c, const tr_seq *q)
 {
-    return c->sinks.enabled ? min32(c->kv_live, c->sinks.n_sink + c->sinks.window) : c->n_past;
+    return c->sinks.enabled ? min32(q->kv_live, c->sinks.n_sink + c->sinks.window) : q->n_past;
 }
 
-void tr_kv_plan(tr_context *c, int T)
+void tr_kv_plan(tr_context *c, tr_seq *q, int T, int32_t *pos_out)
 {
-    tr_kv_step *s = &c->step;
+    tr_kv_step *s = &q->step;
     *s = (tr_kv_step){0};
     if (!c->sinks.enabled) {
-        s->n_past = s->row0 = c->n_past;
+        s->n_past = s->row0 = q->n_past;
     } else {
         /* The previous step left n_live entries from row base; its trim keeps the first n_sink
          * and the last window of them, dropping the e in between. */
-        int32_t base = c->kv_base, keep = tr_kv_n_kept(c), e = c->kv_live - keep;
+        int32_t base = q->kv_base, keep = tr_kv_n_kept(c, q), e = q->kv_live - keep;
         int32_t sinks = min32(c->sinks.n_sink, keep);
         int32_t view0 = base + e;
         if (view0 + keep + T > c->n_ctx) {
@@ -75,28 +75,28 @@ void tr_kv_plan(tr_context *c, int T)
         s->row0 = view0 + keep;
         s->dropped = e;
         /* every move turns its keys by one angle: to - from, one position value per row */
-        int32_t *pos = c->move_pos;
+        int32_t *pos = q->move_pos;
         for (int j = 0; j < s->n_moves; j++)
             for (int32_t i = 0; i < s->move[j].n; i++)
                 *pos++ = s->move[j].to - s->move[j].from;
     }
     for (int i = 0; i < T; i++)
-        c->pos[i] = s->row0 + i;
+        pos_out[i] = s->row0 + i;
 }
 
-tr_status tr_kv_append(tr_context *c, tr_graph *g, int l, tr_tensor *k, tr_tensor *v, tr_tensor **k_seen,
+tr_status tr_kv_append(tr_context *c, tr_seq *q, tr_graph *g, int l, tr_tensor *k, tr_tensor *v, tr_tensor **k_seen,
                        tr_tensor **v_seen)
 {
     const tr_model *m = c->model;
     const tr_hparams *hp = &m->hp;
-    tr_kv_step *s = &c->step;
-    tr_tensor *kc = c->k_cache[l], *vc = c->v_cache[l];
+    tr_kv_step *s = &q->step;
+    tr_tensor *kc = q->k_cache[l], *vc = q->v_cache[l];
     int64_t hd = hp->head_dim, W = kc->ne[0];
 
     /* The trim's moves: every source row is read into a temporary before any row is written, so
      * moves may overlap each other and their own destinations. */
     tr_tensor *k_moved[TR_KV_MAX_MOVES], *v_moved[TR_KV_MAX_MOVES];
-    int32_t *pos = c->move_pos;
+    int32_t *pos = q->move_pos;
     for (int j = 0; j < s->n_moves; j++) {
         const tr_kv_move *mv = &s->move[j];
         if (!s->move_pos[j]) { /* one position leaf per move, shared by every layer */
@@ -132,12 +132,12 @@ tr_status tr_kv_append(tr_context *c, tr_graph *g, int l, tr_tensor *k, tr_tenso
     return tr_graph_status(g);
 }
 
-void tr_kv_commit(tr_context *c, int T)
+void tr_kv_commit(tr_context *c, tr_seq *q, int T)
 {
-    c->n_past = c->n_past > INT32_MAX - T ? INT32_MAX : c->n_past + T; /* an endless stream saturates */
+    q->n_past = q->n_past > INT32_MAX - T ? INT32_MAX : q->n_past + T; /* an endless stream saturates */
     if (!c->sinks.enabled)
         return;
-    c->kv_base = c->step.view0;
-    c->kv_live = c->step.n_past + T;
-    c->n_dropped += c->step.dropped;
+    q->kv_base = q->step.view0;
+    q->kv_live = q->step.n_past + T;
+    q->n_dropped += q->step.dropped;
 }

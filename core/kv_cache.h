@@ -43,18 +43,21 @@ typedef struct tr_kv_step {
 /* Checks the sink parameters against the cache rows; fills n_ctx and n_batch (0 = defaults). */
 tr_status tr_kv_sinks_check(const tr_sink_params *p, int *n_ctx, int *n_batch);
 
-/* Entries the cache holds once the last step's trim is made (all of them without sinks). */
-int32_t tr_kv_n_kept(const tr_context *c);
+typedef struct tr_seq tr_seq;
 
-/* Decides c->step for T tokens (T <= n_batch) and fills c->pos with the tokens' positions. */
-void tr_kv_plan(tr_context *c, int T);
+/* Entries sequence s's cache holds once its last step's trim is made (all of them without sinks). */
+int32_t tr_kv_n_kept(const tr_context *c, const tr_seq *s);
 
-/* Emits layer l's cache work into g: the pending trim's moves, then the step's keys k {hd*Hkv, T}
- * and values v {hd*Hkv, T}. *k_seen and *v_seen are the rows attention reads (from c->step.view0). */
-tr_status tr_kv_append(tr_context *c, tr_graph *g, int l, tr_tensor *k, tr_tensor *v, tr_tensor **k_seen,
+/* Decides s->step for T tokens (T <= n_batch) and fills pos[0..T) with the tokens' positions. */
+void tr_kv_plan(tr_context *c, tr_seq *s, int T, int32_t *pos);
+
+/* Emits layer l's cache work for sequence s into g: the pending trim's moves, then the step's keys
+ * k {hd*Hkv, T} and values v {hd*Hkv, T}. *k_seen and *v_seen are the rows attention reads (from
+ * s->step.view0). */
+tr_status tr_kv_append(tr_context *c, tr_seq *s, tr_graph *g, int l, tr_tensor *k, tr_tensor *v, tr_tensor **k_seen,
                        tr_tensor **v_seen);
 
-/* After a successful step of T tokens: the cache holds them; the trim is recorded. */
-void tr_kv_commit(tr_context *c, int T);
+/* After a successful step of T tokens: sequence s's cache holds them; the trim is recorded. */
+void tr_kv_commit(tr_context *c, tr_seq *s, int T);
 
 #endif

@@ -45,42 +45,60 @@ struct tr_model {
     size_t weight_bytes;
 };
 
-struct tr_context {
-    tr_model *model;
-    int n_ctx, n_batch, n_past;
-    tr_graph graph;          /* rebuilt for every batch, memory reused */
-    tr_graph cache;          /* owns the KV cache tensor descriptors */
-    tr_buffer *kv_buffer;
-    tr_tensor **k_cache;     /* [n_layers] {n_kv_heads*head_dim, n_ctx} */
-    tr_tensor **v_cache;
-    int32_t *ids, *pos;      /* host inputs, [n_batch] */
-    float *logits;           /* [n_logit_rows, n_vocab] */
-    int n_logit_rows, logits_first_row; /* rows kept from the last eval and the index of the first */
-    int n_last_eval;
-    int logits_cap_rows;
-    tr_transition_params transition;
-    int n_prompt;     /* announced by tr_set_prompt_length (0: not announced) */
+/* One sequence of a context: its own KV-cache rows (n_ctx of them, in a buffer of its own) and where
+ * it stands. A context holds n_seq of them; tr_eval works on sequence 0, tr_decode on any. */
+typedef struct tr_seq {
+    int n_past;
+    int n_prompt;     /* announced by tr_seq_set_prompt_length (0: not announced) */
     int schedule_len; /* the prompt length the transition schedule follows (fixed at the first eval) */
     /* attention sinks (kv_cache.h): the live entries are rows [kv_base, kv_base + kv_live) */
-    tr_sink_params sinks;
     int32_t kv_base, kv_live;
     int64_t n_dropped;  /* entries trimmed from the cache since it was last empty */
     int32_t *move_pos;  /* host positions of the trim's key moves, [n_sink + window] */
     tr_kv_step step;    /* the layout of the step being built */
+    tr_buffer *kv_buffer;
+    tr_tensor **k_cache; /* [n_layers] {n_kv_heads*head_dim, n_ctx} */
+    tr_tensor **v_cache;
+} tr_seq;
+
+/* A run of consecutive tokens of one sequence in the batch being built: batch rows [t0, t0 + n). */
+typedef struct tr_segment {
+    int seq, t0, n;
+} tr_segment;
+
+struct tr_context {
+    tr_model *model;
+    int n_ctx, n_batch, n_seq; /* n_ctx: positions per sequence; n_batch: tokens per step in all */
+    tr_graph graph;          /* rebuilt for every batch, memory reused */
+    tr_graph cache;          /* owns the KV cache tensor descriptors */
+    tr_seq *seq;             /* [n_seq] */
+    tr_segment *seg;         /* [n_seq]: the step being built, in batch order */
+    int n_seg;
+    int32_t *ids, *pos;      /* host inputs, [n_batch] */
+    int32_t *out_rows;       /* [n_batch]: batch rows whose logits the step computes, ascending */
+    float *logits;           /* [rows kept, n_vocab] */
+    int *logit_row;          /* [n_last_eval]: the logits row of each token of the last call, or -1 */
+    int logit_row_cap;
+    int n_last_eval;
+    int logits_cap_rows;
+    tr_transition_params transition;
+    tr_sink_params sinks;
 };
 
-/* The steps of tr_eval that other evaluators (core/parity.c) share, so they cannot drift apart:
- * tr_context_prepare checks that n tokens fit and are in the vocabulary and, when the cache is
- * empty, fixes the transition schedule to this prompt; tr_context_compute builds and computes the
- * graph of one chunk (n <= n_batch) at n_past, keeping every intermediate if keep_all, and gives the
- * logits node. Neither advances n_past: tr_kv_commit does, once the chunk's results are taken. */
-tr_status tr_context_prepare(tr_context *ctx, const int32_t *ids, int n);
-tr_status tr_context_compute(tr_context *ctx, const int32_t *ids, int n, int all_logits, int keep_all,
-                             tr_tensor **logits);
+/* The steps of tr_eval and tr_decode that other evaluators (core/parity.c) share, so they cannot
+ * drift apart. tr_context_plan checks that the batch's segments (c->seg) fit and that their ids are
+ * in the vocabulary, fixes the transition schedule of a sequence whose cache is empty, and decides
+ * each segment's cache layout and positions. tr_context_compute builds and computes the graph of
+ * the planned step (T <= n_batch tokens) with the logits of the n_out rows c->out_rows (all T when
+ * n_out == T), keeping every intermediate if keep_all, and gives the logits node. Neither advances
+ * a sequence: tr_context_commit does, once the step's results are taken. */
+tr_status tr_context_plan(tr_context *ctx, const int32_t *ids, int T);
+tr_status tr_context_compute(tr_context *ctx, const int32_t *ids, int T, int n_out, int keep_all, tr_tensor **logits);
+void tr_context_commit(tr_context *ctx);
 
-/* Builds the forward graph for n_tokens tokens at the cache layout of ctx->step (core/llama.c). The
- * ids and pos leaves must be filled by the caller (tr_kv_plan fills pos). Returns the logits node: {n_vocab, n_tokens} if
- * all_logits, else {n_vocab, 1} for the last token; NULL with the error set on failure. */
-tr_tensor *tr_llama_build(tr_context *ctx, tr_graph *g, int n_tokens, int all_logits);
+/* Builds the forward graph for the planned step of n_tokens tokens (ctx->seg, each sequence's step
+ * layout, ctx->pos). Returns the logits node {n_vocab, n_out}: the rows ctx->out_rows (all when
+ * n_out == n_tokens); NULL with the error set on failure. */
+tr_tensor *tr_llama_build(tr_context *ctx, tr_graph *g, int n_tokens, int n_out);
 
 #endif

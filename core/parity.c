@@ -41,8 +41,10 @@ tr_status tr_eval_capture(tr_context *c, const int32_t *ids, int n, tr_node_valu
         return tr_fail(TR_ERR_RANGE, "parity: %d tokens do not fit one batch of %d", n, c->n_batch);
     tr_context_reset(c);
     tr_tensor *logits;
-    TR_TRY(tr_context_prepare(c, ids, n));
-    TR_TRY(tr_context_compute(c, ids, n, 1, 1, &logits));
+    c->n_seg = 1;
+    c->seg[0] = (tr_segment){0, 0, n};
+    TR_TRY(tr_context_plan(c, ids, n));
+    TR_TRY(tr_context_compute(c, ids, n, n, 1, &logits));
     out->nodes = calloc((size_t)c->graph.n_nodes, sizeof *out->nodes);
     if (!out->nodes)
         return tr_fail(TR_ERR_NOMEM, "parity: out of memory");
@@ -65,6 +67,6 @@ tr_status tr_eval_capture(tr_context *c, const int32_t *ids, int n, tr_node_valu
             return s == TR_ERR_NOMEM ? tr_fail(s, "parity: out of memory") : s;
         }
     }
-    tr_kv_commit(c, n);
+    tr_context_commit(c);
     return TR_OK;
 }

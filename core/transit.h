@@ -223,29 +223,57 @@ typedef struct tr_context_params {
     int n_threads; /* 0 = the model's setting */
     tr_transition_params transition;
     tr_sink_params sinks;
+    int n_seq;     /* sequences held at once (tr_decode), each with n_ctx positions of its own and its
+                      own sink and transition state; 0 = 1, at most TR_MAX_SEQ */
 } tr_context_params;
+
+#define TR_MAX_SEQ 256
 
 tr_context_params tr_context_default_params(void);
 tr_status tr_context_create(tr_model *model, const tr_context_params *params, tr_context **out);
 void tr_context_free(tr_context *ctx);
 
-/* Evaluates n tokens at the current position (appending to the KV cache). all_logits != 0 keeps the
- * logits of every token, else only of the last. Inputs longer than n_batch are split into chunks. */
+/* Evaluates n tokens of sequence 0 at its current position (appending to its KV cache). all_logits
+ * != 0 keeps the logits of every token, else only of the last. Inputs longer than n_batch are split
+ * into chunks. */
 tr_status tr_eval(tr_context *ctx, const int32_t *ids, int n, int all_logits);
+
+/* Several sequences in one step (serving, design §12): the matrix products read the weights once
+ * for every token of the batch, and each sequence's tokens attend only to its own cache. The
+ * tokens of one sequence are consecutive in the batch and continue it where it stands; a step holds
+ * at most n_batch tokens (a longer prompt goes in chunks over several steps). Put single decode
+ * tokens before long prompt chunks: the per-sequence outputs are joined in batch order, and the
+ * first ones are copied more often. Logits come from tr_get_logits(ctx, i), i the token's index in
+ * the batch. A failed step leaves every sequence where it stood (with sinks, a sequence of the
+ * batch whose rows were moved is emptied). */
+typedef struct tr_batch {
+    int n_tokens;
+    const int32_t *ids;
+    const int32_t *seq_id; /* per token, 0 .. n_seq - 1; NULL: every token is sequence 0's */
+    const int8_t *logits;  /* per token: nonzero keeps its logits; NULL: the last token of each sequence */
+} tr_batch;
+tr_status tr_decode(tr_context *ctx, const tr_batch *batch);
+int tr_context_n_seq(const tr_context *ctx);
+int tr_seq_n_past(const tr_context *ctx, int seq);   /* -1 for a sequence the context does not hold */
+int tr_seq_n_cached(const tr_context *ctx, int seq); /* entries its cache holds (== n_past without sinks) */
+void tr_seq_reset(tr_context *ctx, int seq);         /* empties one sequence (a finished request) */
+/* The prompt length a sequence's transition schedule follows when its prompt comes in chunks over
+ * several steps (the first step's length otherwise); for the next prompt of an empty sequence. */
+void tr_seq_set_prompt_length(tr_context *ctx, int seq, int n_prompt);
 
 /* For the attention transition: the length of the whole prompt the coming tr_eval calls belong to,
  * so that chunked prefill follows the same schedule as one batch. 0 (default) = the length of each
  * tr_eval call's own input plus the tokens already cached. */
 void tr_set_prompt_length(tr_context *ctx, int n_prompt);
 
-/* Logits of the i-th token of the last tr_eval call (i < 0 counts from the end), n_vocab floats owned
- * by the context, valid until the next tr_eval. NULL if that row was not kept. */
+/* Logits of the i-th token of the last tr_eval or tr_decode call (i < 0 counts from the end), n_vocab
+ * floats owned by the context, valid until the next call. NULL if that row was not kept. */
 const float *tr_get_logits(const tr_context *ctx, int i);
 int tr_context_n_past(const tr_context *ctx);   /* tokens evaluated since the cache was last empty
                                                    (with sinks it saturates at INT32_MAX) */
 int tr_context_n_cached(const tr_context *ctx); /* entries the KV cache holds (== n_past without sinks) */
 int tr_context_n_ctx(const tr_context *ctx);
-void tr_context_reset(tr_context *ctx); /* empties the KV cache */
+void tr_context_reset(tr_context *ctx); /* empties every sequence's KV cache */
 
 /* Memory a context uses, in bytes: what the last evaluation needed, not a guess. */
 typedef struct tr_memory_stats {

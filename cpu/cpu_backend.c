@@ -36,7 +36,7 @@ static const ref_kernel ref_kernels[TR_OP_COUNT] = {
     [TR_OP_GET_ROWS] = get_rows_ref,    [TR_OP_RMS_NORM] = rms_norm_f32_ref, [TR_OP_ADD] = add_f32_ref,
     [TR_OP_MUL] = mul_f32_ref,          [TR_OP_MATMUL] = matmul_ref,         [TR_OP_ROPE] = rope_f32_ref,
     [TR_OP_GLU] = glu_f32_ref,       [TR_OP_KV_WRITE] = kv_write_f32_ref, [TR_OP_ATTENTION] = attention_f32_ref,
-    [TR_OP_COPY] = copy_f32_ref,
+    [TR_OP_COPY] = copy_f32_ref,       [TR_OP_CONCAT] = concat_f32_ref,
 };
 static const fast_kernel fast_kernels[TR_OP_COUNT] = {
     [TR_OP_MATMUL] = matmul_fast,
@@ -45,7 +45,7 @@ static const fast_kernel fast_kernels[TR_OP_COUNT] = {
     [TR_OP_GLU] = glu_f32_fast,
     [TR_OP_RMS_NORM] = rms_norm_f32_fast,
 };
-_Static_assert(TR_OP_COUNT == 12, "a new op needs a CPU reference kernel in ref_kernels");
+_Static_assert(TR_OP_COUNT == 13, "a new op needs a CPU reference kernel in ref_kernels");
 
 static void cpu_free(tr_backend *b)
 {

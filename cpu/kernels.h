@@ -62,6 +62,7 @@ void glu_f32_ref(tr_tensor *dst);
 double tr_activation_ref(tr_activation act, double g);
 void kv_write_f32_ref(tr_tensor *dst);
 void copy_f32_ref(tr_tensor *dst);
+void concat_f32_ref(tr_tensor *dst);
 void attention_f32_ref(tr_tensor *dst);
 
 void matmul_fast(tr_cpu_state *st, tr_tensor *dst);

@@ -164,6 +164,15 @@ void copy_f32_ref(tr_tensor *dst)
     memcpy(dst->data, src->data, tr_nbytes(src)); /* both contiguous (tr_copy checks the source) */
 }
 
+void concat_f32_ref(tr_tensor *dst)
+{
+    char *o = dst->data; /* every source contiguous and as wide as dst (tr_concat checks) */
+    for (int i = 0; i < TR_MAX_SRC && dst->src[i]; i++) {
+        memcpy(o, dst->src[i]->data, tr_nbytes(dst->src[i]));
+        o += tr_nbytes(dst->src[i]);
+    }
+}
+
 /* Attention Transition on one materialised probability row, design §3 step by step. p[0..end)
  * holds the causal softmax row of query row r (zeros past r); start/iv describe r's block. */
 static void transition_row_ref(double *p, int64_t start, const tr_attn_params *ap)

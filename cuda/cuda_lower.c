@@ -596,6 +596,21 @@ static tr_status lower_node(lower_ctx *L, int i)
         a->pos0[0] = dyn_param(L, 0);
         return push(L, &r);
     }
+    case TR_OP_CONCAT: /* each source is a cache-style row write into the node, after the last */
+        for (int s = 0, row0 = 0; s < TR_MAX_SRC && t->src[s]; row0 += (int)t->src[s]->ne[1], s++) {
+            trc_record rs = r;
+            trc_kv_write_args *a = &rs.u.kv_write;
+            rs.kind = TRC_K_KV_WRITE;
+            a->n = 1;
+            a->width = t->src[s]->ne[0];
+            a->T = t->src[s]->ne[1];
+            a->cache_rs = a->width;
+            a->src[0] = rows_of(L, t->src[s], t->src[s]->nb[1], &a->src_row0[0]);
+            a->cache[0] = dptr(c, t);
+            a->pos0[0] = dyn_param(L, row0);
+            TR_TRY(push(L, &rs));
+        }
+        return TR_OK;
     case TR_OP_ATTENTION:
         return lower_attention(L, i);
     default:
@@ -671,13 +686,14 @@ tr_status trc_graph_compute(tr_backend *b, tr_graph *g)
     TR_TRY(place_and_count(c, g, &arena_need));
     TR_TRY(collect_host_leaves(c, g, &host_bytes));
     int n_dyn_max = 0;
-    for (int i = 0; i < g->n_nodes; i++)
-        /* a first row and a source row each for writes and copies; n_past and the view's row for
-         * attention; a source row for RoPE */
-        n_dyn_max += g->nodes[i]->op == TR_OP_KV_WRITE || g->nodes[i]->op == TR_OP_COPY ||
-                             g->nodes[i]->op == TR_OP_ATTENTION
-                         ? 2
-                         : g->nodes[i]->op == TR_OP_ROPE;
+    for (int i = 0; i < g->n_nodes; i++) {
+        /* a first row and a source row each for writes and copies (per source for a concat); n_past
+         * and the view's row for attention; a source row for RoPE */
+        tr_op op = g->nodes[i]->op;
+        n_dyn_max += op == TR_OP_KV_WRITE || op == TR_OP_COPY || op == TR_OP_ATTENTION ? 2
+                   : op == TR_OP_CONCAT                                                  ? 2 * TR_MAX_SRC
+                                                                                         : op == TR_OP_ROPE;
+    }
     size_t io_need = host_bytes + (size_t)n_dyn_max * sizeof(int32_t);
 
     TR_TRY(trc_grow_device(c, &c->arena.impl, &c->arena.size, arena_need, "activations"));

@@ -62,6 +62,37 @@ static void add_row_ops(list *l)
                           .kv = {copies[i][0], copies[i][1], copies[i][2], copies[i][3]}});
 }
 
+/* CONCAT (2 and 3 pieces, a chain of 7, single rows of a wide tensor) and batches of sequences:
+ * decode steps side by side, a prefill chunk among them, a sequence with an empty cache. */
+static void add_concat(list *l)
+{
+    const op_case cats[] = {
+        {.cat = {5, 2, {3, 4}}},
+        {.cat = {67, 3, {1, 9, 2}}},
+        {.cat = {4096, 3, {1, 1, 1}}},
+        {.cat = {33, 7, {2, 1, 5, 1, 1, 3, 1}}},
+    };
+    for (int i = 0; i < COUNT(cats); i++) {
+        op_case c = cats[i];
+        c.kind = OP_CONCAT;
+        c.bound = OP_BOUND_EXACT;
+        c.host = i == 1 ? HOST(0) : 0;
+        push(l, c);
+    }
+    const op_case seqs[] = {
+        {.cat = {0, 2, {1, 1}, {5, 17}}},
+        {.cat = {0, 8, {1, 1, 1, 1, 1, 1, 1, 1}, {0, 3, 40, 7, 1, 100, 12, 64}}},
+        {.cat = {0, 3, {1, 21, 1}, {9, 0, 30}}},
+        {.cat = {0, 4, {6, 1, 1, 70}, {2, 50, 0, 11}}},
+    };
+    for (int i = 0; i < COUNT(seqs); i++) {
+        op_case c = seqs[i];
+        c.kind = OP_SEQ_BATCH;
+        c.bound = OP_BOUND_F32;
+        push(l, c);
+    }
+}
+
 /* The attention-sink cache (core/kv_cache.c): sinks moved up onto rows they overlap (a trim of
  * fewer entries than there are sinks), moved further, and a window moved back towards row 0 (keys
  * turned by negative positions); head sizes 8 to 128, GQA, decode and a multi-token step. */
@@ -244,6 +275,7 @@ op_case *op_cases_make(int *n)
     add_transition(&l);
     add_diff(&l);
     add_sink_moves(&l);
+    add_concat(&l);
     /* the layer's positions (leaf 8) are an input, as a context passes them */
     push(&l, (op_case){.kind = OP_LAYER_CHAIN, .bound = OP_BOUND_HALF, .host = HOST(8)});
     *n = l.n;
@@ -260,6 +292,7 @@ static const char *kind_name(op_kind k)
         [OP_KV_WRITE] = "kv_write", [OP_ROPE] = "rope",         [OP_MATMUL] = "matmul",
         [OP_ATTENTION] = "attention", [OP_TRANSITION] = "transition", [OP_LAYER_CHAIN] = "layer chain",
         [OP_COPY] = "copy",         [OP_SINK_MOVE] = "sink moves", [OP_DIFF] = "diff attention",
+        [OP_CONCAT] = "concat",     [OP_SEQ_BATCH] = "sequence batch",
     };
     return names[k];
 }
@@ -315,6 +348,15 @@ void op_case_name(const op_case *c, char *buf, size_t cap)
     case OP_LAYER_CHAIN:
         snprintf(buf, cap, "%s D=48 hd=8 H=6 Hkv=2 T=13 C=20 n_past=4", op);
         break;
+    case OP_CONCAT:
+    case OP_SEQ_BATCH: {
+        int n = c->kind == OP_CONCAT ? snprintf(buf, cap, "%s D=%lld rows", op, (long long)c->cat.D)
+                                     : snprintf(buf, cap, "%s hd=16 H=4 Hkv=2 (T, n_past)", op);
+        for (int i = 0; i < c->cat.n && n > 0 && (size_t)n < cap; i++)
+            n += c->kind == OP_CONCAT ? snprintf(buf + n, cap - (size_t)n, " %d", c->cat.T[i])
+                                      : snprintf(buf + n, cap - (size_t)n, " (%d, %d)", c->cat.T[i], c->cat.n_past[i]);
+        break;
+    }
     default:
         snprintf(buf, cap, "%s D=%lld T=%lld", op, (long long)c->rows.D, (long long)c->rows.T);
     }
@@ -422,6 +464,51 @@ static tr_tensor *sink_moves(const op_case *c, tr_graph *g)
     return tr_attention(g, q, tr_view_rows(g, kw, c->sink.view0, rows), tr_view_rows(g, vw, c->sink.view0, rows), &ap);
 }
 
+/* CONCAT's pieces: piece 1 is a view of rows 2.. of a taller leaf (a source that is not a node). */
+static tr_tensor *concat_case(const op_case *c, tr_graph *g)
+{
+    tr_tensor *piece[8];
+    for (int i = 0; i < c->cat.n; i++) {
+        if (i == 1) {
+            tr_tensor *tall = op_leaf(g, TR_F32, 2, (int64_t[]){c->cat.D, c->cat.T[i] + 3}, 1, where(c, i));
+            piece[i] = tr_view_rows(g, tall, 2, c->cat.T[i]);
+        } else {
+            piece[i] = op_leaf(g, TR_F32, 2, (int64_t[]){c->cat.D, c->cat.T[i]}, 1, where(c, i));
+        }
+    }
+    return tr_concat_n(g, piece, c->cat.n);
+}
+
+/* A batch of sequences as core/llama.c builds it: the batch's queries rotated at their own
+ * positions by one RoPE, each sequence's keys and values written into its own cache, attention
+ * per sequence over its view of the queries, the outputs joined in batch order. */
+static tr_tensor *seq_batch(const op_case *c, tr_graph *g)
+{
+    const int hd = 16, H = 4, Hkv = 2, W = hd * Hkv;
+    int Ttot = 0;
+    for (int i = 0; i < c->cat.n; i++)
+        Ttot += c->cat.T[i];
+    tr_tensor *q = op_leaf(g, TR_F32, 3, (int64_t[]){hd, H, Ttot}, 1, where(c, 0));
+    tr_tensor *k = op_leaf(g, TR_F32, 2, (int64_t[]){W, Ttot}, 1, where(c, 1));
+    tr_tensor *v = op_leaf(g, TR_F32, 2, (int64_t[]){W, Ttot}, 1, where(c, 2));
+    tr_tensor *pos = op_int_leaf(g, Ttot, 1, 0, OP_HOST);
+    for (int i = 0, t = 0; i < c->cat.n; i++)
+        for (int j = 0; j < c->cat.T[i]; j++)
+            ((int32_t *)pos->data)[t++] = c->cat.n_past[i] + j;
+    q = tr_rope(g, q, pos, (tr_rope_params){10000.0f, TR_ROPE_HALF, 1.0f});
+    tr_tensor *out[8];
+    for (int i = 0, t0 = 0; i < c->cat.n; t0 += c->cat.T[i], i++) {
+        const int T = c->cat.T[i], n_past = c->cat.n_past[i], C = n_past + T + 2;
+        tr_tensor *kc = op_leaf(g, TR_F32, 2, (int64_t[]){W, C}, 1, OP_DEVICE);
+        tr_tensor *vc = op_leaf(g, TR_F32, 2, (int64_t[]){W, C}, 1, OP_DEVICE);
+        kc = tr_kv_write(g, kc, tr_view_rows(g, k, t0, T), n_past);
+        vc = tr_kv_write(g, vc, tr_view_rows(g, v, t0, T), n_past);
+        tr_attn_params ap = {.scale = 1.0f / sqrtf((float)hd), .n_past = n_past, .n_kv = n_past + T};
+        out[i] = tr_attention(g, tr_view_tokens(g, q, t0, T), kc, vc, &ap);
+    }
+    return tr_concat_n(g, out, c->cat.n);
+}
+
 /* The case's leaves (random, in its op's usual ranges) and its output node. Attention's leaves
  * only: the caller adds the node once the inputs keep the transition's margin. */
 static tr_tensor *build(const op_case *c, tr_graph *g, tr_tensor **leaves)
@@ -493,6 +580,10 @@ static tr_tensor *build(const op_case *c, tr_graph *g, tr_tensor **leaves)
     }
     case OP_SINK_MOVE:
         return sink_moves(c, g);
+    case OP_CONCAT:
+        return concat_case(c, g);
+    case OP_SEQ_BATCH:
+        return seq_batch(c, g);
     case OP_KIND_COUNT:
         break;
     }

@@ -34,6 +34,9 @@ typedef enum op_kind {
     OP_LAYER_CHAIN, /* one small layer: memory reuse, views, a KV write read by attention */
     OP_COPY,        /* COPY of a view of cache rows */
     OP_SINK_MOVE,   /* the attention-sink cache's row moves, new rows, attention through a view */
+    OP_CONCAT,      /* CONCAT of pieces (leaves, a view of rows, a chain longer than TR_MAX_SRC) */
+    OP_SEQ_BATCH,   /* a batch of several sequences: one RoPE, per-sequence KV writes and attention on
+                       each sequence's own cache, the outputs joined by CONCAT (core/llama.c) */
     OP_KIND_COUNT
 } op_kind;
 
@@ -65,6 +68,11 @@ typedef struct op_case {
                     T new rows follow at view0 + keep; queries q {hd, H, T} attend from view0 */
             int hd, H, Hkv, C, from, to, n, view0, keep, T, from2, to2, n2;
         } sink;
+        struct { /* CONCAT: n pieces {D, T[i]} (piece 1 a view of rows 2.. of a taller leaf);
+                    SEQ_BATCH: n sequences of T[i] tokens after n_past[i] cached, hd 16, H 4, Hkv 2 */
+            int64_t D;
+            int n, T[8], n_past[8];
+        } cat;
         struct { /* ROPE: x {hd, H, T}, positions in [0, max_pos) */
             int hd, H, T, max_pos;
             float theta;

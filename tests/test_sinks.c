@@ -99,7 +99,8 @@ static void test_constant_memory(void)
     for (int i = 1; c && s == TR_OK && i <= 8000; i++) {
         s = tr_eval(c, &tok, 1, 0);
         /* the live run: never more than what is kept plus the step, always inside the buffer */
-        layout_ok &= c->kv_live <= 256 + 1 && c->kv_base >= 0 && c->kv_base + c->kv_live <= c->n_ctx;
+        const tr_seq *q = &c->seq[0];
+        layout_ok &= q->kv_live <= 256 + 1 && q->kv_base >= 0 && q->kv_base + q->kv_live <= c->n_ctx;
         const float *l = tr_get_logits(c, -1);
         for (int v = 1; s == TR_OK && v < V; v++) /* greedy */
             tok = l[v] > l[tok] ? v : tok;

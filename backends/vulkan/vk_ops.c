@@ -199,6 +199,16 @@ static tr_status op_copy(vk_ctx *c, tr_tensor *dst)
     return copy_rows(c, dst->src[0], vk_loc_of(c, dst->src[0]), vk_loc_of(c, dst), 0);
 }
 
+static tr_status op_concat(vk_ctx *c, tr_tensor *dst)
+{
+    size_t row0 = 0;
+    for (int i = 0; i < TR_MAX_SRC && dst->src[i]; i++) {
+        TR_TRY(copy_rows(c, dst->src[i], vk_loc_of(c, dst->src[i]), vk_loc_of(c, dst), row0));
+        row0 += (size_t)dst->src[i]->ne[1];
+    }
+    return TR_OK;
+}
+
 static tr_status op_rope(vk_ctx *c, tr_tensor *dst)
 {
     const tr_tensor *x = dst->src[0];
@@ -478,9 +488,9 @@ static const op_fn ops[TR_OP_COUNT] = {
     [TR_OP_GET_ROWS] = op_get_rows, [TR_OP_RMS_NORM] = op_rms_norm, [TR_OP_ADD] = op_binary,
     [TR_OP_MUL] = op_binary,        [TR_OP_MATMUL] = op_matmul,     [TR_OP_ROPE] = op_rope,
     [TR_OP_GLU] = op_binary,     [TR_OP_KV_WRITE] = op_kv_write, [TR_OP_ATTENTION] = op_attention,
-    [TR_OP_COPY] = op_copy,
+    [TR_OP_COPY] = op_copy,         [TR_OP_CONCAT] = op_concat,
 };
-_Static_assert(TR_OP_COUNT == 12, "a new op needs a Vulkan lowering in ops[] (or an explicit 'unsupported')");
+_Static_assert(TR_OP_COUNT == 13, "a new op needs a Vulkan lowering in ops[] (or an explicit 'unsupported')");
 
 static int is_float(tr_dtype t) { return t == TR_F32 || t == TR_F16 || t == TR_BF16; }
 

@@ -1,9 +1,10 @@
 #!/bin/sh
-# cuda/emu/run.sh [ops|e2e|quick|diffllama|build]: builds tests/test_cuda against a CPU emulation of
+# cuda/emu/run.sh [ops|e2e|quick|diffllama|batch|build]: builds tests/test_cuda against a CPU emulation of
 # the CUDA kernels, runtime and cuBLAS (cuemu.h, cuemu.cpp) and runs it ("build": only builds it, as
 # $CUEMU_BUILD/test_cuda_emu). "diffllama" runs tests/test_diffllama (DiffLlama models against
 # transformers' logits on every backend, so on the emulated CUDA one too; about ten minutes), built
-# beside it as $CUEMU_BUILD/test_diffllama_emu. CUEMU_ORDER=forward|reverse|random[:seed] orders the threads and
+# beside it as $CUEMU_BUILD/test_diffllama_emu; "batch" runs tests/test_batch (several sequences in one
+# step against each alone) as $CUEMU_BUILD/test_batch_emu. CUEMU_ORDER=forward|reverse|random[:seed] orders the threads and
 # blocks (cuemu.cpp); ctest runs `ops` forward and reverse under the label "emu". For checking the backend's logic (placement,
 # lowering, fusions, graph replay, kernel index arithmetic and barriers) on a machine without a GPU;
 # slow (every CUDA thread is a coroutine) and silent about the memory model and speed. Needs g++,
@@ -41,7 +42,7 @@ for f in "$ROOT"/core/*.c "$ROOT"/backends/*.c "$ROOT"/cpu/*.c "$ROOT"/cuda/*.c 
     OBJS="$OBJS $OUT/c_$b.o"
 done
 # the test programs: program:its own sources in tests/, linked over the common objects
-for t in test_cuda:test_cuda,op_cases,op_harness,sinks_golden test_diffllama:test_diffllama; do
+for t in test_cuda:test_cuda,op_cases,op_harness,sinks_golden test_diffllama:test_diffllama test_batch:test_batch; do
     prog=${t%%:*} own=""
     for f in $(echo "${t#*:}" | tr , ' '); do
         compile_c "$ROOT/tests/$f.c" "$OUT/t_$f.o"
@@ -51,4 +52,5 @@ for t in test_cuda:test_cuda,op_cases,op_harness,sinks_golden test_diffllama:tes
 done
 [ "${1:-}" = build ] && exit 0
 [ "${1:-}" = diffllama ] && exec "$OUT/test_diffllama_emu"
+[ "${1:-}" = batch ] && exec "$OUT/test_batch_emu"
 exec "$OUT/test_cuda_emu" "$@"
