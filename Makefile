@@ -8,7 +8,7 @@
 MODEL ?= models/default
 PROMPT ?= First Citizen:
 JOBS ?= $(shell nproc)
-DEBIAN_PACKAGES = cmake make gcc libc6-dev pkg-config libopenblas-dev libcjson-dev libpcre2-dev python3 \
+DEBIAN_PACKAGES = cmake make gcc libc6-dev pkg-config libopenblas-dev libcjson-dev libpcre2-dev libmicrohttpd-dev python3 \
                   libvulkan-dev glslc mesa-vulkan-drivers vulkan-validationlayers
 FUZZ_PACKAGES = clang libclang-rt-14-dev
 

@@ -98,5 +98,6 @@ int cmd_perplexity(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_chat(int argc, char **argv);
 int cmd_quantize(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 
 #endif

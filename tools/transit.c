@@ -56,5 +56,7 @@ int main(int argc, char **argv)
         return cmd_convert(argc, argv);
     if (!strcmp(cmd, "quantize"))
         return cmd_quantize(argc, argv);
+    if (!strcmp(cmd, "serve"))
+        return cmd_serve(argc, argv);
     return cli_fail("unknown command '%s' (see transit help)", cmd);
 }
