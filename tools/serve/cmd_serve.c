@@ -45,74 +45,54 @@ static const char help[] =
 
 typedef struct serve_args {
     const char *host, *api_key, *model_id;
-    int port, parallel, queue, n_batch, chunk, max_tokens;
-    long max_body;
-    double timeout, grace;
+    double port, parallel, queue, chunk, max_tokens, max_body, timeout, grace; /* checked ranges below */
 } serve_args;
-
-static int parse_num(const char *opt, const char *v, double lo, double hi, double *out)
-{
-    char *end;
-    double x = strtod(v, &end);
-    if (end == v || *end || !(x >= lo && x <= hi))
-        return cli_fail("serve: %s: expected a number in [%g, %g], got '%s'", opt, lo, hi, v);
-    *out = x;
-    return 0;
-}
 
 /* Takes serve's own options out of argv (the rest goes to cli_parse). 0, or 1 after an error. */
 static int take_serve_args(int *argc, char **argv, serve_args *a)
 {
+    const struct {
+        const char *name;
+        double lo, hi, *v; /* integers but --timeout and --grace */
+    } nums[] = {
+        {"--port", 0, 65535, &a->port},          {"--parallel", 1, TR_MAX_SEQ, &a->parallel},
+        {"--queue", 0, 1e6, &a->queue},          {"--chunk", 1, 1 << 20, &a->chunk},
+        {"--max-tokens", 1, 1 << 24, &a->max_tokens}, {"--max-body", 64, 1 << 30, &a->max_body},
+        {"--timeout", 0.001, 1e7, &a->timeout},  {"--grace", 0, 1e6, &a->grace},
+    };
+    const struct {
+        const char *name, **v;
+    } strs[] = {{"--host", &a->host}, {"--api-key", &a->api_key}, {"--model-id", &a->model_id}};
     int out = 2;
     for (int i = 2; i < *argc; i++) {
         const char *o = argv[i];
-        double x = 0;
-        int is_num = !strcmp(o, "--port") || !strcmp(o, "--parallel") || !strcmp(o, "--queue") ||
-                     !strcmp(o, "--chunk") || !strcmp(o, "--max-tokens") || !strcmp(o, "--max-body") ||
-                     !strcmp(o, "--timeout") || !strcmp(o, "--grace");
-        int is_str = !strcmp(o, "--host") || !strcmp(o, "--api-key") || !strcmp(o, "--model-id");
         if (!strcmp(o, "--ctx-size")) { /* the name for -c */
             argv[out++] = "-c";
             continue;
         }
-        if (!is_num && !is_str) {
+        int num = -1, str = -1;
+        for (int k = 0; k < (int)(sizeof nums / sizeof nums[0]); k++)
+            num = strcmp(o, nums[k].name) ? num : k;
+        for (int k = 0; k < (int)(sizeof strs / sizeof strs[0]); k++)
+            str = strcmp(o, strs[k].name) ? str : k;
+        if (num < 0 && str < 0) {
             argv[out++] = argv[i];
             continue;
         }
         if (i + 1 >= *argc)
             return cli_fail("serve: option %s needs a value", o);
         const char *v = argv[++i];
-        if (!strcmp(o, "--host"))
-            a->host = v;
-        else if (!strcmp(o, "--api-key"))
-            a->api_key = v;
-        else if (!strcmp(o, "--model-id"))
-            a->model_id = v;
-        else if (!strcmp(o, "--port") ? parse_num(o, v, 0, 65535, &x)
-                 : !strcmp(o, "--parallel") ? parse_num(o, v, 1, TR_MAX_SEQ, &x)
-                 : !strcmp(o, "--queue") ? parse_num(o, v, 0, 1e6, &x)
-                 : !strcmp(o, "--chunk") ? parse_num(o, v, 1, 1 << 20, &x)
-                 : !strcmp(o, "--max-tokens") ? parse_num(o, v, 1, 1 << 24, &x)
-                 : !strcmp(o, "--max-body") ? parse_num(o, v, 64, 1 << 30, &x)
-                 : !strcmp(o, "--timeout") ? parse_num(o, v, 0.001, 1e7, &x)
-                                             : parse_num(o, v, 0, 1e6, &x))
-            return 1;
-        else if (!strcmp(o, "--port"))
-            a->port = (int)x;
-        else if (!strcmp(o, "--parallel"))
-            a->parallel = (int)x;
-        else if (!strcmp(o, "--queue"))
-            a->queue = (int)x;
-        else if (!strcmp(o, "--chunk"))
-            a->chunk = (int)x;
-        else if (!strcmp(o, "--max-tokens"))
-            a->max_tokens = (int)x;
-        else if (!strcmp(o, "--max-body"))
-            a->max_body = (long)x;
-        else if (!strcmp(o, "--timeout"))
-            a->timeout = x;
-        else
-            a->grace = x;
+        if (str >= 0) {
+            *strs[str].v = v;
+            continue;
+        }
+        char *end;
+        double x = strtod(v, &end);
+        int integer = strcmp(o, "--timeout") && strcmp(o, "--grace");
+        if (end == v || *end || !(x >= nums[num].lo && x <= nums[num].hi) || (integer && x != (double)(long)x))
+            return cli_fail("serve: %s: expected %s in [%g, %g], got '%s'", o, integer ? "an integer" : "a number",
+                            nums[num].lo, nums[num].hi, v);
+        *nums[num].v = x;
     }
     *argc = out;
     return 0;
@@ -177,8 +157,8 @@ static const char *base_name(const char *path)
 
 int cmd_serve(int argc, char **argv)
 {
-    serve_args a = {.host = "127.0.0.1", .port = 8080, .parallel = 4, .queue = -1, .n_batch = 512, .chunk = 128,
-                    .max_tokens = 2048, .max_body = 1 << 20, .timeout = 600, .grace = 10};
+    serve_args a = {.host = "127.0.0.1", .port = 8080, .parallel = 4, .queue = -1, .chunk = 128, .max_tokens = 2048,
+                    .max_body = 1 << 20, .timeout = 600, .grace = 10};
     if (take_serve_args(&argc, argv, &a))
         return 1;
     cli_opts o;
@@ -210,10 +190,11 @@ int cmd_serve(int argc, char **argv)
     tr_model_get_info(s.model, &info);
     int ctx_size = o.n_ctx ? o.n_ctx : info.n_ctx_train > 0 && info.n_ctx_train < 4096 ? info.n_ctx_train : 4096;
     tr_context_params cp = cli_context_params(&o, s.model, ctx_size);
-    cp.n_seq = a.parallel;
-    cp.n_batch = o.n_batch ? o.n_batch : a.n_batch;
-    if (!o.sinks.enabled && cp.n_batch > ctx_size * a.parallel)
-        cp.n_batch = ctx_size * a.parallel;
+    const int parallel = (int)a.parallel, chunk = (int)a.chunk;
+    cp.n_seq = parallel;
+    cp.n_batch = o.n_batch ? o.n_batch : 512;
+    if (!o.sinks.enabled && cp.n_batch > ctx_size * parallel)
+        cp.n_batch = ctx_size * parallel;
     tr_chat_format fmt = TR_CHAT_NONE;
     if (o.chat_template)
         tr_chat_format_from_name(o.chat_template, &fmt);
@@ -225,14 +206,14 @@ int cmd_serve(int argc, char **argv)
         return cli_fail_status(st);
     }
     s.o = (srv_opts){
-        .host = a.host, .port = a.port, .parallel = a.parallel, .ctx_size = tr_context_n_ctx(s.ctx),
-        .queue_max = a.queue >= 0 ? a.queue : 4 * a.parallel, .n_batch = cp.n_batch,
-        .chunk = a.chunk < cp.n_batch ? a.chunk : cp.n_batch, .max_tokens = a.max_tokens, .max_body = (size_t)a.max_body,
+        .host = a.host, .port = (int)a.port, .parallel = parallel, .ctx_size = tr_context_n_ctx(s.ctx),
+        .queue_max = a.queue >= 0 ? (int)a.queue : 4 * parallel, .n_batch = cp.n_batch,
+        .chunk = chunk < cp.n_batch ? chunk : cp.n_batch, .max_tokens = (int)a.max_tokens, .max_body = (size_t)a.max_body,
         .timeout = a.timeout, .api_key = a.api_key && *a.api_key ? a.api_key : NULL,
         .model_id = a.model_id ? a.model_id : base_name(cli_model_path(&o)), .chat_format = fmt,
         .sinks = o.sinks.enabled, .verbose = o.verbose,
     };
-    s.slot = calloc((size_t)a.parallel, sizeof *s.slot);
+    s.slot = calloc((size_t)parallel, sizeof *s.slot);
     pthread_mutex_init(&s.mu, NULL);
     pthread_cond_init(&s.work, NULL);
     pthread_cond_init(&s.progress, NULL);

@@ -107,6 +107,10 @@ void srv_count(srv_state *s, srv_outcome o);
  * status to answer with and an OpenAI-style message in err. */
 int srv_parse_request(srv_state *s, const char *body, size_t len, int chat, srv_request *r, char *err, size_t cap);
 void srv_request_free(srv_request *r);
+/* Appends n bytes to a growing NUL-terminated buffer; 0, or -1 when out of memory. */
+int srv_buf_append(char **buf, size_t *len, size_t *cap, const void *data, size_t n);
+/* The length of text[0..n) without an unfinished UTF-8 character at its end. */
+size_t srv_utf8_whole(const char *text, size_t n);
 /* JSON texts (malloc'd): a whole answer, one stream chunk of text (finish NULL) or the last one,
  * an error body, the model list. */
 char *srv_json_answer(const srv_state *s, const srv_request *r, const char *text, size_t len);

@@ -25,6 +25,36 @@ void srv_request_free(srv_request *r)
     free(r);
 }
 
+int srv_buf_append(char **buf, size_t *len, size_t *cap, const void *data, size_t n)
+{
+    if (*len + n + 1 > *cap) {
+        size_t c = *cap ? *cap : 256;
+        while (c < *len + n + 1)
+            c *= 2;
+        char *b = realloc(*buf, c);
+        if (!b)
+            return -1;
+        *buf = b;
+        *cap = c;
+    }
+    memcpy(*buf + *len, data, n);
+    *len += n;
+    (*buf)[*len] = '\0';
+    return 0;
+}
+
+size_t srv_utf8_whole(const char *text, size_t n)
+{
+    size_t k = 0; /* continuation bytes at the end */
+    while (k < 3 && k < n && ((unsigned char)text[n - 1 - k] & 0xC0) == 0x80)
+        k++;
+    if (k == n)
+        return n;
+    unsigned char lead = (unsigned char)text[n - 1 - k];
+    size_t want = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
+    return want > k + 1 ? n - 1 - k : n;
+}
+
 #define BAD(...) (snprintf(err, cap, __VA_ARGS__), 400)
 
 /* A number field in [lo, hi] (absent or null: *out unchanged). 0 or 400. */
@@ -304,12 +334,20 @@ static cJSON *string_of(const char *text, size_t len)
     return j;
 }
 
+/* The answer's head and its one choice (index 0), to which the caller adds the text. */
+static cJSON *with_choice(const srv_state *s, const srv_request *r, const char *object, cJSON **choice)
+{
+    cJSON *j = head(s, r, object);
+    cJSON *choices = cJSON_AddArrayToObject(j, "choices");
+    *choice = cJSON_CreateObject();
+    cJSON_AddItemToArray(choices, *choice);
+    cJSON_AddNumberToObject(*choice, "index", 0);
+    return j;
+}
+
 char *srv_json_answer(const srv_state *s, const srv_request *r, const char *text, size_t len)
 {
-    cJSON *j = head(s, r, r->chat ? "chat.completion" : "text_completion");
-    cJSON *choices = cJSON_AddArrayToObject(j, "choices"), *c = cJSON_CreateObject();
-    cJSON_AddItemToArray(choices, c);
-    cJSON_AddNumberToObject(c, "index", 0);
+    cJSON *c, *j = with_choice(s, r, r->chat ? "chat.completion" : "text_completion", &c);
     if (r->chat) {
         cJSON *msg = cJSON_AddObjectToObject(c, "message");
         cJSON_AddStringToObject(msg, "role", "assistant");
@@ -326,10 +364,7 @@ char *srv_json_answer(const srv_state *s, const srv_request *r, const char *text
 char *srv_json_chunk(const srv_state *s, const srv_request *r, const char *text, size_t len, int first,
                      const char *finish)
 {
-    cJSON *j = head(s, r, r->chat ? "chat.completion.chunk" : "text_completion");
-    cJSON *choices = cJSON_AddArrayToObject(j, "choices"), *c = cJSON_CreateObject();
-    cJSON_AddItemToArray(choices, c);
-    cJSON_AddNumberToObject(c, "index", 0);
+    cJSON *c, *j = with_choice(s, r, r->chat ? "chat.completion.chunk" : "text_completion", &c);
     if (r->chat) {
         cJSON *delta = cJSON_AddObjectToObject(c, "delta");
         if (first)

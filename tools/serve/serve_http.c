@@ -73,25 +73,18 @@ typedef struct stream_ctx {
     srv_state *s;
     srv_request *r;
     char *pend; /* events ready to go out */
-    size_t pend_len, pend_off;
+    size_t pend_len, pend_cap, pend_off;
     size_t sent; /* bytes of r->out already sent */
     int first, over, ok;
 } stream_ctx;
 
 static int add_event(stream_ctx *st, char *json)
 {
-    if (!json)
-        return -1;
-    size_t n = strlen(json), need = st->pend_len + n + 9;
-    char *p = realloc(st->pend, need);
-    if (!p) {
-        free(json);
-        return -1;
-    }
-    st->pend = p;
-    st->pend_len += (size_t)sprintf(p + st->pend_len, "data: %s\n\n", json);
+    int bad = !json || srv_buf_append(&st->pend, &st->pend_len, &st->pend_cap, "data: ", 6) ||
+              srv_buf_append(&st->pend, &st->pend_len, &st->pend_cap, json, strlen(json)) ||
+              srv_buf_append(&st->pend, &st->pend_len, &st->pend_cap, "\n\n", 2);
     free(json);
-    return 0;
+    return bad ? -1 : 0;
 }
 
 static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
@@ -130,12 +123,7 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
                 bad |= add_event(st, srv_json_chunk(st->s, r, "", 0, 0, finish ? finish : "stop"));
                 st->ok = 1;
             }
-            size_t need = st->pend_len + 16;
-            char *p = realloc(st->pend, need);
-            if (p) {
-                st->pend = p;
-                st->pend_len += (size_t)sprintf(p + st->pend_len, "data: [DONE]\n\n");
-            }
+            bad |= srv_buf_append(&st->pend, &st->pend_len, &st->pend_cap, "data: [DONE]\n\n", 14);
             st->over = 1;
         }
         if (bad)
@@ -234,19 +222,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
             cc->too_large = 1; /* read on and drop, so that the 413 reaches the client */
             return MHD_YES;
         }
-        if (cc->len + n + 1 > cc->cap) {
-            size_t cap = cc->cap ? cc->cap : 4096;
-            while (cap < cc->len + n + 1)
-                cap *= 2;
-            char *b = realloc(cc->body, cap);
-            if (!b)
-                return MHD_NO;
-            cc->body = b;
-            cc->cap = cap;
-        }
-        memcpy(cc->body + cc->len, upload, n);
-        cc->len += n;
-        cc->body[cc->len] = '\0';
+        if (srv_buf_append(&cc->body, &cc->len, &cc->cap, upload, n))
+            return MHD_NO;
         return MHD_YES;
     }
     int get = !strcmp(method, "GET"), post = !strcmp(method, "POST");

@@ -71,16 +71,7 @@ static void finish(srv_state *s, srv_request *r, const char *reason, int http_er
         r->http_error = http_error;
         snprintf(r->error, sizeof r->error, "%s", msg);
     }
-    /* an unfinished UTF-8 sequence at the very end (a reply cut inside a character) is dropped */
-    size_t n = r->out_len, k = 0;
-    while (k < 4 && k < n && (r->out[n - 1 - k] & 0xC0) == 0x80)
-        k++;
-    if (k < n) {
-        unsigned char lead = (unsigned char)r->out[n - 1 - k];
-        size_t want = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
-        if (want > k + 1)
-            r->out_len = n - 1 - k;
-    }
+    r->out_len = srv_utf8_whole(r->out, r->out_len); /* a reply cut inside a character loses it */
     r->out[r->out_len] = '\0';
     r->out_ready = r->out_len;
     pthread_cond_broadcast(&s->progress);
@@ -90,20 +81,9 @@ static void finish(srv_state *s, srv_request *r, const char *reason, int http_er
  * out_ready to the end less what may still become a stop string or is an unfinished character. */
 static int append_text(srv_request *r, const char *piece, size_t len)
 {
-    if (r->out_len + len + 1 > r->out_cap) {
-        size_t cap = r->out_cap ? r->out_cap : 256;
-        while (cap < r->out_len + len + 1)
-            cap *= 2;
-        char *o = realloc(r->out, cap);
-        if (!o)
-            return -1;
-        r->out = o;
-        r->out_cap = cap;
-    }
     size_t old = r->out_len;
-    memcpy(r->out + old, piece, len);
-    r->out_len += len;
-    r->out[r->out_len] = '\0';
+    if (srv_buf_append(&r->out, &r->out_len, &r->out_cap, piece, len))
+        return -1;
     size_t hold = 0;
     for (int i = 0; i < r->n_stop; i++) {
         size_t sl = strlen(r->stop[i]);
@@ -120,17 +100,7 @@ static int append_text(srv_request *r, const char *piece, size_t len)
                 break;
             }
     }
-    size_t ready = r->out_len - hold;
-    /* back to the start of an unfinished UTF-8 character */
-    size_t k = 0;
-    while (k < 3 && k < ready && ((unsigned char)r->out[ready - 1 - k] & 0xC0) == 0x80)
-        k++;
-    if (k < ready) {
-        unsigned char lead = (unsigned char)r->out[ready - 1 - k];
-        size_t want = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
-        if (want > k + 1)
-            ready -= k + 1;
-    }
+    size_t ready = srv_utf8_whole(r->out, r->out_len - hold);
     if (ready > r->out_ready)
         r->out_ready = ready;
     return 0;
@@ -249,7 +219,7 @@ static void take_token(srv_state *s, slot_state *ss, int i, const float *logits)
     r->n_gen++;
     s->gen_tokens++;
     int stopped = append_text(r, piece, (size_t)len);
-    int full = !s->o.sinks && tr_seq_n_past(s->ctx, i) + 1 >= s->o.ctx_size;
+    int full = !s->o.sinks && tr_seq_n_past(s->ctx, i) >= s->o.ctx_size; /* no room to feed it: as run stops */
     if (stopped < 0) {
         finish(s, r, "stop", 500, "out of memory for the reply");
         vacate(s, ss, i);
