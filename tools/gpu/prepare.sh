@@ -2,7 +2,7 @@
 # tools/gpu/prepare.sh: packs, on a development machine, what a GPU machine without package access
 # needs to test and benchmark transit (tools/gpu/session.sh runs there). It builds transit for
 # sm_90 (H100, H200) into build-gpu/ and writes .gpu/ (ignored by git, carried to the GPU machine):
-#   pack.tar.gz   transit, test_cuda, test_vulkan; the shared libraries they need beyond glibc,
+#   pack.tar.gz   transit, test_cuda, test_vulkan, test_batch; the shared libraries they need beyond glibc,
 #                 the C++ runtime and CUDA (OpenBLAS, cJSON, the Vulkan loader, gfortran); the
 #                 small test models of ../shared/models (the GPU machine sees no ../shared)
 #   whl/          the `gguf` wheel, for tools/make_random_gguf.py (numpy is there already)
@@ -21,12 +21,12 @@ SHARED=$(cd "$ROOT/../shared" && pwd)
 # x86-64-v3 (AVX2, FMA, F16C), not -march=native: the GPU machine's CPU may lack this one's AVX-512
 cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 -DTR_NATIVE=OFF \
     -DCMAKE_C_FLAGS=-march=x86-64-v3 >/dev/null
-cmake --build "$BUILD" -j "$(nproc)" --target transit test_cuda test_vulkan >/dev/null
+cmake --build "$BUILD" -j "$(nproc)" --target transit test_cuda test_vulkan test_batch >/dev/null
 
 STAGE=$(mktemp -d)
 trap 'rm -rf "$STAGE"' EXIT
 mkdir -p "$STAGE/bin" "$STAGE/lib" "$STAGE/shared/models"
-cp "$BUILD/transit" "$BUILD/tests/test_cuda" "$BUILD/tests/test_vulkan" "$STAGE/bin/"
+cp "$BUILD/transit" "$BUILD/tests/test_cuda" "$BUILD/tests/test_vulkan" "$BUILD/tests/test_batch" "$STAGE/bin/"
 # every library the binaries load from outside glibc, the C++ runtime and the CUDA toolkit
 for bin in "$STAGE"/bin/*; do ldd "$bin"; done | awk '$2 == "=>" && $3 ~ /^\// {print $1, $3}' | sort -u |
     while read -r name path; do

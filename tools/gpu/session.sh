@@ -2,7 +2,8 @@
 # tools/gpu/session.sh PHASE...: (PHASE: test|bench|long|quant|all) the CUDA backend's checks and benchmarks (docs/cuda.md,
 # docs/benchmarks.md) on a GPU machine, from the pack of tools/gpu/prepare.sh (.gpu/, carried).
 # Logs go to $OUT (the device tool's folder) or ./gpu-out. Each phase fits a 10-minute call:
-#   test   nvidia-smi, transit info, test_cuda (every op and the end-to-end cases), test_vulkan on
+#   test   nvidia-smi, transit info, test_cuda (every op and the end-to-end cases), test_batch (several
+#          sequences in one step against each alone, every backend), test_vulkan on
 #          the NVIDIA driver, transit parity on cpu/cuda/vulkan with and without the transition
 #   bench  random-weight LLaMA-7B f16: pp512 + tg128 on CUDA (with the copy bandwidth and cuBLAS GEMM
 #          references), per-launch profiles of decode and prefill (TRANSIT_CUDA_PROFILE=1), pp512 +
@@ -76,6 +77,7 @@ phase_test() {
     step libraries 10 sh -c "ldd '$T' '$RUN/bin/test_cuda' | grep -E 'not found|cublas|cudart|openblas|vulkan'"
     step info 30 "$T" info
     step test_cuda 180 "$RUN/bin/test_cuda"
+    step test_batch 60 "$RUN/bin/test_batch"
     step parity 60 "$T" parity -m "$S/stories260K/stories260K.gguf" -p "Once upon a time" --backends cpu,cuda,vulkan -n 64
     step parity_transition 60 "$T" parity -m "$S/stories260K/hf" --ids "$TR_TEST_GOLDEN/transition/stories260K.n517.ids" \
         --backends cuda,vulkan -n 64 --transition
