@@ -3,6 +3,7 @@
  *
  *   serve_http.c   libmicrohttpd: routes, the API key, body and queue limits, JSON and SSE answers
  *   serve_api.c    the OpenAI request fields checked into a srv_request; answers and chunks as JSON
+ *   serve_text.c   a reply's growing buffer and its UTF-8 repair
  *   serve_sched.c  the scheduler thread: continuous batching over the context's sequences
  *   cmd_serve.c    options, start-up, metrics, and the shutdown on SIGINT / SIGTERM
  *
@@ -55,6 +56,7 @@ typedef struct srv_request {
     char *out; /* the text so far (stop strings cut), NUL-terminated */
     size_t out_len, out_cap;
     size_t out_ready; /* bytes of out that may be sent: no partial UTF-8 or stop string at the end */
+    size_t out_valid; /* out[0, out_valid) is well-formed UTF-8 (srv_utf8_repair) */
     int n_gen;
     int done;
     const char *finish; /* "stop" or "length" */
@@ -107,10 +109,12 @@ void srv_count(srv_state *s, srv_outcome o);
  * status to answer with and an OpenAI-style message in err. */
 int srv_parse_request(srv_state *s, const char *body, size_t len, int chat, srv_request *r, char *err, size_t cap);
 void srv_request_free(srv_request *r);
-/* Appends n bytes to a growing NUL-terminated buffer; 0, or -1 when out of memory. */
+/* serve_text.c. Appends n bytes to a growing NUL-terminated buffer; 0, or -1 when out of memory. */
 int srv_buf_append(char **buf, size_t *len, size_t *cap, const void *data, size_t n);
-/* The length of text[0..n) without an unfinished UTF-8 character at its end. */
-size_t srv_utf8_whole(const char *text, size_t n);
+/* Makes (*buf)[from, *len) well-formed UTF-8 (from: a character boundary): each byte that begins no
+ * valid character becomes U+FFFD, as a token of one stray byte would otherwise break the JSON. Returns
+ * where an unfinished character at the end begins (it may still be completed), or *len. */
+size_t srv_utf8_repair(char **buf, size_t *len, size_t *cap, size_t from);
 /* JSON texts (malloc'd): a whole answer, one stream chunk of text (finish NULL) or the last one,
  * an error body, the model list. */
 char *srv_json_answer(const srv_state *s, const srv_request *r, const char *text, size_t len);

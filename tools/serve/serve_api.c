@@ -25,36 +25,6 @@ void srv_request_free(srv_request *r)
     free(r);
 }
 
-int srv_buf_append(char **buf, size_t *len, size_t *cap, const void *data, size_t n)
-{
-    if (*len + n + 1 > *cap) {
-        size_t c = *cap ? *cap : 256;
-        while (c < *len + n + 1)
-            c *= 2;
-        char *b = realloc(*buf, c);
-        if (!b)
-            return -1;
-        *buf = b;
-        *cap = c;
-    }
-    memcpy(*buf + *len, data, n);
-    *len += n;
-    (*buf)[*len] = '\0';
-    return 0;
-}
-
-size_t srv_utf8_whole(const char *text, size_t n)
-{
-    size_t k = 0; /* continuation bytes at the end */
-    while (k < 3 && k < n && ((unsigned char)text[n - 1 - k] & 0xC0) == 0x80)
-        k++;
-    if (k == n)
-        return n;
-    unsigned char lead = (unsigned char)text[n - 1 - k];
-    size_t want = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
-    return want > k + 1 ? n - 1 - k : n;
-}
-
 #define BAD(...) (snprintf(err, cap, __VA_ARGS__), 400)
 
 /* A number field in [lo, hi] (absent or null: *out unchanged). 0 or 400. */

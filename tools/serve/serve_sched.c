@@ -71,7 +71,10 @@ static void finish(srv_state *s, srv_request *r, const char *reason, int http_er
         r->http_error = http_error;
         snprintf(r->error, sizeof r->error, "%s", msg);
     }
-    r->out_len = srv_utf8_whole(r->out, r->out_len); /* a reply cut inside a character loses it */
+    if (r->out_valid > r->out_len) /* cut at a stop string */
+        r->out_valid = r->out_len;
+    r->out_len = srv_utf8_repair(&r->out, &r->out_len, &r->out_cap, r->out_valid); /* a reply cut inside a
+                                                                                       character loses it */
     r->out[r->out_len] = '\0';
     r->out_ready = r->out_len;
     pthread_cond_broadcast(&s->progress);
@@ -81,9 +84,10 @@ static void finish(srv_state *s, srv_request *r, const char *reason, int http_er
  * out_ready to the end less what may still become a stop string or is an unfinished character. */
 static int append_text(srv_request *r, const char *piece, size_t len)
 {
-    size_t old = r->out_len;
+    size_t old = r->out_valid;
     if (srv_buf_append(&r->out, &r->out_len, &r->out_cap, piece, len))
         return -1;
+    r->out_valid = srv_utf8_repair(&r->out, &r->out_len, &r->out_cap, r->out_valid);
     size_t hold = 0;
     for (int i = 0; i < r->n_stop; i++) {
         size_t sl = strlen(r->stop[i]);
@@ -100,7 +104,7 @@ static int append_text(srv_request *r, const char *piece, size_t len)
                 break;
             }
     }
-    size_t ready = srv_utf8_whole(r->out, r->out_len - hold);
+    size_t ready = r->out_len - hold < r->out_valid ? r->out_len - hold : r->out_valid;
     if (ready > r->out_ready)
         r->out_ready = ready;
     return 0;
