@@ -188,7 +188,12 @@ static matmul_path path_of(const tr_tensor *dst)
     if (tr_float_gemm_supports(dst))
         return PATH_FLOAT_GEMM;
 #endif
-    return T < GEMV_MAX_TOKENS ? PATH_GEMV : PATH_SGEMM;
+    /* 16-bit rows below the float GEMM's size: converting the whole matrix for sgemm would cost more
+     * than the products (several sequences decoded together give such batches: 4 tokens of TinyLlama
+     * f16 took 4x longer than 1); the GEMV reads each row once and keeps it in L1 for every token */
+    if (T < GEMV_MAX_TOKENS || (t != TR_F32 && T < TR_FLOAT_GEMM_MIN_TOKENS))
+        return PATH_GEMV;
+    return PATH_SGEMM;
 }
 
 size_t tr_matmul_thread_floats(const tr_tensor *dst, int n_threads)
