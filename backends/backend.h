@@ -72,9 +72,11 @@ struct tr_backend {
 typedef struct tr_backend_options {
     int n_threads;     /* CPU threads, 0 = all cores */
     int reference;     /* CPU: run the plain reference kernels instead of the fast path */
+    int device;        /* 1 + the index of the device to use, as `transit info` lists them (OpenCL);
+                          0: the backend's own choice */
 } tr_backend_options;
 
-/* Creates the backend named "cpu", "vulkan" or "cuda". An unknown or unavailable name is an error
+/* Creates the backend named "cpu", "cpu-ref", "vulkan", "cuda" or "opencl". An unknown or unavailable name is an error
  * that says what is compiled in. */
 tr_status tr_backend_create(const char *name, const tr_backend_options *opt, tr_backend **out);
 void tr_backend_free(tr_backend *b);

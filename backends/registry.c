@@ -23,6 +23,15 @@ tr_status tr_cuda_backend_create(const tr_backend_options *opt, tr_backend **out
 #define TR_CUDA_MISSING "not compiled in (build with the CUDA toolkit's nvcc)"
 #endif
 
+#ifdef TR_HAVE_OPENCL
+tr_status tr_opencl_backend_create(const tr_backend_options *opt, tr_backend **out);
+#define TR_OPENCL_CREATE tr_opencl_backend_create
+#define TR_OPENCL_MISSING NULL
+#else
+#define TR_OPENCL_CREATE NULL
+#define TR_OPENCL_MISSING "not compiled in (build with the OpenCL headers and ICD loader)"
+#endif
+
 typedef struct backend_entry {
     const char *name;
     tr_status (*create)(const tr_backend_options *opt, tr_backend **out); /* NULL: not compiled in */
@@ -43,6 +52,7 @@ static const backend_entry backends[] = {
     {"cpu-ref", cpu_ref_create, NULL},
     {"vulkan", TR_VULKAN_CREATE, TR_VULKAN_MISSING},
     {"cuda", TR_CUDA_CREATE, TR_CUDA_MISSING},
+    {"opencl", TR_OPENCL_CREATE, TR_OPENCL_MISSING},
 };
 
 tr_status tr_backend_create(const char *name, const tr_backend_options *opt, tr_backend **out)
@@ -56,7 +66,7 @@ tr_status tr_backend_create(const char *name, const tr_backend_options *opt, tr_
             return tr_fail(TR_ERR_UNSUPPORTED, "backend '%s': %s", name, backends[i].missing);
         return backends[i].create(opt, out);
     }
-    return tr_fail(TR_ERR_INVALID_ARG, "unknown backend '%s' (expected cpu, cpu-ref, vulkan or cuda)", name);
+    return tr_fail(TR_ERR_INVALID_ARG, "unknown backend '%s' (expected cpu, cpu-ref, vulkan, cuda or opencl)", name);
 }
 
 void tr_backend_free(tr_backend *b)
@@ -70,7 +80,7 @@ void tr_backend_list(char *buf, size_t cap)
     size_t used = 0;
     buf[0] = '\0';
     for (size_t i = 0; i < sizeof backends / sizeof backends[0] && used < cap; i++) {
-        char line[512];
+        char line[4096];
         if (backends[i].create) {
             tr_backend *b;
             tr_backend_options opt = {0};

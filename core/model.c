@@ -222,7 +222,7 @@ tr_status tr_model_load(const char *path, const tr_model_params *params, tr_mode
     if (s == TR_OK) {
         snprintf(m->backend_name, sizeof m->backend_name, "%s", p.backend ? p.backend : "cpu");
         m->n_threads = p.n_threads;
-        tr_backend_options bo = {.n_threads = p.n_threads};
+        tr_backend_options bo = {.n_threads = p.n_threads, .device = p.device};
         s = tr_backend_create(m->backend_name, &bo, &m->backend);
     }
     if (s == TR_OK)

@@ -50,8 +50,10 @@ typedef struct tr_sampler tr_sampler;
 /* ---- models --------------------------------------------------------------------------------- */
 
 typedef struct tr_model_params {
-    const char *backend; /* "cpu" (default), "vulkan", "cuda", or NULL for cpu */
+    const char *backend; /* "cpu" (default), "vulkan", "cuda", "opencl", or NULL for cpu */
     int n_threads;       /* CPU threads; 0 = all cores */
+    int device;          /* 1 + the index of the device among the backend's (OpenCL: as `transit info`
+                            lists them); 0: the backend's choice */
 } tr_model_params;
 
 tr_model_params tr_model_default_params(void);

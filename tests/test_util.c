@@ -199,7 +199,7 @@ int32_t *tr_test_read_ints(const char *path, int *n)
     return v;
 }
 
-const char *const tr_test_backends[TR_TEST_N_BACKENDS] = {"cpu-ref", "cpu", "vulkan", "cuda"};
+const char *const tr_test_backends[TR_TEST_N_BACKENDS] = {"cpu-ref", "cpu", "vulkan", "cuda", "opencl"};
 
 void tr_test_usable_backends(const char *test, int usable[TR_TEST_N_BACKENDS])
 {

@@ -53,7 +53,7 @@ int32_t *tr_test_read_ints(const char *path, int *n);
 
 /* The backends every end-to-end test tries, cpu-ref first; usable[i] says which exist here (each
  * that does not is reported once, naming the test). */
-#define TR_TEST_N_BACKENDS 4
+#define TR_TEST_N_BACKENDS 5
 extern const char *const tr_test_backends[TR_TEST_N_BACKENDS];
 void tr_test_usable_backends(const char *test, int usable[TR_TEST_N_BACKENDS]);
 

@@ -109,6 +109,10 @@ int cli_parse(int argc, char **argv, int first, cli_opts *o, const char *cmd)
             o->logits_out = v;
         else if (!strcmp(a, "--backend"))
             o->backend = v;
+        else if (!strcmp(a, "--device")) {
+            bad = parse_int(a, v, 0, 63, &o->device);
+            o->device++; /* 0 stays "the backend's choice" */
+        }
         else if (!strcmp(a, "--system"))
             o->system = v;
         else if (!strcmp(a, "--chat-template")) {
@@ -212,6 +216,7 @@ tr_status cli_load_model(const cli_opts *o, const char *backend, tr_model **m)
     tr_model_params mp = tr_model_default_params();
     mp.backend = backend ? backend : o->backend;
     mp.n_threads = o->n_threads;
+    mp.device = o->device;
     tr_status s = tr_model_load(cli_model_path(o), &mp, m);
     if (s != TR_OK && !o->model)
         tr_fail_prefix(s, "no -m MODEL given, and the default model could not be loaded");

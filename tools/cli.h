@@ -14,6 +14,7 @@ typedef struct cli_opts {
     const char *chat_template;  /* --chat-template: llama3, llama2 or chatml instead of the model's */
     const char *system;         /* --system: the chat's system prompt */
     int n_predict, n_threads, n_batch, n_ctx, verbose, show_help;
+    int device; /* --device N, plus one (0: not given) */
     int n_given; /* -n appeared on the command line */
     tr_sampler_params sampling;
     tr_transition_params transition;

@@ -32,7 +32,8 @@ static const char help[] =
     CLI_SINKS_HELP
     "      --temp T, --top-k K, --top-p P, --min-p P, --repeat-penalty R, --seed S\n"
     "                         sampling, as for transit run\n"
-    "      --backend NAME     cpu (default), vulkan or cuda\n"
+    "      --backend NAME     cpu (default), vulkan, cuda or opencl\n"
+    "      --device N         the backend's device N, as transit info lists them (OpenCL)\n"
     "  -t, --threads N        CPU threads (all cores)\n"
     "  -v, --verbose          each turn's token ids and position, and speeds, to stderr\n";
 

@@ -19,7 +19,8 @@ static const char help[] =
     "  -b, --batch N       prefill in chunks of N tokens (default: the whole prompt at once; with\n"
     "                      --sinks each chunk is one step of the cache policy, default 512)\n"
     CLI_SINKS_HELP
-    "      --backend NAME  cpu (default), vulkan or cuda\n"
+    "      --backend NAME  cpu (default), vulkan, cuda or opencl\n"
+    "      --device N      the backend's device N, as transit info lists them (OpenCL)\n"
     "  -t, --threads N     CPU threads (all cores)\n"
     "      --transition       Attention Transition during prefill (docs/attention-transition.md)\n"
     "      --transition-alpha A        elimination threshold numerator (0.5)\n"

@@ -14,7 +14,7 @@
 #include "parity.h"
 
 static const char help[] =
-    "usage: transit parity -m MODEL [--backends cpu,vulkan,cuda] (-p TEXT | -f FILE | --ids FILE)\n"
+    "usage: transit parity -m MODEL [--backends cpu,vulkan,cuda,opencl] (-p TEXT | -f FILE | --ids FILE)\n"
     "                      [-n 64] [--ops] [--transition ...] [--sinks N [--window W]] [-b N]\n"
     "\n"
     "Runs the prompt on each backend and compares it with the CPU reference kernels (cpu-ref):\n"
@@ -185,7 +185,7 @@ int cmd_parity(int argc, char **argv)
     char *names[8] = {0};
     int n_names = 0, explicit_list = list != NULL;
     char buf[256];
-    snprintf(buf, sizeof buf, "%s", list ? list : "cpu,vulkan,cuda");
+    snprintf(buf, sizeof buf, "%s", list ? list : "cpu,vulkan,cuda,opencl");
     for (char *tok = strtok(buf, ","); tok && n_names < 8; tok = strtok(NULL, ","))
         names[n_names++] = tok;
 

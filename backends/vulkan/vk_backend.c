@@ -30,7 +30,7 @@ static void vk_free(tr_backend *b)
         vk_memory_free(c);
     }
     vk_device_close(c);
-    free(c->in);
+    tr_host_inputs_free(&c->in);
     free(c);
 }
 

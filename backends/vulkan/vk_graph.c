@@ -6,10 +6,9 @@
  * a VIEW aliases its root plus view_offset; a KV_WRITE node's value is its cache. Every placed node
  * gets buffer/offset and data = NULL (the graph may have run on the CPU backend before).
  *
- * Host inputs: leaves with no buffer of this backend (token ids, positions; in tests any leaf) are
- * copied into a staging buffer and, at the start of the command buffer, into the device input
- * buffer; so are the (cos, sin) tables of the ROPE nodes, computed here in double precision from
- * the positions and the nodes' frequency scale and divisors (rope.comp says why).
+ * Host inputs (backends/host_inputs.h): leaves with no buffer of this backend (token ids,
+ * positions; in tests any leaf) and the (cos, sin) tables of the ROPE nodes are written into a
+ * staging buffer and, at the start of the command buffer, copied into the device input buffer.
  *
  * Guard mode (tr_vulkan_debug.guard_nodes): every node gets its own memory with VK_GUARD bytes on
  * each side, the whole arena is filled with a pattern before the graph runs, and afterwards every
@@ -20,6 +19,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "host_inputs.h"
 #include "vk_internal.h"
 
 #define GUARD_WORD 0xA5A5A5A5u
@@ -56,7 +56,7 @@ static tr_status ensure_buffer(vk_ctx *c, tr_buffer **buf, size_t need)
     return vk_tr_buffer_alloc(&c->base, vk_align_up(need + need / 8, 4096), buf);
 }
 
-/* ---- host inputs ---------------------------------------------------------------------------- */
+/* ---- host inputs (backends/host_inputs.h) -------------------------------------------------- */
 
 static const tr_tensor *root_of(const tr_tensor *t, size_t *extra)
 {
@@ -68,139 +68,47 @@ static const tr_tensor *root_of(const tr_tensor *t, size_t *extra)
     return t;
 }
 
-static int is_ours(vk_ctx *c, const tr_tensor *leaf) { return leaf->buffer && leaf->buffer->backend == &c->base; }
-
-/* Inputs are keyed by their leaf; a RoPE table by everything its angles depend on, so that ROPE
- * nodes rotating by the same angles (a layer's q and k, every layer) share one table. */
-static vk_input leaf_key(const tr_tensor *leaf) { return (vk_input){.key = leaf}; }
-
-static vk_input rope_key(const tr_tensor *rope)
+static int is_ours(void *ctx, const tr_tensor *leaf)
 {
-    return (vk_input){.key = rope->src[1], .theta = rope->p.rope.theta, .hd = rope->ne[0],
-                      .freq_scale = rope->p.rope.freq_scale, .factors = rope->src[2]};
-}
-
-static vk_input *find_input(vk_ctx *c, const vk_input *k)
-{
-    for (int i = 0; i < c->n_in; i++) {
-        const vk_input *in = &c->in[i];
-        if (in->key == k->key && in->theta == k->theta && in->hd == k->hd && in->freq_scale == k->freq_scale &&
-            in->factors == k->factors)
-            return &c->in[i];
-    }
-    return NULL;
-}
-
-static tr_status add_input(vk_ctx *c, vk_input k, size_t size)
-{
-    if (find_input(c, &k))
-        return TR_OK;
-    if (c->n_in == c->cap_in) {
-        int nc = c->cap_in ? 2 * c->cap_in : 16;
-        vk_input *ni = realloc(c->in, (size_t)nc * sizeof *ni);
-        if (!ni)
-            return tr_fail(TR_ERR_NOMEM, "vulkan: out of memory");
-        c->in = ni;
-        c->cap_in = nc;
-    }
-    k.off = c->n_in ? vk_align_up(c->in[c->n_in - 1].off + c->in[c->n_in - 1].size, plan_align(c)) : 0;
-    k.size = size;
-    c->in[c->n_in++] = k;
-    return TR_OK;
-}
-
-static const void *host_data(const tr_tensor *leaf)
-{
-    if (leaf->buffer && leaf->buffer->host)
-        return (const char *)leaf->buffer->host + leaf->offset;
-    return leaf->data;
+    return leaf->buffer && leaf->buffer->backend == &((vk_ctx *)ctx)->base;
 }
 
 /* Reads a leaf a RoPE table is made from, its positions or frequency divisors (host memory, or
  * this backend's buffer). */
-static tr_status read_leaf(vk_ctx *c, const tr_tensor *t, void *out)
+static tr_status read_leaf(void *ctx, const tr_tensor *t, void *out)
 {
+    vk_ctx *c = ctx;
     size_t extra;
     const tr_tensor *r = root_of(t, &extra);
     if (is_ours(c, r))
         return vk_read(c, vk_buf(r->buffer), r->offset + extra, out, tr_nbytes(t));
-    const void *src = host_data(r);
+    const void *src = tr_host_data(r);
     if (!src)
         return tr_fail(TR_ERR_INVALID_ARG, "vulkan: rope operand '%s' has no memory", t->name);
     memcpy(out, (const char *)src + extra, tr_nbytes(t));
     return TR_OK;
 }
 
-/* (cos, sin) of pos[t] * freq_scale * theta^(-2i/hd) / factors[i] for i < hd/2, as rope_f32_ref
- * computes the angle (the same operations in the same order, in double). */
-static tr_status fill_rope_table(vk_ctx *c, const vk_input *in, float *dst)
-{
-    const tr_tensor *pos = in->key;
-    int64_t T = pos->ne[0], half = in->hd / 2;
-    int32_t *p = malloc((size_t)T * sizeof *p);
-    float *f = in->factors ? malloc((size_t)half * sizeof *f) : NULL;
-    if (!p || (in->factors && !f)) {
-        free(p);
-        free(f);
-        return tr_fail(TR_ERR_NOMEM, "vulkan: out of memory");
-    }
-    tr_status s = read_leaf(c, pos, p);
-    if (s == TR_OK && f)
-        s = read_leaf(c, in->factors, f);
-    for (int64_t t = 0; s == TR_OK && t < T; t++)
-        for (int64_t i = 0; i < half; i++) {
-            double angle = (double)p[t] * (double)in->freq_scale *
-                           pow((double)in->theta, -2.0 * (double)i / (double)in->hd) / (f ? (double)f[i] : 1.0);
-            dst[2 * (t * half + i)] = (float)cos(angle);
-            dst[2 * (t * half + i) + 1] = (float)sin(angle);
-        }
-    free(p);
-    free(f);
-    return s;
-}
-
 /* Finds every host leaf the nodes read and every RoPE table they need, and stages them. */
 static tr_status gather_inputs(vk_ctx *c, tr_graph *g)
 {
-    c->n_in = 0;
-    for (int i = 0; i < g->n_nodes; i++) {
-        tr_tensor *t = g->nodes[i];
-        for (int s = 0; s < TR_MAX_SRC && t->src[s]; s++) {
-            size_t extra;
-            const tr_tensor *r = root_of(t->src[s], &extra);
-            if (r->op != TR_OP_NONE || is_ours(c, r))
-                continue;
-            if (!host_data(r))
-                return tr_fail(TR_ERR_INVALID_ARG, "vulkan: source '%s' of node '%s' has no memory", r->name, t->name);
-            TR_TRY(add_input(c, leaf_key(r), tr_nbytes(r)));
-        }
-        if (t->op == TR_OP_ROPE)
-            TR_TRY(add_input(c, rope_key(t), (size_t)t->src[1]->ne[0] * (size_t)(t->ne[0] / 2) * 2 * sizeof(float)));
-    }
-    if (c->n_in == 0)
+    c->in.align = plan_align(c);
+    TR_TRY(tr_host_inputs_gather(&c->in, g, is_ours, c));
+    size_t total = tr_host_inputs_bytes(&c->in);
+    if (total == 0)
         return TR_OK;
-    size_t total = vk_align_up(c->in[c->n_in - 1].off + c->in[c->n_in - 1].size, 16);
     TR_TRY(ensure_buffer(c, &c->inputs, total));
     if (c->input_staging.size < total) {
         vk_buffer_destroy(c, &c->input_staging);
         TR_TRY(vk_buffer_create(c, c->inputs->size, 1, &c->input_staging));
     }
-    for (int i = 0; i < c->n_in; i++) {
-        vk_input *in = &c->in[i];
-        char *dst = (char *)c->input_staging.mapped + in->off;
-        if (in->hd)
-            TR_TRY(fill_rope_table(c, in, (float *)dst));
-        else
-            memcpy(dst, host_data(in->key), in->size);
-    }
-    return TR_OK;
+    return tr_host_inputs_fill(&c->in, c->input_staging.mapped, read_leaf, c);
 }
 
 size_t vk_rope_table(vk_ctx *c, const tr_tensor *rope)
 {
-    vk_input k = rope_key(rope);
-    const vk_input *in = find_input(c, &k);
-    return in ? in->off : 0; /* gather_inputs made it */
+    size_t off = tr_host_inputs_rope(&c->in, rope);
+    return off == (size_t)-1 ? 0 : off; /* gather_inputs made it */
 }
 
 vk_loc vk_loc_of(vk_ctx *c, const tr_tensor *t)
@@ -214,9 +122,8 @@ vk_loc vk_loc_of(vk_ctx *c, const tr_tensor *t)
     }
     if (r->op != TR_OP_NONE || is_ours(c, r))
         return (vk_loc){r->buffer, r->offset + extra};
-    vk_input k = leaf_key(r);
-    const vk_input *in = find_input(c, &k);
-    return (vk_loc){c->inputs, (in ? in->off : 0) + extra};
+    size_t off = tr_host_inputs_leaf(&c->in, r);
+    return (vk_loc){c->inputs, (off == (size_t)-1 ? 0 : off) + extra};
 }
 
 /* ---- the graph ------------------------------------------------------------------------------ */
@@ -290,9 +197,8 @@ tr_status vk_graph_compute(vk_ctx *c, tr_graph *g)
     }
 
     TR_TRY(vk_cmd_begin(c));
-    if (c->n_in)
-        vk_cmd_copy(c, &c->input_staging, 0, vk_buf(c->inputs), 0,
-                    vk_align_up(c->in[c->n_in - 1].off + c->in[c->n_in - 1].size, 4));
+    if (c->in.n)
+        vk_cmd_copy(c, &c->input_staging, 0, vk_buf(c->inputs), 0, tr_host_inputs_bytes(&c->in));
     if (guard)
         vk_cmd_fill(c, vk_buf(c->arena), 0, need, GUARD_WORD);
     for (int i = 0; i < g->n_nodes; i++) {

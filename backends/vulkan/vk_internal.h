@@ -18,6 +18,7 @@
 #include <vulkan/vulkan.h>
 
 #include "backend.h"
+#include "host_inputs.h"
 #include "vk_debug.h"
 #include "vk_shaders.h"
 
@@ -82,16 +83,6 @@ typedef struct vk_range {
     int write;
 } vk_range;
 
-/* A host leaf (or a RoPE table) copied into the input buffer for one graph. */
-typedef struct vk_input {
-    const void *key;  /* the leaf tensor, or the pos tensor of a RoPE table */
-    float theta;      /* RoPE tables: theta, head dimension, frequency scale and divisors */
-    int64_t hd;
-    float freq_scale;
-    const tr_tensor *factors; /* NULL: none */
-    size_t off, size;
-} vk_input;
-
 typedef struct vk_ctx {
     tr_backend base;
     /* instance and device (vk_device.c) */
@@ -133,8 +124,7 @@ typedef struct vk_ctx {
     tr_buffer *inputs;     /* host leaves and RoPE tables of the current graph (device) */
     tr_buffer *scratch;    /* dequantized weight panels of quantized prefill products (vk_ops.c) */
     vk_buffer input_staging;
-    vk_input *in;
-    int n_in, cap_in;
+    tr_host_inputs in;     /* the current graph's host leaves and RoPE tables */
     tr_op fault;           /* TRANSIT_FAULT */
     int fault_diff;        /* TRANSIT_FAULT=diff_subtract: DIFF attention adds lambda O_{j+H/2} */
     tr_vulkan_debug dbg;

@@ -39,7 +39,8 @@ static const char help[] =
     "      --model-id NAME    the model's name in the API (the file's name)\n"
     "      --chat-template F  llama3, llama2 or chatml, instead of the one the model's template names\n"
     CLI_SINKS_HELP
-    "      --backend NAME     cpu (default), vulkan or cuda\n"
+    "      --backend NAME     cpu (default), vulkan, cuda or opencl\n"
+    "      --device N         the backend's device N, as transit info lists them (OpenCL)\n"
     "  -t, --threads N        CPU threads (all cores)\n"
     "  -v, --verbose          log each refused request and what the engine does\n";
 
