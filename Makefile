@@ -9,7 +9,8 @@ MODEL ?= models/default
 PROMPT ?= First Citizen:
 JOBS ?= $(shell nproc)
 DEBIAN_PACKAGES = cmake make gcc libc6-dev pkg-config libopenblas-dev libcjson-dev libpcre2-dev libmicrohttpd-dev python3 \
-                  libvulkan-dev glslc mesa-vulkan-drivers vulkan-validationlayers
+                  libvulkan-dev glslc mesa-vulkan-drivers vulkan-validationlayers \
+                  ocl-icd-opencl-dev opencl-headers pocl-opencl-icd
 FUZZ_PACKAGES = clang libclang-rt-14-dev
 
 .PHONY: all build run test asan fuzz emu deps clean

@@ -57,7 +57,8 @@ int main(void)
     expect("TRANSIT_FAULT=rms_norm", "parity -m %s -p \"Once upon a time\" --backends cpu -n 8 %s", models[1], "", 1,
            "FAIL");
     /* differential attention (DiffLlama): parity holds, and a broken subtraction is caught */
-    const char *diff = tr_golden("diffllama/models/d16_gqa4_gelu");
+    char diff[1024]; /* tr_golden's buffer is reused by later calls */
+    snprintf(diff, sizeof diff, "%s", tr_golden("diffllama/models/d16_gqa4_gelu"));
     expect("", "parity -m %s -p \"Once upon a time\" --backends cpu -n 32 %s", diff, "", 0, "32 / 32");
     expect("", "parity -m %s -p \"Once upon a time\" --backends cpu -n 8 %s", diff, "-b 3", 0, "| ok |");
     expect("TRANSIT_FAULT=diff_subtract", "parity -m %s -p \"Once upon a time\" --backends cpu -n 8 --ops %s", diff,
@@ -79,6 +80,24 @@ int main(void)
                ", there was a little girl named Lily. She loved to play outside in the park.");
     } else {
         printf("test_parity: no Vulkan device here (%s): Vulkan cases not run\n", tr_last_error());
+    }
+    /* OpenCL, where this machine has a device (PoCL in CI): the same, and --device 0 by number */
+    tr_backend *cl = NULL;
+    if (tr_backend_create("opencl", NULL, &cl) == TR_OK) {
+        tr_backend_free(cl);
+        expect("", "parity -m %s -p \"Once upon a time\" --backends cpu,opencl -n 64 %s", models[0], "", 0,
+               "| opencl   |");
+        expect("", "parity -m %s %s --backends opencl -n 8 --transition", models[1], chunked, 0, "| ok |");
+        expect("TRANSIT_FAULT=matmul", "parity -m %s -p \"I dreamed\" --backends opencl -n 8 %s", models[2], "", 1,
+               "FAIL");
+        expect("", "parity -m %s -p \"Once upon a time\" --backends cpu,opencl -n 32 %s", diff, "", 0, "| opencl   |");
+        expect("TRANSIT_FAULT=diff_subtract", "parity -m %s -p \"Once upon a time\" --backends opencl -n 8 %s", diff, "",
+               1, "FAIL");
+        expect("", "run -m %s -p \"Once upon a time\" -n 40 --temp 0 --backend opencl --device 0 %s", models[1], "", 0,
+               ", there was a little girl named Lily. She loved to play outside in the park.");
+        expect("", "run -m %s -p hi -n 2 --backend opencl --device 63 %s", models[1], "", 1, "opencl: device 63 requested");
+    } else {
+        printf("test_parity: no OpenCL device here (%s): OpenCL cases not run\n", tr_last_error());
     }
     /* a backend named explicitly must be usable */
     expect("", "parity -m %s -p hi --backends cpu,nosuch -n 2 %s", models[0], "", 1, "unavailable");
