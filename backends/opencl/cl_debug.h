@@ -4,7 +4,6 @@
  *
  * Environment variables, read when a backend is created, do the same for the command line:
  *   TRANSIT_OPENCL_DEVICE=N     use device N of `transit info`'s list (as --device N)
- *   TRANSIT_OPENCL_NO_SUBGROUP=1  reduce through local memory even where subgroups exist
  *   TRANSIT_OPENCL_CACHE=DIR    where built programs are kept ("" or "off": no cache); by default
  *                               $XDG_CACHE_HOME/transit/opencl or ~/.cache/transit/opencl
  *   TRANSIT_FAULT=<op>          add 1 to the first element of that op's output (core/parity.h) */
@@ -17,7 +16,6 @@ typedef struct tr_opencl_debug {
     int guard_nodes;   /* every node gets its own memory with guard bytes on both sides, filled
                         * with a pattern before and checked after each graph (no reuse) */
     size_t max_alloc;  /* pretend CL_DEVICE_MAX_MEM_ALLOC_SIZE is this many bytes (0: the device's) */
-    int no_subgroup;   /* as TRANSIT_OPENCL_NO_SUBGROUP=1 */
     const char *extra_source; /* appended to the "main" source set: a test's broken kernel */
 } tr_opencl_debug;
 

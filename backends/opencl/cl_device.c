@@ -105,12 +105,6 @@ static int cl_version_of(const char *v)
     return sscanf(v, "OpenCL %d.%d", &major, &minor) == 2 ? major * 100 + minor : 0;
 }
 
-static int env_on(const char *name)
-{
-    const char *v = getenv(name);
-    return v && *v && strcmp(v, "0") != 0;
-}
-
 static void read_limits(cl_ctx *c)
 {
     cl_limits *l = &c->lim;
@@ -121,8 +115,7 @@ static void read_limits(cl_ctx *c)
     clGetDeviceInfo(c->device, CL_DEVICE_MEM_BASE_ADDR_ALIGN, sizeof l->align_bits, &l->align_bits, NULL);
     if (c->dbg.max_alloc && c->dbg.max_alloc < l->max_alloc)
         l->max_alloc = c->dbg.max_alloc;
-    l->subgroups = (has_extension(c->device, "cl_khr_subgroups") || has_extension(c->device, "cl_intel_subgroups")) &&
-                   !c->dbg.no_subgroup && !env_on("TRANSIT_OPENCL_NO_SUBGROUP");
+    l->subgroups = has_extension(c->device, "cl_khr_subgroups") || has_extension(c->device, "cl_intel_subgroups");
     l->fp16 = has_extension(c->device, "cl_khr_fp16");
     l->fp64 = has_extension(c->device, "cl_khr_fp64");
 }
@@ -213,7 +206,7 @@ void cl_device_describe(cl_ctx *c, char *buf, size_t cap)
         "bytes, local memory %llu bytes, work-group %zu work-items (kernels use %d), subgroups %s, fp16 %s, fp64 %s%s",
         c->device_index, c->device_name, c->platform_name, c->version, c->driver, (unsigned long long)l->max_alloc,
         (unsigned long long)l->global_mem, (unsigned long long)l->local_mem, l->max_wg, CL_WG,
-        l->subgroups ? "used" : "no (local-memory reductions)", l->fp16 ? "yes (not used)" : "no",
+        l->subgroups ? "available, not used yet (local-memory reductions)" : "no (local-memory reductions)", l->fp16 ? "yes (not used)" : "no",
         l->fp64 ? "yes (not used)" : "no", c->dbg.guard_nodes ? "; guard mode" : "");
     dev_entry devs[MAX_DEVICES];
     cl_int err;

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "device_graph.h"
 #include "error.h"
 #include "host_inputs.h"
 #include "cl_internal.h"
@@ -27,25 +28,6 @@ static size_t plan_align(const cl_ctx *c)
 {
     size_t a = c->lim.align_bits / 8;
     return a > 256 ? a : 256;
-}
-
-static int owns_memory(const tr_tensor *t)
-{
-    return t->op != TR_OP_NONE && t->op != TR_OP_VIEW && t->op != TR_OP_KV_WRITE;
-}
-
-static size_t guard_plan(cl_ctx *c, tr_graph *g)
-{
-    size_t off = CL_GUARD, align = plan_align(c);
-    for (int i = 0; i < g->n_nodes; i++) {
-        tr_tensor *t = g->nodes[i];
-        if (!owns_memory(t))
-            continue;
-        off = cl_align_up(off, align);
-        t->offset = off;
-        off += tr_nbytes(t) + CL_GUARD;
-    }
-    return cl_align_up(off, align);
 }
 
 static tr_status ensure_buffer(cl_ctx *c, tr_buffer **buf, size_t need, const char *what)
@@ -142,24 +124,8 @@ static tr_status check_guards(cl_ctx *c, tr_graph *g, size_t used)
     if (!bytes)
         return tr_fail(TR_ERR_NOMEM, "opencl: out of memory");
     tr_status s = cl_read(c, c->arena, 0, bytes, used);
-    size_t from = 0;
-    const char *after = "the start of the arena";
-    for (int i = 0; s == TR_OK && i <= g->n_nodes; i++) {
-        const tr_tensor *t = i < g->n_nodes ? g->nodes[i] : NULL;
-        if (t && !owns_memory(t))
-            continue;
-        size_t to = t ? t->offset : used;
-        for (size_t b = from; b < to; b++)
-            if (bytes[b] != GUARD_BYTE) {
-                s = tr_fail(TR_ERR_BACKEND, "opencl: guard byte %zu after %s was overwritten (0x%02x)", b - from, after,
-                            bytes[b]);
-                break;
-            }
-        if (t) {
-            from = t->offset + tr_nbytes(t);
-            after = t->name[0] ? t->name : tr_op_name(t->op);
-        }
-    }
+    if (s == TR_OK)
+        s = tr_dev_guard_check(g, bytes, used, GUARD_BYTE, "opencl");
     free(bytes);
     return s;
 }
@@ -173,20 +139,20 @@ tr_status cl_graph_compute(cl_ctx *c, tr_graph *g)
                            tr_op_name(g->nodes[i]->op), g->nodes[i]->name, why ? why : "unknown");
     }
     int guard = c->dbg.guard_nodes;
-    size_t need = guard ? guard_plan(c, g) : tr_memplan(g, plan_align(c), g->keep_all);
+    size_t need = guard ? tr_dev_guard_plan(g, plan_align(c), CL_GUARD) : tr_memplan(g, plan_align(c), g->keep_all);
     if (need == (size_t)-1)
         return tr_fail(TR_ERR_NOMEM, "opencl: out of memory planning the graph");
     TR_TRY(ensure_buffer(c, &c->arena, need ? need : 256, "intermediate values"));
     for (int i = 0; i < g->n_nodes; i++) {
         tr_tensor *t = g->nodes[i];
-        if (owns_memory(t))
+        if (tr_dev_owns_memory(t))
             t->buffer = c->arena;
         t->data = NULL;
     }
     TR_TRY(upload_inputs(c, g));
     for (int i = 0; i < g->n_nodes; i++) { /* views and KV writes alias their roots */
         tr_tensor *t = g->nodes[i];
-        if (!owns_memory(t)) {
+        if (!tr_dev_owns_memory(t)) {
             cl_loc l = cl_loc_of(c, t);
             t->buffer = l.buf;
             t->offset = l.off;

@@ -36,8 +36,8 @@ typedef struct cl_limits {
     cl_ulong local_mem;     /* CL_DEVICE_LOCAL_MEM_SIZE */
     size_t max_wg;          /* CL_DEVICE_MAX_WORK_GROUP_SIZE */
     cl_uint align_bits;     /* CL_DEVICE_MEM_BASE_ADDR_ALIGN */
-    int subgroups;          /* cl_khr_subgroups or cl_intel_subgroups: reductions with sub_group_reduce_* */
-    int fp16;               /* cl_khr_fp16 (reported; storage goes through vload_half on every device) */
+    int subgroups;          /* cl_khr_subgroups or cl_intel_subgroups (reported; reductions use local memory) */
+    int fp16;               /* cl_khr_fp16 (reported; 16-bit loads go through vload_half on every device) */
     int fp64;               /* cl_khr_fp64 (reported) */
 } cl_limits;
 

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "device_graph.h"
 #include "error.h"
 #include "cl_internal.h"
 
@@ -219,29 +220,9 @@ static tr_status op_attention(cl_ctx *c, tr_tensor *dst)
         .lambda = c->fault_diff ? -ap->diff.lambda : ap->diff.lambda, /* TRANSIT_FAULT=diff_subtract */
         .out_scale = ap->diff.out_scale, .eps = ap->diff.eps,
     };
-    /* the rows of transition blocks in this batch, [lo, hi) each; the rows kernel skips them when
-     * they are one contiguous range (a layer's blocks are consecutive), else they are computed
-     * plainly first and overwritten */
-    int64_t first = ap->n_past, last = ap->n_past + (int64_t)T, lo[TR_MAX_TRANSITION_BLOCKS], hi[TR_MAX_TRANSITION_BLOCKS];
-    int nb = 0;
-    for (int j = 0; ap->variant == TR_ATTN_TRANSITION && j < ap->transition.n_blocks; j++) {
-        int64_t a = ap->transition.start[j], b = a + ap->transition.iv;
-        a = a > first ? a : first;
-        b = b < last ? b : last;
-        if (a < b) {
-            lo[nb] = a;
-            hi[nb++] = b;
-        }
-    }
-    int64_t skip_lo = nb ? lo[0] : 0, skip_hi = nb ? hi[0] : 0;
-    for (int j = 1; j < nb; j++) {
-        if (lo[j] == skip_hi)
-            skip_hi = hi[j];
-        else if (hi[j] == skip_lo)
-            skip_lo = lo[j];
-        else
-            skip_lo = skip_hi = 0, j = nb;
-    }
+    int64_t first = ap->n_past, last = ap->n_past + (int64_t)T, skip_lo, skip_hi;
+    int64_t start[TR_MAX_TRANSITION_BLOCKS], lo[TR_MAX_TRANSITION_BLOCKS], hi[TR_MAX_TRANSITION_BLOCKS];
+    int nb = tr_dev_transition_rows(ap, (int64_t)T, start, lo, hi, &skip_lo, &skip_hi);
     p.skip_lo = (cl_uint)skip_lo;
     p.skip_hi = (cl_uint)skip_hi;
     if (!(skip_lo <= first && skip_hi >= last))
@@ -254,14 +235,9 @@ static tr_status op_attention(cl_ctx *c, tr_tensor *dst)
     p.alpha = ap->transition.alpha;
     p.beta = ap->transition.beta;
     p.skip_lo = p.skip_hi = 0;
-    for (int j = 0; j < ap->transition.n_blocks; j++) {
-        int64_t a = ap->transition.start[j], b = a + ap->transition.iv;
-        a = a > first ? a : first;
-        b = b < last ? b : last;
-        if (a >= b)
-            continue;
-        p.start = (cl_uint)ap->transition.start[j];
-        TR_TRY(attention_launch(c, kt, dst, (size_t)(a - first), (size_t)(b - a), &p, H));
+    for (int j = 0; j < nb; j++) {
+        p.start = (cl_uint)start[j];
+        TR_TRY(attention_launch(c, kt, dst, (size_t)(lo[j] - first), (size_t)(hi[j] - lo[j]), &p, H));
     }
     return TR_OK;
 }
@@ -278,48 +254,10 @@ static const op_fn ops[TR_OP_COUNT] = {
 };
 _Static_assert(TR_OP_COUNT == 13, "a new op needs an OpenCL lowering in ops[] (or an explicit 'unsupported')");
 
-static int is_float(tr_dtype t) { return t == TR_F32 || t == TR_F16 || t == TR_BF16; }
-
 bool cl_op_supported(cl_ctx *c, const tr_tensor *t, const char **why)
 {
     (void)c;
-    if (t->op == TR_OP_NONE || t->op == TR_OP_VIEW)
-        return true;
-    if ((unsigned)t->op >= TR_OP_COUNT || !ops[t->op]) {
-        *why = "no kernel";
-        return false;
-    }
-    if (!tr_is_contiguous(t)) {
-        *why = "strided output";
-        return false;
-    }
-    for (int s = 0; s < TR_MAX_SRC && t->src[s]; s++) {
-        const tr_tensor *src = t->src[s];
-        if (!tr_is_contiguous(src)) {
-            *why = "strided operand";
-            return false;
-        }
-        int matrix = (t->op == TR_OP_GET_ROWS && s == 0) || (t->op == TR_OP_MATMUL && s == 1);
-        int weight = matrix || (t->op == TR_OP_RMS_NORM && s == 1);
-        int ints = (t->op == TR_OP_GET_ROWS || t->op == TR_OP_ROPE) && s == 1;
-        int weight_ok = is_float(src->dtype) || (matrix && tr_dtype_is_quant(src->dtype));
-        if (weight ? !weight_ok : ints ? src->dtype != TR_I32 : src->dtype != TR_F32) {
-            *why = "operand dtype";
-            return false;
-        }
-    }
-    /* a RoPE table is made on the host before the graph runs (cl_graph.c), from leaves only */
-    if (t->op == TR_OP_ROPE && (tr_view_root(t->src[1])->op != TR_OP_NONE ||
-                                (t->src[2] && tr_view_root(t->src[2])->op != TR_OP_NONE))) {
-        *why = "positions and frequency factors must be leaves";
-        return false;
-    }
-    if (t->op == TR_OP_ATTENTION && t->p.attn.variant != TR_ATTN_PLAIN && t->p.attn.variant != TR_ATTN_TRANSITION &&
-        t->p.attn.variant != TR_ATTN_DIFF) {
-        *why = "attention variant";
-        return false;
-    }
-    return true;
+    return tr_dev_op_supported(t, (unsigned)t->op < TR_OP_COUNT && ops[t->op], why);
 }
 
 tr_status cl_op_lower(cl_ctx *c, tr_tensor *node)

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "device_graph.h"
 #include "error.h"
 #include "host_inputs.h"
 #include "vk_internal.h"
@@ -25,26 +26,6 @@
 #define GUARD_WORD 0xA5A5A5A5u
 
 static size_t plan_align(const vk_ctx *c) { return c->lim.bind_align > 256 ? c->lim.bind_align : 256; }
-
-static int owns_memory(const tr_tensor *t)
-{
-    return t->op != TR_OP_NONE && t->op != TR_OP_VIEW && t->op != TR_OP_KV_WRITE;
-}
-
-/* Lays the nodes out one after another with guards between them; returns the bytes needed. */
-static size_t guard_plan(vk_ctx *c, tr_graph *g)
-{
-    size_t off = VK_GUARD, align = plan_align(c);
-    for (int i = 0; i < g->n_nodes; i++) {
-        tr_tensor *t = g->nodes[i];
-        if (!owns_memory(t))
-            continue;
-        off = vk_align_up(off, align);
-        t->offset = off;
-        off += tr_nbytes(t) + VK_GUARD;
-    }
-    return vk_align_up(off, align);
-}
 
 static tr_status ensure_buffer(vk_ctx *c, tr_buffer **buf, size_t need)
 {
@@ -134,24 +115,8 @@ static tr_status check_guards(vk_ctx *c, tr_graph *g, size_t used)
     if (!bytes)
         return tr_fail(TR_ERR_NOMEM, "vulkan: out of memory");
     tr_status s = vk_read(c, vk_buf(c->arena), 0, bytes, used);
-    size_t from = 0;
-    const char *after = "the start of the arena";
-    for (int i = 0; s == TR_OK && i <= g->n_nodes; i++) {
-        const tr_tensor *t = i < g->n_nodes ? g->nodes[i] : NULL;
-        if (t && !owns_memory(t))
-            continue;
-        size_t to = t ? t->offset : used;
-        for (size_t b = from; b < to; b++)
-            if (bytes[b] != 0xA5) {
-                s = tr_fail(TR_ERR_BACKEND, "vulkan: guard byte %zu after %s was overwritten (0x%02x)", b - from, after,
-                            bytes[b]);
-                break;
-            }
-        if (t) {
-            from = t->offset + tr_nbytes(t);
-            after = t->name[0] ? t->name : tr_op_name(t->op);
-        }
-    }
+    if (s == TR_OK)
+        s = tr_dev_guard_check(g, bytes, used, GUARD_WORD & 0xff, "vulkan");
     free(bytes);
     return s;
 }
@@ -165,7 +130,7 @@ tr_status vk_graph_compute(vk_ctx *c, tr_graph *g)
                            tr_op_name(g->nodes[i]->op), g->nodes[i]->name, why ? why : "unknown");
     }
     int guard = c->dbg.guard_nodes;
-    size_t need = guard ? guard_plan(c, g) : tr_memplan(g, plan_align(c), g->keep_all);
+    size_t need = guard ? tr_dev_guard_plan(g, plan_align(c), VK_GUARD) : tr_memplan(g, plan_align(c), g->keep_all);
     if (need == (size_t)-1)
         return tr_fail(TR_ERR_NOMEM, "vulkan: out of memory planning the graph");
     TR_TRY(ensure_buffer(c, &c->arena, need ? need : 256));
@@ -178,14 +143,14 @@ tr_status vk_graph_compute(vk_ctx *c, tr_graph *g)
     c->arena_size = c->arena->size;
     for (int i = 0; i < g->n_nodes; i++) {
         tr_tensor *t = g->nodes[i];
-        if (owns_memory(t))
+        if (tr_dev_owns_memory(t))
             t->buffer = c->arena;
         t->data = NULL;
     }
     TR_TRY(gather_inputs(c, g));
     for (int i = 0; i < g->n_nodes; i++) { /* views and KV writes alias their roots */
         tr_tensor *t = g->nodes[i];
-        if (!owns_memory(t)) {
+        if (!tr_dev_owns_memory(t)) {
             vk_loc l = vk_loc_of(c, t);
             t->buffer = l.buf;
             t->offset = l.off;

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "device_graph.h"
 #include "error.h"
 #include "vk_internal.h"
 
@@ -405,34 +406,10 @@ static tr_status op_attention(vk_ctx *c, tr_tensor *dst)
         .out_scale = ap->diff.out_scale, .eps = ap->diff.eps,
     };
 
-    /* transition rows of this batch: [lo, hi) per block; one skip range if they are contiguous */
-    int64_t lo[TR_MAX_TRANSITION_BLOCKS], hi[TR_MAX_TRANSITION_BLOCKS];
-    int nb = 0, contiguous = 1;
-    int64_t first = ap->n_past, last = ap->n_past + (int64_t)T;
-    for (int j = 0; ap->variant == TR_ATTN_TRANSITION && j < ap->transition.n_blocks; j++) {
-        int64_t a = ap->transition.start[j], b = a + ap->transition.iv;
-        a = a > first ? a : first;
-        b = b < last ? b : last;
-        if (a < b) {
-            lo[nb] = a;
-            hi[nb++] = b;
-        }
-    }
-    int64_t skip_lo = 0, skip_hi = 0;
-    if (nb > 0) { /* a layer's blocks are consecutive; anything else is recomputed, then overwritten */
-        skip_lo = lo[0];
-        skip_hi = hi[0];
-        for (int j = 1; j < nb; j++) {
-            if (lo[j] == skip_hi)
-                skip_hi = hi[j];
-            else if (hi[j] == skip_lo)
-                skip_lo = lo[j];
-            else
-                contiguous = 0;
-        }
-        if (!contiguous)
-            skip_lo = skip_hi = 0;
-    }
+    /* transition rows of this batch (device_graph.h): one skip range if they are contiguous */
+    int64_t first = ap->n_past, last = ap->n_past + (int64_t)T, skip_lo, skip_hi;
+    int64_t start[TR_MAX_TRANSITION_BLOCKS], lo[TR_MAX_TRANSITION_BLOCKS], hi[TR_MAX_TRANSITION_BLOCKS];
+    int nb = tr_dev_transition_rows(ap, (int64_t)T, start, lo, hi, &skip_lo, &skip_hi);
     p.skip_lo = (uint32_t)skip_lo;
     p.skip_hi = (uint32_t)skip_hi;
 
@@ -465,13 +442,10 @@ static tr_status op_attention(vk_ctx *c, tr_tensor *dst)
     p.alpha = ap->transition.alpha;
     p.beta = ap->transition.beta;
     p.skip_lo = p.skip_hi = 0;
-    for (int j = 0; j < ap->transition.n_blocks; j++) {
-        int64_t a = ap->transition.start[j], b = a + ap->transition.iv;
-        a = a > first ? a : first;
-        b = b < last ? b : last;
-        p.start = (uint32_t)ap->transition.start[j];
-        for (int64_t r = a; r < b; r += (int64_t)rp) {
-            size_t tn = min_sz(rp, (size_t)(b - r));
+    for (int j = 0; j < nb; j++) {
+        p.start = (uint32_t)start[j];
+        for (int64_t r = lo[j]; r < hi[j]; r += (int64_t)rp) {
+            size_t tn = min_sz(rp, (size_t)(hi[j] - r));
             bind_attention(c, &dt, dst, (size_t)(r - ap->n_past), tn, &p);
             dt.groups = (uint32_t)(tn * H);
             TR_TRY(dispatch(c, &dt, &p, sizeof p));
@@ -492,51 +466,10 @@ static const op_fn ops[TR_OP_COUNT] = {
 };
 _Static_assert(TR_OP_COUNT == 13, "a new op needs a Vulkan lowering in ops[] (or an explicit 'unsupported')");
 
-static int is_float(tr_dtype t) { return t == TR_F32 || t == TR_F16 || t == TR_BF16; }
-
 bool vk_op_supported(vk_ctx *c, const tr_tensor *t, const char **why)
 {
     (void)c;
-    if (t->op == TR_OP_NONE || t->op == TR_OP_VIEW)
-        return true;
-    if ((unsigned)t->op >= TR_OP_COUNT || !ops[t->op]) {
-        *why = "no kernel";
-        return false;
-    }
-    if (!tr_is_contiguous(t)) {
-        *why = "strided output";
-        return false;
-    }
-    for (int s = 0; s < TR_MAX_SRC && t->src[s]; s++) {
-        const tr_tensor *src = t->src[s];
-        if (!tr_is_contiguous(src)) {
-            *why = "strided operand";
-            return false;
-        }
-        int matrix = (t->op == TR_OP_GET_ROWS && s == 0) || (t->op == TR_OP_MATMUL && s == 1);
-        int weight = matrix || (t->op == TR_OP_RMS_NORM && s == 1);
-        int ints = (t->op == TR_OP_GET_ROWS || t->op == TR_OP_ROPE) && s == 1;
-        int weight_ok = is_float(src->dtype) || (matrix && tr_dtype_is_quant(src->dtype));
-        if (weight ? !weight_ok : ints ? src->dtype != TR_I32 : src->dtype != TR_F32) {
-            *why = "operand dtype";
-            return false;
-        }
-    }
-    /* a RoPE table is made on the host before the graph runs (vk_graph.c), from leaves only */
-    if (t->op == TR_OP_ROPE && tr_view_root(t->src[1])->op != TR_OP_NONE) {
-        *why = "positions must be an input";
-        return false;
-    }
-    if (t->op == TR_OP_ROPE && t->src[2] && tr_view_root(t->src[2])->op != TR_OP_NONE) {
-        *why = "frequency factors must be a leaf";
-        return false;
-    }
-    if (t->op == TR_OP_ATTENTION && t->p.attn.variant != TR_ATTN_PLAIN && t->p.attn.variant != TR_ATTN_TRANSITION &&
-        t->p.attn.variant != TR_ATTN_DIFF) {
-        *why = "attention variant";
-        return false;
-    }
-    return true;
+    return tr_dev_op_supported(t, (unsigned)t->op < TR_OP_COUNT && ops[t->op], why);
 }
 
 tr_status vk_op_lower(vk_ctx *c, tr_tensor *node)
