@@ -2,18 +2,19 @@
 #   make run    generate text from the default model (models/default, trained on Shakespeare)
 #   make test   build and run the default test suite (ctest)
 # Others: make asan (the suite under AddressSanitizer + UBSan), make fuzz (libFuzzer, briefly),
+# make python (the Python package in a fresh virtualenv, with its tests),
 # make emu (the CUDA kernels under a CPU emulation, when nvcc is installed), make deps (install the
 # Debian packages transit needs).
 
 MODEL ?= models/default
 PROMPT ?= First Citizen:
 JOBS ?= $(shell nproc)
-DEBIAN_PACKAGES = cmake make gcc libc6-dev pkg-config libopenblas-dev libcjson-dev libpcre2-dev libmicrohttpd-dev python3 \
+DEBIAN_PACKAGES = cmake make gcc libc6-dev pkg-config libopenblas-dev libcjson-dev libpcre2-dev libmicrohttpd-dev python3 python3-venv \
                   libvulkan-dev glslc mesa-vulkan-drivers vulkan-validationlayers \
                   ocl-icd-opencl-dev opencl-headers pocl-opencl-icd
 FUZZ_PACKAGES = clang libclang-rt-14-dev
 
-.PHONY: all build run test asan fuzz emu deps clean
+.PHONY: all build run test asan fuzz emu deps clean python
 
 all: build
 
@@ -36,6 +37,12 @@ run: build
 
 test: build
 	cd build && ctest --output-on-failure -j $(JOBS) -LE 'fuzz|emu'
+
+# the Python package in a fresh virtualenv, against the command's numbers (docs/python.md)
+python: build
+	rm -rf build/venv && python3 -m venv build/venv
+	build/venv/bin/pip install -q "./python[test]" -C cmake.define.TR_CUDA=OFF -C cmake.define.TR_VULKAN=OFF
+	build/venv/bin/python -m pytest -q python/tests
 
 emu: build
 	cd build && ctest --output-on-failure -j $(JOBS) -L emu

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "live.h"
 #include "model.h"
 #include "transition.h"
 
@@ -58,6 +59,7 @@ tr_status tr_context_create(tr_model *m, const tr_context_params *params, tr_con
     tr_context *c = calloc(1, sizeof *c);
     if (!c)
         return tr_fail(TR_ERR_NOMEM, "context: out of memory");
+    tr_live_add(TR_LIVE_CONTEXT, 1);
     c->model = m;
     c->transition = p.transition;
     c->sinks = p.sinks;
@@ -73,6 +75,7 @@ tr_status tr_context_create(tr_model *m, const tr_context_params *params, tr_con
         c->sinks.enabled = 0;
     }
     if (s != TR_OK) {
+        tr_live_add(TR_LIVE_CONTEXT, -1);
         free(c);
         return s;
     }
@@ -105,6 +108,7 @@ void tr_context_free(tr_context *c)
 {
     if (!c)
         return;
+    tr_live_add(TR_LIVE_CONTEXT, -1);
     for (int i = 0; c->seq && i < c->n_seq; i++) {
         tr_seq *s = &c->seq[i];
         if (s->kv_buffer)

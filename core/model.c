@@ -7,6 +7,7 @@
 
 #include "error.h"
 #include "half.h"
+#include "live.h"
 #include "model.h"
 
 tr_model_params tr_model_default_params(void) { return (tr_model_params){.backend = "cpu", .n_threads = 0}; }
@@ -209,6 +210,7 @@ tr_status tr_model_load(const char *path, const tr_model_params *params, tr_mode
     tr_model *m = calloc(1, sizeof *m);
     if (!m)
         return tr_fail(TR_ERR_NOMEM, "%s: out of memory", path);
+    tr_live_add(TR_LIVE_MODEL, 1); /* tr_model_free takes it back, on every path */
     tr_status s = tr_model_file_open(path, &m->file);
     if (s == TR_OK) {
         m->hp = m->file.hp;
@@ -241,6 +243,7 @@ void tr_model_free(tr_model *m)
 {
     if (!m)
         return;
+    tr_live_add(TR_LIVE_MODEL, -1);
     for (int i = 0; i < m->n_weight_buffers; i++)
         m->backend->iface->buffer_free(m->weight_buffers[i]);
     free(m->weight_buffers);

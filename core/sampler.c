@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "live.h"
 #include "transit.h"
 
 typedef struct cand {
@@ -54,6 +55,7 @@ tr_status tr_sampler_create(const tr_sampler_params *params, int n_vocab, tr_sam
     tr_sampler *s = calloc(1, sizeof *s);
     if (!s)
         return tr_fail(TR_ERR_NOMEM, "sampler: out of memory");
+    tr_live_add(TR_LIVE_SAMPLER, 1);
     s->p = p;
     s->n_vocab = n_vocab;
     s->rng = p.seed ^ 0x9e3779b97f4a7c15ULL;
@@ -71,6 +73,7 @@ void tr_sampler_free(tr_sampler *s)
 {
     if (!s)
         return;
+    tr_live_add(TR_LIVE_SAMPLER, -1);
     free(s->cands);
     free(s->recent);
     free(s);

@@ -42,6 +42,15 @@ const char *tr_status_str(tr_status s); /* static text for a code */
 const char *tr_last_error(void);         /* this thread's last error message ("" if none) */
 void tr_clear_error(void);
 void tr_set_verbose(int on);             /* verbose logs to stderr (also TRANSIT_VERBOSE=1) */
+/* The OPENBLAS_CORETYPE this CPU should run ("SkylakeX", "Haswell") when the OpenBLAS loaded with
+ * the library chose weaker kernels for it (it falls back to SSE3 on CPUs it does not know, and
+ * prefill then runs 5-10x slower); NULL when its choice is fine, OPENBLAS_CORETYPE is already set,
+ * or TRANSIT_NO_BLAS_TUNE=1. OpenBLAS fixes its kernels when it loads, so a program acts on this
+ * by starting again with the variable set, as `transit` does; the CPU backend logs it. */
+const char *tr_blas_better_coretype(void);
+/* Handles alive now (loaded models, contexts, samplers; each pointer may be NULL), and their sum: a
+ * leak check for bindings and long-running programs. */
+int tr_live_objects(int *models, int *contexts, int *samplers);
 
 typedef struct tr_model tr_model;
 typedef struct tr_context tr_context;

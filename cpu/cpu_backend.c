@@ -402,6 +402,11 @@ tr_status tr_cpu_backend_create(const tr_backend_options *opt, tr_backend **out)
         tr_log("cpu: TRANSIT_FAULT=diff_subtract: differential attention adds where it should subtract");
     /* OpenBLAS runs the prefill sgemm with as many threads as we would; our pool sleeps meanwhile. */
     openblas_set_num_threads(c->st.n_threads);
+    const char *better = tr_blas_better_coretype();
+    if (better)
+        tr_log("cpu: OpenBLAS chose its %s kernels on a CPU that runs %s's: prefill is 5-10x slower than it "
+               "could be; start the program with OPENBLAS_CORETYPE=%s",
+               openblas_get_corename(), better, better);
     c->base.iface = &cpu_iface;
     c->base.impl = c;
     *out = &c->base;

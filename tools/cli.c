@@ -11,7 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 int cli_fail(const char *fmt, ...)
 {
@@ -208,8 +210,41 @@ tr_context_params cli_context_params(const cli_opts *o, const tr_model *m, int n
 #ifndef TR_DEFAULT_MODEL
 #define TR_DEFAULT_MODEL "models/default"
 #endif
+#ifndef TR_DATADIR_FROM_BIN
+#define TR_DATADIR_FROM_BIN "../share/transit"
+#endif
 
-const char *cli_model_path(const cli_opts *o) { return o->model ? o->model : TR_DEFAULT_MODEL; }
+static int is_dir(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* The model `transit` uses without -m, found in this order: TRANSIT_DEFAULT_MODEL; an installation,
+ * share/transit/models/default beside the binary's bin/ (so a moved prefix still works); the source
+ * tree the binary was built from. */
+const char *cli_default_model(void)
+{
+    static char found[4096 + 64];
+    const char *env = getenv("TRANSIT_DEFAULT_MODEL");
+    if (env && *env)
+        return env;
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash) {
+            *slash = '\0';
+            snprintf(found, sizeof found, "%s/" TR_DATADIR_FROM_BIN "/models/default", exe);
+            if (is_dir(found))
+                return found;
+        }
+    }
+    return TR_DEFAULT_MODEL;
+}
+
+const char *cli_model_path(const cli_opts *o) { return o->model ? o->model : cli_default_model(); }
 
 tr_status cli_load_model(const cli_opts *o, const char *backend, tr_model **m)
 {
@@ -217,6 +252,8 @@ tr_status cli_load_model(const cli_opts *o, const char *backend, tr_model **m)
     mp.backend = backend ? backend : o->backend;
     mp.n_threads = o->n_threads;
     mp.device = o->device;
+    if (!o->model)
+        tr_log("no -m: the default model, %s", cli_model_path(o));
     tr_status s = tr_model_load(cli_model_path(o), &mp, m);
     if (s != TR_OK && !o->model)
         tr_fail_prefix(s, "no -m MODEL given, and the default model could not be loaded");

@@ -148,6 +148,12 @@ def start_server(transit, model_path, parallel, extra):
         proc.kill()
         raise SystemExit("the server did not start: " + line)
     m2 = re.search(r"model '([^']+)'", line)
+    proc.log = []  # the rest of its stderr, drained so that a full pipe never stalls it
+
+    def drain():
+        for rest in proc.stderr:
+            proc.log.append(rest)
+    threading.Thread(target=drain, daemon=True).start()
     return proc, f"http://127.0.0.1:{m.group(1)}", m2.group(1)
 
 
@@ -194,7 +200,12 @@ def main():
     finally:
         if proc:
             proc.terminate()
-            proc.wait(30)
+            rc = proc.wait(60)
+            time.sleep(0.5)
+            bad = [x for x in proc.log if "Sanitizer" in x or "runtime error" in x]
+            print(f"server exit status {rc} after SIGTERM; sanitizer reports: {len(bad)}")
+            for x in bad[:20]:
+                print("  " + x.rstrip())
 
 
 if __name__ == "__main__":
