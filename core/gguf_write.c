@@ -2,11 +2,13 @@
  * transit runs on are. */
 #include "gguf_write.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "error.h"
+#include "out_file.h"
 #include "gguf.h"
 
 #define ALIGNMENT 32 /* general.alignment's default: not written, so every reader agrees */
@@ -22,6 +24,7 @@ typedef struct tensor_info {
 
 struct tr_gguf_writer {
     char path[1024];
+    tr_out_file out; /* a temporary file renamed onto path when complete (out_file.h) */
     FILE *f;
     tr_status status; /* the first failure */
     uint8_t *kv;      /* the metadata section, serialised as it is put */
@@ -80,12 +83,12 @@ tr_status tr_gguf_writer_open(const char *path, tr_gguf_writer **out)
     if (!w)
         return tr_fail(TR_ERR_NOMEM, "%s: out of memory", path);
     snprintf(w->path, sizeof w->path, "%s", path);
-    w->f = fopen(path, "wb");
-    if (!w->f) {
-        tr_status s = tr_fail(TR_ERR_IO, "%s: cannot create the file", path);
+    tr_status s = tr_out_open(&w->out, path, "wb");
+    if (s != TR_OK) {
         free(w);
         return s;
     }
+    w->f = w->out.f;
     *out = w;
     return TR_OK;
 }
@@ -176,7 +179,7 @@ void tr_gguf_add_tensor(tr_gguf_writer *w, const char *name, uint32_t ggml_type,
 static void write_out(tr_gguf_writer *w, const void *p, size_t n)
 {
     if (w->status == TR_OK && n && fwrite(p, 1, n, w->f) != n)
-        fail(w, tr_fail(TR_ERR_IO, "%s: write failed (disk full?)", w->path));
+        fail(w, tr_fail(TR_ERR_IO, "%s: writing failed: %s (nothing was left there)", w->path, strerror(errno)));
 }
 
 static void write_padding(tr_gguf_writer *w, uint64_t written)
@@ -222,11 +225,11 @@ tr_status tr_gguf_writer_close(tr_gguf_writer *w)
         return TR_OK;
     if (w->status == TR_OK && w->next != w->n_tensors)
         fail(w, tr_fail(TR_ERR_INVALID_ARG, "%s: %zu of %zu tensors written", w->path, w->next, w->n_tensors));
-    if (fclose(w->f) != 0)
-        fail(w, tr_fail(TR_ERR_IO, "%s: write failed (disk full?)", w->path));
+    if (w->status == TR_OK)
+        fail(w, tr_out_commit(&w->out)); /* renamed onto path only when whole */
+    else
+        tr_out_abort(&w->out); /* never leave half a file that looks like a model */
     tr_status s = w->status;
-    if (s != TR_OK)
-        remove(w->path); /* never leave half a file that looks like a model */
     for (size_t i = 0; i < w->n_tensors; i++)
         free(w->tensors[i].name);
     free(w->tensors);

@@ -375,6 +375,56 @@ static void test_info_help(void)
     }
 }
 
+/* No file is left half-written, and every file error names the system's reason: outputs go to a
+ * temporary name and are renamed when whole (core/out_file.h). A size limit (ulimit -f, with
+ * SIGXFSZ ignored so that the write fails with EFBIG, as on a full disk) stops eval's logits and
+ * quantize's GGUF midway: the command fails saying why, the destination keeps its old contents or
+ * does not exist, and no temporary file remains. */
+static void test_output_files(void)
+{
+    const char *model = tr_shared("models/stories260K/stories260K.gguf");
+    char args[4096], path[1200];
+    char *err = NULL;
+
+    snprintf(args, sizeof args, "eval -m %s -p \"Once upon a time\" --logits %s/no/such/dir/out.npy", model, tmpdir);
+    expect_one_line_error(args, "No such file or directory");
+    snprintf(args, sizeof args, "eval -m %s -p \"Once upon a time\" --logits %s/stdout/out.npy", model, tmpdir);
+    expect_one_line_error(args, "Not a directory");
+
+    snprintf(path, sizeof path, "%s/old.npy", tmpdir);
+    tr_write_file(path, "old contents", 12);
+    snprintf(args, sizeof args, "-c 'ulimit -f 8; trap \"\" XFSZ; exec %s eval -m %s -p \"Once upon a time there was\" "
+                                "--logits %s' sh", TR_TRANSIT_BIN, model, path);
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "sh %s 2>%s/stderr", args, tmpdir);
+    int st = system(cmd);
+    snprintf(args, sizeof args, "%s/stderr", tmpdir);
+    err = tr_read_file(args, NULL);
+    size_t len = 0;
+    char *kept = tr_read_file(path, &len);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 1 && err && strstr(err, "File too large"),
+          "eval over a size limit: status %d, '%s'", st, err ? err : "");
+    CHECK(kept && len == 12 && !memcmp(kept, "old contents", 12), "eval over a size limit damaged the old file");
+    free(err);
+    free(kept);
+
+    snprintf(path, sizeof path, "%s/q.gguf", tmpdir);
+    snprintf(cmd, sizeof cmd, "sh -c 'ulimit -f 64; trap \"\" XFSZ; exec %s quantize %s %s q8_0' sh >/dev/null 2>%s/stderr",
+             TR_TRANSIT_BIN, TR_GOLDEN_DIR "/../../models/default", path, tmpdir);
+    st = system(cmd);
+    err = tr_read_file(args, NULL);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 1 && err && strstr(err, "File too large") && !tr_file_exists(path),
+          "quantize over a size limit: status %d, '%s', output %s", st, err ? err : "",
+          tr_file_exists(path) ? "left behind" : "absent");
+    free(err);
+    snprintf(cmd, sizeof cmd, "ls %s | grep -q tmp-", tmpdir);
+    CHECK(system(cmd) != 0, "a temporary file was left in %s", tmpdir);
+
+    /* seeds are non-negative: "-1" would wrap to 2^64 - 1 */
+    snprintf(args, sizeof args, "run -m %s -p hi -n 2 --seed -1", model);
+    expect_one_line_error(args, "--seed: expected a non-negative integer");
+}
+
 int main(void)
 {
     if (!mkdtemp(tmpdir)) {
@@ -393,6 +443,7 @@ int main(void)
     test_llama3_chat_errors();
     test_info_help();
     test_sinks_cli();
+    test_output_files();
     char cmd[1200];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
     if (system(cmd) != 0)

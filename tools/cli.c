@@ -169,8 +169,8 @@ int cli_parse(int argc, char **argv, int first, cli_opts *o, const char *cmd)
         } else if (!strcmp(a, "--seed")) {
             char *end;
             errno = 0;
-            unsigned long long s = strtoull(v, &end, 10);
-            if (errno || end == v || *end)
+            unsigned long long s = strtoull(v, &end, 10); /* which would take "-1" as 2^64 - 1 */
+            if (errno || end == v || *end || strchr(v, '-'))
                 return cli_fail("--seed: expected a non-negative integer, got '%s'", v);
             o->sampling.seed = s;
         } else

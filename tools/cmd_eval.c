@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "out_file.h"
 
 static const char help[] =
     "usage: transit eval -m MODEL (-p TEXT | -f FILE | --ids FILE) --logits OUT.npy [options]\n"
@@ -38,9 +39,10 @@ static int write_npy(const char *path, const float *data, int rows, int cols)
                      cols);
     int total = 10 + n + 1;
     int pad = (64 - total % 64) % 64;
-    FILE *f = fopen(path, "wb");
-    if (!f)
-        return cli_fail("%s: cannot create the file", path);
+    tr_out_file out; /* written whole or not at all (core/out_file.h) */
+    if (tr_out_open(&out, path, "wb") != TR_OK)
+        return cli_fail("%s", tr_last_error());
+    FILE *f = out.f;
     unsigned short hlen = (unsigned short)(n + pad + 1);
     fwrite("\x93NUMPY\x01\x00", 1, 8, f);
     fputc(hlen & 0xff, f);
@@ -50,9 +52,8 @@ static int write_npy(const char *path, const float *data, int rows, int cols)
         fputc(' ', f);
     fputc('\n', f);
     size_t count = (size_t)rows * (size_t)cols;
-    int ok = fwrite(data, sizeof(float), count, f) == count;
-    ok &= fclose(f) == 0;
-    return ok ? 0 : cli_fail("%s: write failed", path);
+    fwrite(data, sizeof(float), count, f); /* an error stays in f: tr_out_commit reports it */
+    return tr_out_commit(&out) == TR_OK ? 0 : cli_fail("%s", tr_last_error());
 }
 
 int cmd_eval(int argc, char **argv)

@@ -6,6 +6,7 @@
 #include <stdio.h>
 
 #include "cli.h"
+#include "out_file.h"
 
 #define WIDTH 900
 #define HEIGHT 520
@@ -73,9 +74,10 @@ int plot_svg(const char *path, const char *title, const char *x_label, const cha
     double pad = (a.y1 - a.y0) * 0.05 + (log_y ? 0.02 : 1e-9);
     a.y0 -= pad;
     a.y1 += pad;
-    FILE *f = fopen(path, "w");
-    if (!f)
-        return cli_fail("%s: cannot create the file", path);
+    tr_out_file out; /* written whole or not at all (core/out_file.h) */
+    if (tr_out_open(&out, path, "w") != TR_OK)
+        return cli_fail("%s", tr_last_error());
+    FILE *f = out.f;
     fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" "
                "font-family=\"sans-serif\" font-size=\"13\">\n<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n",
             WIDTH, HEIGHT, WIDTH, HEIGHT);
@@ -141,5 +143,5 @@ int plot_svg(const char *path, const char *title, const char *x_label, const cha
         fputs("</text>\n", f);
     }
     fputs("</g>\n</svg>\n", f);
-    return fclose(f) == 0 ? 0 : cli_fail("%s: write failed", path);
+    return tr_out_commit(&out) == TR_OK ? 0 : cli_fail("%s", tr_last_error());
 }
