@@ -420,6 +420,18 @@ static void test_output_files(void)
     snprintf(cmd, sizeof cmd, "ls %s | grep -q tmp-", tmpdir);
     CHECK(system(cmd) != 0, "a temporary file was left in %s", tmpdir);
 
+    /* more threads than cores, and a run past the trained context, are warned about once each */
+    char *out = NULL;
+    snprintf(args, sizeof args, "run -m %s -p \"First Citizen:\" -n 300 --temp 0 -t 64",
+             TR_GOLDEN_DIR "/../../models/default");
+    int rc = run(args, &out, &err);
+    CHECK(rc == 0 && err && strstr(err, "-t 64 is more threads than the") &&
+              strstr(err, "run past the 256 the model was trained on") && strstr(err, "--sinks"),
+          "warnings: rc %d, stderr '%s'", rc, err ? err : "");
+    free(out);
+    free(err);
+    err = NULL;
+
     /* seeds are non-negative: "-1" would wrap to 2^64 - 1 */
     snprintf(args, sizeof args, "run -m %s -p hi -n 2 --seed -1", model);
     expect_one_line_error(args, "--seed: expected a non-negative integer");

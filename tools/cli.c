@@ -183,12 +183,27 @@ int cli_parse(int argc, char **argv, int first, cli_opts *o, const char *cmd)
                         "without sinks)", cmd);
     if (o->verbose)
         tr_set_verbose(1);
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    if (o->n_threads > 0 && cores > 0 && o->n_threads > cores)
+        fprintf(stderr, "transit: warning: -t %d is more threads than the %ld cores here; they will wait on each "
+                        "other (-t %ld or less is faster)\n",
+                o->n_threads, cores, cores);
     return 0;
 }
 
 tr_context_params cli_context_params(const cli_opts *o, const tr_model *m, int n_ctx)
 {
     tr_context_params cp = tr_context_default_params();
+    tr_model_info mi;
+    tr_model_get_info(m, &mi);
+    int positions = o->n_ctx > n_ctx ? o->n_ctx : n_ctx;
+    static int warned; /* once per process */
+    if (!o->sinks.enabled && mi.n_ctx_train > 0 && positions > mi.n_ctx_train && !warned) {
+        warned = 1;
+        fprintf(stderr, "transit: warning: %d positions run past the %d the model was trained on; what it says "
+                        "there degrades (--sinks 4 keeps a fixed window and goes on for ever)\n",
+                positions, mi.n_ctx_train);
+    }
     cp.n_ctx = o->n_ctx ? o->n_ctx : o->sinks.enabled ? 0 : n_ctx;
     cp.n_batch = o->n_batch;
     cp.transition = o->transition;
