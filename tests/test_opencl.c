@@ -38,13 +38,6 @@ int main(void)
 
 static tr_backend *ref;
 
-#define TIMED(call)                                                 \
-    do {                                                            \
-        double t0_ = tr_test_now();                                 \
-        call;                                                       \
-        printf("  %-60s %6.2f s\n", #call, tr_test_now() - t0_);    \
-    } while (0)
-
 static tr_backend *create(const tr_opencl_debug *dbg)
 {
     tr_opencl_set_debug(dbg);

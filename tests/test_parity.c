@@ -35,6 +35,34 @@ static void expect(const char *env, const char *args_fmt, const char *model_rel,
     free(out);
 }
 
+/* A device backend, where this machine has one (lavapipe and PoCL in CI): parity through the CLI,
+ * with the transition cut into chunks, broken kernels caught, and `run` on it. Returns whether the
+ * backend is here. */
+static int device_cases(const char *be, const char *const *models, const char *chunked, const char *diff)
+{
+    tr_backend *b = NULL;
+    if (tr_backend_create(be, NULL, &b) != TR_OK) {
+        printf("test_parity: no %s device here (%s): its cases are not run\n", be, tr_last_error());
+        return 0;
+    }
+    tr_backend_free(b);
+    char fmt[512], row[32];
+    snprintf(row, sizeof row, "| %-8s |", be);
+    snprintf(fmt, sizeof fmt, "parity -m %%s -p \"Once upon a time\" --backends cpu,%s -n 64 %%s", be);
+    expect("", fmt, models[0], "", 0, row);
+    snprintf(fmt, sizeof fmt, "parity -m %%s %%s --backends %s -n 8 --transition", be);
+    expect("", fmt, models[1], chunked, 0, "| ok |");
+    snprintf(fmt, sizeof fmt, "parity -m %%s -p \"I dreamed\" --backends %s -n 8 %%s", be);
+    expect("TRANSIT_FAULT=matmul", fmt, models[2], "", 1, "FAIL");
+    snprintf(fmt, sizeof fmt, "parity -m %%s -p \"Once upon a time\" --backends cpu,%s -n 32 %%s", be);
+    expect("", fmt, diff, "", 0, row);
+    snprintf(fmt, sizeof fmt, "parity -m %%s -p \"Once upon a time\" --backends %s -n 8 %%s", be);
+    expect("TRANSIT_FAULT=diff_subtract", fmt, diff, "", 1, "FAIL");
+    snprintf(fmt, sizeof fmt, "run -m %%s -p \"Once upon a time\" -n 40 --temp 0 --backend %s %%s", be);
+    expect("", fmt, models[1], "", 0, ", there was a little girl named Lily. She loved to play outside in the park.");
+    return 1;
+}
+
 int main(void)
 {
     const char *models[] = {"models/stories260K/stories260K.gguf", "models/stories260K/hf", "models/aidreams260K/hf"};
@@ -63,41 +91,12 @@ int main(void)
     expect("", "parity -m %s -p \"Once upon a time\" --backends cpu -n 8 %s", diff, "-b 3", 0, "| ok |");
     expect("TRANSIT_FAULT=diff_subtract", "parity -m %s -p \"Once upon a time\" --backends cpu -n 8 --ops %s", diff,
            "", 1, "attn.0 ");
-    /* Vulkan, where this machine has a device (lavapipe in CI): parity through the CLI, with the
-     * transition cut into chunks, and a broken Vulkan kernel caught */
-    tr_backend *vk = NULL;
-    if (tr_backend_create("vulkan", NULL, &vk) == TR_OK) {
-        tr_backend_free(vk);
-        expect("", "parity -m %s -p \"Once upon a time\" --backends cpu,vulkan -n 64 %s", models[0], "", 0,
-               "| vulkan   |");
-        expect("", "parity -m %s %s --backends vulkan -n 8 --transition", models[1], chunked, 0, "| ok |");
-        expect("TRANSIT_FAULT=matmul", "parity -m %s -p \"I dreamed\" --backends vulkan -n 8 %s", models[2], "", 1,
-               "FAIL");
-        expect("", "parity -m %s -p \"Once upon a time\" --backends cpu,vulkan -n 32 %s", diff, "", 0, "| vulkan   |");
-        expect("TRANSIT_FAULT=diff_subtract", "parity -m %s -p \"Once upon a time\" --backends vulkan -n 8 %s", diff, "",
-               1, "FAIL");
-        expect("", "run -m %s -p \"Once upon a time\" -n 40 --temp 0 --backend vulkan %s", models[1], "", 0,
-               ", there was a little girl named Lily. She loved to play outside in the park.");
-    } else {
-        printf("test_parity: no Vulkan device here (%s): Vulkan cases not run\n", tr_last_error());
-    }
-    /* OpenCL, where this machine has a device (PoCL in CI): the same, and --device 0 by number */
-    tr_backend *cl = NULL;
-    if (tr_backend_create("opencl", NULL, &cl) == TR_OK) {
-        tr_backend_free(cl);
-        expect("", "parity -m %s -p \"Once upon a time\" --backends cpu,opencl -n 64 %s", models[0], "", 0,
-               "| opencl   |");
-        expect("", "parity -m %s %s --backends opencl -n 8 --transition", models[1], chunked, 0, "| ok |");
-        expect("TRANSIT_FAULT=matmul", "parity -m %s -p \"I dreamed\" --backends opencl -n 8 %s", models[2], "", 1,
-               "FAIL");
-        expect("", "parity -m %s -p \"Once upon a time\" --backends cpu,opencl -n 32 %s", diff, "", 0, "| opencl   |");
-        expect("TRANSIT_FAULT=diff_subtract", "parity -m %s -p \"Once upon a time\" --backends opencl -n 8 %s", diff, "",
-               1, "FAIL");
+    device_cases("vulkan", models, chunked, diff);
+    if (device_cases("opencl", models, chunked, diff)) {
+        /* OpenCL's devices by number (transit info lists them) */
         expect("", "run -m %s -p \"Once upon a time\" -n 40 --temp 0 --backend opencl --device 0 %s", models[1], "", 0,
                ", there was a little girl named Lily. She loved to play outside in the park.");
         expect("", "run -m %s -p hi -n 2 --backend opencl --device 63 %s", models[1], "", 1, "opencl: device 63 requested");
-    } else {
-        printf("test_parity: no OpenCL device here (%s): OpenCL cases not run\n", tr_last_error());
     }
     /* a backend named explicitly must be usable */
     expect("", "parity -m %s -p hi --backends cpu,nosuch -n 2 %s", models[0], "", 1, "unavailable");

@@ -23,6 +23,14 @@ extern int tr_test_passed, tr_test_failed;
 
 int tr_test_finish(const char *name);
 
+/* Runs a statement and prints it with the seconds it took (the long end-to-end steps of a test). */
+#define TIMED(call)                                                 \
+    do {                                                            \
+        double t0_ = tr_test_now();                                 \
+        call;                                                       \
+        printf("  %-60s %6.2f s\n", #call, tr_test_now() - t0_);    \
+    } while (0)
+
 /* NMSE = sum((a-b)^2) / sum(a^2) in double; returns INFINITY if a NaN or one-sided inf appears. */
 double tr_nmse(const float *ref, const float *got, size_t n);
 double tr_test_now(void); /* seconds on a monotonic clock, for the tests' timing lines */

@@ -43,13 +43,6 @@ int main(void)
 static tr_backend *ref, *vk;
 static size_t max_range; /* the configuration's storage buffer range (0: the device's) */
 
-#define TIMED(call)                                                 \
-    do {                                                            \
-        double t0_ = tr_test_now();                                 \
-        call;                                                       \
-        printf("  %-60s %6.2f s\n", #call, tr_test_now() - t0_);    \
-    } while (0)
-
 /* Attention binds a layer's whole cache (docs/vulkan.md): where it cannot, the backend must refuse
  * with TR_ERR_UNSUPPORTED and say why, not compute something else. */
 static const char *cache_too_big(const tr_tensor *out)
