@@ -367,9 +367,13 @@ static void test_info_help(void)
           b ? b : "");
     free(a);
     free(b);
+    /* the overview names every command and backend */
+    CHECK(run("help", &out, NULL) == 0 && out && strstr(out, "  serve ") && strstr(out, "OpenCL"), "help: '%s'",
+          out ? out : "");
+    free(out);
     const char *cmds[] = {"help", "run --help", "eval --help", "tokenize --help", "info --help", "convert --help",
-                          "chat --help"};
-    for (size_t i = 0; i < 7; i++) {
+                          "chat --help", "serve --help", "parity --help", "bench --help"};
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
         CHECK(run(cmds[i], &out, NULL) == 0 && out && strstr(out, "usage"), "transit %s", cmds[i]);
         free(out);
     }

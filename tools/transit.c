@@ -5,7 +5,7 @@
 #include "cli.h"
 
 static const char usage[] =
-    "transit: LLaMA-family inference on CPU (OpenBLAS), Vulkan and CUDA\n"
+    "transit: LLaMA-family inference on CPU (OpenBLAS), Vulkan, CUDA and OpenCL\n"
     "\n"
     "usage: transit <command> [options]\n"
     "\n"
@@ -22,11 +22,13 @@ static const char usage[] =
     "  quantize   write a model as a quantized GGUF (q8_0, q4_0, q4_k_m, q5_k_m, q6_k, ...)\n"
     "  parity     the same prompt on every backend against the CPU reference; non-zero exit on a\n"
     "             broken bound (for CI)\n"
+    "  serve      the OpenAI HTTP API (completions, chat, streams), many requests decoded together\n"
     "  help       this text; `transit <command> --help` explains one command\n"
     "\n"
     "MODEL is a .gguf file or a Hugging Face model directory (config.json, *.safetensors,\n"
     "tokenizer.json or tokenizer.model). Without -m, commands use the model shipped with transit\n"
-    "(models/default: a 3.8M-parameter LLaMA trained on Shakespeare).\n";
+    "(models/default, installed under share/transit; TRANSIT_DEFAULT_MODEL overrides: a\n"
+    "3.8M-parameter LLaMA trained on Shakespeare). --backend NAME picks cpu, vulkan, cuda or opencl.\n";
 
 int main(int argc, char **argv)
 {
