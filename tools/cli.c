@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -229,12 +228,6 @@ tr_context_params cli_context_params(const cli_opts *o, const tr_model *m, int n
 #define TR_DATADIR_FROM_BIN "../share/transit"
 #endif
 
-static int is_dir(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
 /* The model `transit` uses without -m, found in this order: TRANSIT_DEFAULT_MODEL; an installation,
  * share/transit/models/default beside the binary's bin/ (so a moved prefix still works); the source
  * tree the binary was built from. */
@@ -252,7 +245,7 @@ const char *cli_default_model(void)
         if (slash) {
             *slash = '\0';
             snprintf(found, sizeof found, "%s/" TR_DATADIR_FROM_BIN "/models/default", exe);
-            if (is_dir(found))
+            if (tr_is_directory(found))
                 return found;
         }
     }
