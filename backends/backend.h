@@ -67,6 +67,12 @@ struct tr_backend {
     void *impl;
 };
 
+/* Whether a leaf lives in a buffer of backend b (else host memory, or another backend's). */
+static inline int tr_on_backend(const tr_tensor *leaf, const tr_backend *b)
+{
+    return leaf->buffer && leaf->buffer->backend == b;
+}
+
 /* ---- registry (backends/registry.c) -------------------------------------------------------- */
 
 typedef struct tr_backend_options {

@@ -9,13 +9,6 @@
 
 static size_t align_up(size_t x, size_t a) { return (x + a - 1) / a * a; }
 
-static const tr_tensor *root_of(const tr_tensor *t)
-{
-    while (t->op == TR_OP_VIEW)
-        t = t->src[0];
-    return t;
-}
-
 const void *tr_host_data(const tr_tensor *leaf)
 {
     if (leaf->buffer && leaf->buffer->host)
@@ -60,15 +53,14 @@ static tr_status add(tr_host_inputs *l, tr_host_input k, size_t size)
     return TR_OK;
 }
 
-tr_status tr_host_inputs_gather(tr_host_inputs *l, const tr_graph *g, int (*is_device)(void *ctx, const tr_tensor *leaf),
-                                void *ctx)
+tr_status tr_host_inputs_gather(tr_host_inputs *l, const tr_graph *g, const tr_backend *b)
 {
     l->n = 0;
     for (int i = 0; i < g->n_nodes; i++) {
         const tr_tensor *t = g->nodes[i];
         for (int s = 0; s < TR_MAX_SRC && t->src[s]; s++) {
-            const tr_tensor *r = root_of(t->src[s]);
-            if (r->op != TR_OP_NONE || is_device(ctx, r))
+            const tr_tensor *r = tr_view_root(t->src[s]);
+            if (r->op != TR_OP_NONE || tr_on_backend(r, b))
                 continue;
             if (!tr_host_data(r))
                 return tr_fail(TR_ERR_INVALID_ARG, "source '%s' of node '%s' has no memory", r->name, t->name);
@@ -91,9 +83,23 @@ size_t tr_host_inputs_bytes(const tr_host_inputs *l)
     return l->n ? align_up(l->in[l->n - 1].off + l->in[l->n - 1].size, 16) : 0;
 }
 
+/* Reads a leaf (or a view of one) a RoPE table is made from: b's buffer, or host memory. */
+static tr_status read_leaf(tr_backend *b, const tr_tensor *t, void *out)
+{
+    size_t extra;
+    const tr_tensor *r = tr_view_root_at(t, &extra);
+    if (tr_on_backend(r, b))
+        return b->iface->download(r->buffer, r->offset + extra, out, tr_nbytes(t));
+    const void *src = tr_host_data(r);
+    if (!src)
+        return tr_fail(TR_ERR_INVALID_ARG, "%s: rope operand '%s' has no memory", b->iface->name, t->name);
+    memcpy(out, (const char *)src + extra, tr_nbytes(t));
+    return TR_OK;
+}
+
 /* (cos, sin) of pos[t] * freq_scale * theta^(-2i/hd) / factors[i] for i < hd/2, as rope_f32_ref
  * computes the angle (the same operations in the same order, in double). */
-static tr_status fill_rope_table(const tr_host_input *in, tr_leaf_reader read, void *ctx, float *dst)
+static tr_status fill_rope_table(const tr_host_input *in, tr_backend *b, float *dst)
 {
     const tr_tensor *pos = in->key;
     int64_t T = pos->ne[0], half = in->hd / 2;
@@ -104,9 +110,9 @@ static tr_status fill_rope_table(const tr_host_input *in, tr_leaf_reader read, v
         free(f);
         return tr_fail(TR_ERR_NOMEM, "out of memory making a RoPE table");
     }
-    tr_status s = read(ctx, pos, p);
+    tr_status s = read_leaf(b, pos, p);
     if (s == TR_OK && f)
-        s = read(ctx, in->factors, f);
+        s = read_leaf(b, in->factors, f);
     for (int64_t t = 0; s == TR_OK && t < T; t++)
         for (int64_t i = 0; i < half; i++) {
             double angle = (double)p[t] * (double)in->freq_scale *
@@ -119,12 +125,12 @@ static tr_status fill_rope_table(const tr_host_input *in, tr_leaf_reader read, v
     return s;
 }
 
-tr_status tr_host_inputs_fill(const tr_host_inputs *l, uint8_t *dst, tr_leaf_reader read, void *ctx)
+tr_status tr_host_inputs_fill(const tr_host_inputs *l, uint8_t *dst, tr_backend *b)
 {
     for (int i = 0; i < l->n; i++) {
         const tr_host_input *in = &l->in[i];
         if (in->hd)
-            TR_TRY(fill_rope_table(in, read, ctx, (float *)(dst + in->off)));
+            TR_TRY(fill_rope_table(in, b, (float *)(dst + in->off)));
         else
             memcpy(dst + in->off, tr_host_data(in->key), in->size);
     }

@@ -29,17 +29,16 @@ typedef struct tr_host_inputs {
     size_t align; /* of each input's offset */
 } tr_host_inputs;
 
-/* Reads a leaf into host memory (the backend's own buffer or host memory): positions and divisors. */
-typedef tr_status (*tr_leaf_reader)(void *backend_ctx, const tr_tensor *t, void *out);
+typedef struct tr_backend tr_backend;
 
-/* Collects the inputs of g: every source whose root is a leaf that is_device() says lives elsewhere
+/* Collects the inputs of g for backend b: every source whose root is a leaf not in b's buffers
  * (host memory), and a table per distinct RoPE angle set. Forgets the previous graph's list. */
-tr_status tr_host_inputs_gather(tr_host_inputs *l, const tr_graph *g, int (*is_device)(void *ctx, const tr_tensor *leaf),
-                                void *ctx);
+tr_status tr_host_inputs_gather(tr_host_inputs *l, const tr_graph *g, const tr_backend *b);
 void tr_host_inputs_free(tr_host_inputs *l);
 size_t tr_host_inputs_bytes(const tr_host_inputs *l); /* the buffer they need */
-/* Writes every input at its offset of dst (tr_host_inputs_bytes long). */
-tr_status tr_host_inputs_fill(const tr_host_inputs *l, uint8_t *dst, tr_leaf_reader read, void *ctx);
+/* Writes every input at its offset of dst (tr_host_inputs_bytes long); the positions and divisors a
+ * RoPE table is made from are read from host memory or, when they live there, from b. */
+tr_status tr_host_inputs_fill(const tr_host_inputs *l, uint8_t *dst, tr_backend *b);
 /* The offset of a leaf's copy, or of a ROPE node's table; (size_t)-1 if the graph has none. */
 size_t tr_host_inputs_leaf(const tr_host_inputs *l, const tr_tensor *leaf);
 size_t tr_host_inputs_rope(const tr_host_inputs *l, const tr_tensor *rope);

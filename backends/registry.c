@@ -98,16 +98,6 @@ void tr_backend_list(char *buf, size_t cap)
     }
 }
 
-static const tr_tensor *root_of(const tr_tensor *t, size_t *offset)
-{
-    *offset = 0;
-    while (t->op == TR_OP_VIEW) {
-        *offset += t->p.view_offset;
-        t = t->src[0];
-    }
-    return t;
-}
-
 tr_status tr_tensor_get(tr_backend *b, const tr_tensor *t, void *dst)
 {
     if (!tr_is_contiguous(t))
@@ -117,7 +107,7 @@ tr_status tr_tensor_get(tr_backend *b, const tr_tensor *t, void *dst)
         return TR_OK;
     }
     size_t off;
-    const tr_tensor *r = root_of(t, &off);
+    const tr_tensor *r = tr_view_root_at(t, &off);
     if (!r->buffer)
         return tr_fail(TR_ERR_INVALID_ARG, "tensor '%s' has no memory", t->name);
     return b->iface->download(r->buffer, r->offset + off, dst, tr_nbytes(t));

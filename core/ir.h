@@ -156,7 +156,17 @@ static inline size_t tr_nbytes(const tr_tensor *t) /* bytes of a contiguous tens
     return tr_row_bytes(t->dtype, t->ne[0]) * (size_t)(t->ne[1] * t->ne[2] * t->ne[3]);
 }
 bool tr_is_contiguous(const tr_tensor *t);
-static inline const tr_tensor *tr_view_root(const tr_tensor *t) /* the tensor owning the memory */
+/* The tensor owning t's memory, and (tr_view_root_at) the byte offset of t's first byte in it. */
+static inline const tr_tensor *tr_view_root_at(const tr_tensor *t, size_t *offset)
+{
+    *offset = 0;
+    while (t->op == TR_OP_VIEW) {
+        *offset += t->p.view_offset;
+        t = t->src[0];
+    }
+    return t;
+}
+static inline const tr_tensor *tr_view_root(const tr_tensor *t)
 {
     while (t->op == TR_OP_VIEW)
         t = t->src[0];

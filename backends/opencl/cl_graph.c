@@ -15,7 +15,6 @@
  * nothing reads the damaged bytes. */
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "device_graph.h"
 #include "error.h"
@@ -48,40 +47,11 @@ static tr_status ensure_buffer(cl_ctx *c, tr_buffer **buf, size_t need, const ch
     return TR_OK;
 }
 
-static const tr_tensor *root_of(const tr_tensor *t, size_t *extra)
-{
-    *extra = 0;
-    while (t->op == TR_OP_VIEW) {
-        *extra += t->p.view_offset;
-        t = t->src[0];
-    }
-    return t;
-}
-
-static int is_ours(void *ctx, const tr_tensor *leaf)
-{
-    return leaf->buffer && leaf->buffer->backend == &((cl_ctx *)ctx)->base;
-}
-
-static tr_status read_leaf(void *ctx, const tr_tensor *t, void *out)
-{
-    cl_ctx *c = ctx;
-    size_t extra;
-    const tr_tensor *r = root_of(t, &extra);
-    if (is_ours(c, r))
-        return cl_read(c, r->buffer, r->offset + extra, out, tr_nbytes(t));
-    const void *src = tr_host_data(r);
-    if (!src)
-        return tr_fail(TR_ERR_INVALID_ARG, "opencl: rope operand '%s' has no memory", t->name);
-    memcpy(out, (const char *)src + extra, tr_nbytes(t));
-    return TR_OK;
-}
-
 static tr_status upload_inputs(cl_ctx *c, tr_graph *g)
 {
     tr_host_inputs *l = &c->in;
     l->align = plan_align(c);
-    TR_TRY(tr_host_inputs_gather(l, g, is_ours, c));
+    TR_TRY(tr_host_inputs_gather(l, g, &c->base));
     size_t total = tr_host_inputs_bytes(l);
     if (total == 0)
         return TR_OK;
@@ -93,7 +63,7 @@ static tr_status upload_inputs(cl_ctx *c, tr_graph *g)
         c->staging = ns;
         c->staging_cap = total;
     }
-    TR_TRY(tr_host_inputs_fill(l, c->staging, read_leaf, c));
+    TR_TRY(tr_host_inputs_fill(l, c->staging, &c->base));
     return cl_write(c, c->inputs, 0, c->staging, total);
 }
 
@@ -106,13 +76,13 @@ size_t cl_rope_table(cl_ctx *c, const tr_tensor *rope)
 cl_loc cl_loc_of(cl_ctx *c, const tr_tensor *t)
 {
     size_t extra;
-    const tr_tensor *r = root_of(t, &extra);
+    const tr_tensor *r = tr_view_root_at(t, &extra);
     if (r->op == TR_OP_KV_WRITE) {
         cl_loc l = cl_loc_of(c, r->src[1]);
         l.off += extra;
         return l;
     }
-    if (r->op != TR_OP_NONE || is_ours(c, r))
+    if (r->op != TR_OP_NONE || tr_on_backend(r, &c->base))
         return (cl_loc){r->buffer, r->offset + extra};
     size_t off = tr_host_inputs_leaf(&c->in, r);
     return (cl_loc){off == (size_t)-1 ? NULL : c->inputs, off + extra};

@@ -16,7 +16,6 @@
  * when nothing reads the damaged bytes. */
 #include <math.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "device_graph.h"
 #include "error.h"
@@ -39,42 +38,11 @@ static tr_status ensure_buffer(vk_ctx *c, tr_buffer **buf, size_t need)
 
 /* ---- host inputs (backends/host_inputs.h) -------------------------------------------------- */
 
-static const tr_tensor *root_of(const tr_tensor *t, size_t *extra)
-{
-    *extra = 0;
-    while (t->op == TR_OP_VIEW) {
-        *extra += t->p.view_offset;
-        t = t->src[0];
-    }
-    return t;
-}
-
-static int is_ours(void *ctx, const tr_tensor *leaf)
-{
-    return leaf->buffer && leaf->buffer->backend == &((vk_ctx *)ctx)->base;
-}
-
-/* Reads a leaf a RoPE table is made from, its positions or frequency divisors (host memory, or
- * this backend's buffer). */
-static tr_status read_leaf(void *ctx, const tr_tensor *t, void *out)
-{
-    vk_ctx *c = ctx;
-    size_t extra;
-    const tr_tensor *r = root_of(t, &extra);
-    if (is_ours(c, r))
-        return vk_read(c, vk_buf(r->buffer), r->offset + extra, out, tr_nbytes(t));
-    const void *src = tr_host_data(r);
-    if (!src)
-        return tr_fail(TR_ERR_INVALID_ARG, "vulkan: rope operand '%s' has no memory", t->name);
-    memcpy(out, (const char *)src + extra, tr_nbytes(t));
-    return TR_OK;
-}
-
 /* Finds every host leaf the nodes read and every RoPE table they need, and stages them. */
 static tr_status gather_inputs(vk_ctx *c, tr_graph *g)
 {
     c->in.align = plan_align(c);
-    TR_TRY(tr_host_inputs_gather(&c->in, g, is_ours, c));
+    TR_TRY(tr_host_inputs_gather(&c->in, g, &c->base));
     size_t total = tr_host_inputs_bytes(&c->in);
     if (total == 0)
         return TR_OK;
@@ -83,7 +51,7 @@ static tr_status gather_inputs(vk_ctx *c, tr_graph *g)
         vk_buffer_destroy(c, &c->input_staging);
         TR_TRY(vk_buffer_create(c, c->inputs->size, 1, &c->input_staging));
     }
-    return tr_host_inputs_fill(&c->in, c->input_staging.mapped, read_leaf, c);
+    return tr_host_inputs_fill(&c->in, c->input_staging.mapped, &c->base);
 }
 
 size_t vk_rope_table(vk_ctx *c, const tr_tensor *rope)
@@ -95,13 +63,13 @@ size_t vk_rope_table(vk_ctx *c, const tr_tensor *rope)
 vk_loc vk_loc_of(vk_ctx *c, const tr_tensor *t)
 {
     size_t extra;
-    const tr_tensor *r = root_of(t, &extra);
+    const tr_tensor *r = tr_view_root_at(t, &extra);
     if (r->op == TR_OP_KV_WRITE) {
         vk_loc l = vk_loc_of(c, r->src[1]);
         l.off += extra;
         return l;
     }
-    if (r->op != TR_OP_NONE || is_ours(c, r))
+    if (r->op != TR_OP_NONE || tr_on_backend(r, &c->base))
         return (vk_loc){r->buffer, r->offset + extra};
     size_t off = tr_host_inputs_leaf(&c->in, r);
     return (vk_loc){c->inputs, (off == (size_t)-1 ? 0 : off) + extra};
