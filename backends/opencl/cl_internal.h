@@ -55,10 +55,9 @@ typedef struct cl_prog {
 
 /* A kernel by name, from one program. */
 typedef struct cl_kern {
-    const cl_prog *prog;
+    int prog; /* index in cl_ctx.progs */
     char name[64];
     cl_kernel k;
-    size_t max_wg; /* CL_KERNEL_WORK_GROUP_SIZE on this device */
 } cl_kern;
 
 /* Where a tensor's byte 0 lives. */
@@ -111,7 +110,8 @@ void cl_device_describe(cl_ctx *c, char *buf, size_t cap);
 tr_status cl_programs_init(cl_ctx *c);
 void cl_programs_free(cl_ctx *c);
 /* The kernel `name` of source set `set` ("main" or "attention") built with `options` (NULL: none),
- * built on first use; NULL with the error set (the build log included) if it cannot be. */
+ * built on first use; NULL with the error set (the build log included) if it cannot be. The pointer
+ * is valid until the next call (the table may grow). */
 cl_kern *cl_kernel_get(cl_ctx *c, const char *set, const char *options, const char *name);
 
 /* cl_backend.c: buffers */

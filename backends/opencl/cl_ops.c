@@ -182,10 +182,10 @@ static size_t attention_local_bytes(size_t hd, size_t nh, int transition)
 
 static cl_kern *attention_kernel(cl_ctx *c, size_t hd, size_t nh, const char *name)
 {
-    if (attention_local_bytes(hd, nh, !strcmp(name, "attention_transition")) > c->lim.local_mem) {
-        tr_fail(TR_ERR_UNSUPPORTED, "opencl: attention with head dimension %zu needs %zu bytes of local memory; %s "
-                                    "has %llu",
-                hd, attention_local_bytes(hd, nh, 1), c->device_name, (unsigned long long)c->lim.local_mem);
+    size_t need = attention_local_bytes(hd, nh, !strcmp(name, "attention_transition"));
+    if (need > c->lim.local_mem) {
+        tr_fail(TR_ERR_UNSUPPORTED, "opencl: %s with head dimension %zu needs %zu bytes of local memory; %s has %llu",
+                name, hd, need, c->device_name, (unsigned long long)c->lim.local_mem);
         return NULL;
     }
     char options[96];

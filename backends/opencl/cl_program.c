@@ -137,7 +137,7 @@ static unsigned char *read_all(const char *path, size_t *n)
     return data;
 }
 
-static void save_binary(const cl_ctx *c, cl_program prog, const char *path)
+static void save_binary(cl_program prog, const char *path)
 {
     size_t size = 0;
     if (clGetProgramInfo(prog, CL_PROGRAM_BINARY_SIZES, sizeof size, &size, NULL) != CL_SUCCESS || size == 0)
@@ -156,7 +156,6 @@ static void save_binary(const cl_ctx *c, cl_program prog, const char *path)
             remove(tmp);
         }
     }
-    (void)c;
     free(bin);
 }
 
@@ -217,40 +216,36 @@ static tr_status build(cl_ctx *c, const char *set, const char *options, cl_progr
             return s;
         }
         if (path[0])
-            save_binary(c, prog, path);
+            save_binary(prog, path);
     }
     free(source);
     *out = prog;
     return TR_OK;
 }
 
-static const cl_prog *program_get(cl_ctx *c, const char *set, const char *options)
+/* The index of the program with this key ("set|options"), built on first use; -1 on failure. */
+static int program_get(cl_ctx *c, const char *key, const char *set, const char *options)
 {
-    char key[192];
-    snprintf(key, sizeof key, "%s|%s", set, options);
     for (int i = 0; i < c->n_progs; i++)
         if (!strcmp(c->progs[i].key, key))
-            return &c->progs[i];
+            return i;
     if (c->n_progs == c->cap_progs) {
-        /* programs are referenced by kernels: grow in place only while no kernel points here */
         int nc = c->cap_progs ? 2 * c->cap_progs : 16;
         cl_prog *np = realloc(c->progs, (size_t)nc * sizeof *np);
         if (!np) {
             tr_fail(TR_ERR_NOMEM, "opencl: out of memory");
-            return NULL;
+            return -1;
         }
-        for (int k = 0; k < c->n_kerns; k++) /* re-point kernels into the moved array */
-            c->kerns[k].prog = np + (c->kerns[k].prog - c->progs);
         c->progs = np;
         c->cap_progs = nc;
     }
     cl_program prog;
     if (build(c, set, options, &prog) != TR_OK)
-        return NULL;
-    cl_prog *p = &c->progs[c->n_progs++];
+        return -1;
+    cl_prog *p = &c->progs[c->n_progs];
     snprintf(p->key, sizeof p->key, "%s", key);
     p->prog = prog;
-    return p;
+    return c->n_progs++;
 }
 
 cl_kern *cl_kernel_get(cl_ctx *c, const char *set, const char *options, const char *name)
@@ -259,10 +254,10 @@ cl_kern *cl_kernel_get(cl_ctx *c, const char *set, const char *options, const ch
     char key[192];
     snprintf(key, sizeof key, "%s|%s", set, options);
     for (int i = 0; i < c->n_kerns; i++)
-        if (!strcmp(c->kerns[i].name, name) && !strcmp(c->kerns[i].prog->key, key))
+        if (!strcmp(c->kerns[i].name, name) && !strcmp(c->progs[c->kerns[i].prog].key, key))
             return &c->kerns[i];
-    const cl_prog *p = program_get(c, set, options);
-    if (!p)
+    int p = program_get(c, key, set, options);
+    if (p < 0)
         return NULL;
     if (c->n_kerns == c->cap_kerns) {
         int nc = c->cap_kerns ? 2 * c->cap_kerns : 64;
@@ -275,7 +270,7 @@ cl_kern *cl_kernel_get(cl_ctx *c, const char *set, const char *options, const ch
         c->cap_kerns = nc;
     }
     cl_int err;
-    cl_kernel k = clCreateKernel(p->prog, name, &err);
+    cl_kernel k = clCreateKernel(c->progs[p].prog, name, &err);
     if (err != CL_SUCCESS) {
         tr_fail(TR_ERR_BACKEND, "opencl: kernel '%s' of the '%s' programs: %s", name, set, cl_error_name(err));
         return NULL;
@@ -289,7 +284,7 @@ cl_kern *cl_kernel_get(cl_ctx *c, const char *set, const char *options, const ch
         return NULL;
     }
     cl_kern *out = &c->kerns[c->n_kerns++];
-    *out = (cl_kern){.prog = p, .k = k, .max_wg = wg};
+    *out = (cl_kern){.prog = p, .k = k};
     snprintf(out->name, sizeof out->name, "%s", name);
     return out;
 }
