@@ -89,6 +89,10 @@ void tr_backend_free(tr_backend *b);
 /* Lists compiled-in backends and whether each is usable here, one per line. */
 void tr_backend_list(char *buf, size_t cap);
 
+/* TR_ERR_RANGE, naming the backend and `what` ("upload", "download"), unless the n bytes at offset
+ * lie inside buf. */
+tr_status tr_buffer_check_span(const tr_buffer *buf, size_t offset, size_t n, const char *what);
+
 /* Reads a tensor's value into host memory (dst: tr_nelements * dtype size bytes, contiguous). */
 tr_status tr_tensor_get(tr_backend *b, const tr_tensor *t, void *dst);
 /* Writes host data into a placed tensor. */

@@ -98,6 +98,14 @@ void tr_backend_list(char *buf, size_t cap)
     }
 }
 
+tr_status tr_buffer_check_span(const tr_buffer *buf, size_t offset, size_t n, const char *what)
+{
+    if (offset > buf->size || n > buf->size - offset)
+        return tr_fail(TR_ERR_RANGE, "%s: %s past the end of a buffer (%zu bytes at %zu of %zu)",
+                       buf->backend->iface->name, what, n, offset, buf->size);
+    return TR_OK;
+}
+
 tr_status tr_tensor_get(tr_backend *b, const tr_tensor *t, void *dst)
 {
     if (!tr_is_contiguous(t))

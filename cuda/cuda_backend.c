@@ -120,20 +120,12 @@ static void cuda_buffer_free(tr_buffer *buf)
     free(buf);
 }
 
-static tr_status check_range(const tr_buffer *buf, size_t offset, size_t n, const char *what)
-{
-    if (offset > buf->size || n > buf->size - offset)
-        return tr_fail(TR_ERR_RANGE, "cuda: %s of %zu bytes at offset %zu runs past a buffer of %zu bytes", what, n,
-                       offset, buf->size);
-    return TR_OK;
-}
-
 /* Host to device, ordered after the work already queued. Large copies go through two pinned chunks,
  * so that reading the source (an mmapped file: page faults) overlaps the DMA of the previous chunk. */
 static tr_status cuda_upload(tr_buffer *buf, size_t offset, const void *src, size_t n)
 {
     cuda_backend *c = buf->backend->impl;
-    TR_TRY(check_range(buf, offset, n, "upload"));
+    TR_TRY(tr_buffer_check_span(buf, offset, n, "upload"));
     TR_TRY(trc_use_device(c));
     char *dst = (char *)buf->impl + offset;
     if (n >= UPLOAD_DIRECT && !c->up_pinned[0]) {
@@ -167,7 +159,7 @@ static tr_status cuda_upload(tr_buffer *buf, size_t offset, const void *src, siz
 static tr_status cuda_download(tr_buffer *buf, size_t offset, void *dst, size_t n)
 {
     cuda_backend *c = buf->backend->impl;
-    TR_TRY(check_range(buf, offset, n, "download"));
+    TR_TRY(tr_buffer_check_span(buf, offset, n, "download"));
     TR_TRY(trc_use_device(c));
     TRC_TRY("cudaMemcpyAsync", cudaMemcpyAsync(dst, (const char *)buf->impl + offset, n, cudaMemcpyDeviceToHost,
                                                c->stream));

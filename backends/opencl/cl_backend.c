@@ -70,23 +70,15 @@ tr_status cl_read(cl_ctx *c, const tr_buffer *buf, size_t off, void *dst, size_t
                     "clEnqueueReadBuffer");
 }
 
-static tr_status check_span(const tr_buffer *buf, size_t offset, size_t n, const char *what)
-{
-    if (offset > buf->size || n > buf->size - offset)
-        return tr_fail(TR_ERR_RANGE, "opencl: %s past the end of a buffer (%zu bytes at %zu of %zu)", what, n, offset,
-                       buf->size);
-    return TR_OK;
-}
-
 static tr_status cl_upload(tr_buffer *buf, size_t offset, const void *src, size_t n)
 {
-    TR_TRY(check_span(buf, offset, n, "upload"));
+    TR_TRY(tr_buffer_check_span(buf, offset, n, "upload"));
     return cl_write(cl_of(buf->backend), buf, offset, src, n);
 }
 
 static tr_status cl_download(tr_buffer *buf, size_t offset, void *dst, size_t n)
 {
-    TR_TRY(check_span(buf, offset, n, "download"));
+    TR_TRY(tr_buffer_check_span(buf, offset, n, "download"));
     return cl_read(cl_of(buf->backend), buf, offset, dst, n);
 }
 

@@ -42,23 +42,15 @@ static bool vk_supports_op(tr_backend *b, const tr_tensor *node)
     return vk_op_supported(vk_of(b), node, &why);
 }
 
-static tr_status check_span(const tr_buffer *buf, size_t offset, size_t n, const char *what)
-{
-    if (offset > buf->size || n > buf->size - offset)
-        return tr_fail(TR_ERR_RANGE, "vulkan: %s past the end of a buffer (%zu bytes at %zu of %zu)", what, n, offset,
-                       buf->size);
-    return TR_OK;
-}
-
 static tr_status vk_upload(tr_buffer *buf, size_t offset, const void *src, size_t n)
 {
-    TR_TRY(check_span(buf, offset, n, "upload"));
+    TR_TRY(tr_buffer_check_span(buf, offset, n, "upload"));
     return n ? vk_write(vk_of(buf->backend), vk_buf(buf), offset, src, n) : TR_OK;
 }
 
 static tr_status vk_download(tr_buffer *buf, size_t offset, void *dst, size_t n)
 {
-    TR_TRY(check_span(buf, offset, n, "download"));
+    TR_TRY(tr_buffer_check_span(buf, offset, n, "download"));
     return n ? vk_read(vk_of(buf->backend), vk_buf(buf), offset, dst, n) : TR_OK;
 }
 
