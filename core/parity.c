@@ -8,21 +8,18 @@
 #include "error.h"
 #include "model.h"
 
-tr_op tr_fault_op(void)
+void tr_fault_read(const char *who, tr_op *op, int *diff_subtract)
 {
     const char *want = getenv("TRANSIT_FAULT");
-    if (!want || !*want)
-        return TR_OP_NONE;
-    for (int op = 1; op < TR_OP_COUNT; op++)
-        if (strcmp(tr_op_name((tr_op)op), want) == 0)
-            return (tr_op)op;
-    return TR_OP_NONE;
-}
-
-int tr_fault_diff_subtract(void)
-{
-    const char *want = getenv("TRANSIT_FAULT");
-    return want && strcmp(want, "diff_subtract") == 0;
+    *op = TR_OP_NONE;
+    for (int i = 1; want && i < TR_OP_COUNT; i++)
+        if (strcmp(tr_op_name((tr_op)i), want) == 0)
+            *op = (tr_op)i;
+    *diff_subtract = want && strcmp(want, "diff_subtract") == 0;
+    if (*op != TR_OP_NONE)
+        tr_log("%s: TRANSIT_FAULT=%s: its kernel is deliberately broken", who, tr_op_name(*op));
+    if (*diff_subtract)
+        tr_log("%s: TRANSIT_FAULT=diff_subtract: differential attention adds where it should subtract", who);
 }
 
 void tr_node_values_free(tr_node_values *v)

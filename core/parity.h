@@ -25,11 +25,11 @@ typedef struct tr_node_values {
 tr_status tr_eval_capture(tr_context *ctx, const int32_t *ids, int n, tr_node_values *out);
 void tr_node_values_free(tr_node_values *v);
 
-/* Fault injection for testing the parity tool: TRANSIT_FAULT=<op name> makes the CPU backend's
- * fast kernels of that op perturb their output. Returns the op, or TR_OP_NONE. */
-tr_op tr_fault_op(void);
-/* TRANSIT_FAULT=diff_subtract: differential attention's kernels add lambda times the second head's
- * output instead of subtracting it (a broken subtraction, design §4 step 5). */
-int tr_fault_diff_subtract(void);
+/* Fault injection for testing the parity tool, read by a backend when it is created (`who` names
+ * it in the log line each switch gets): TRANSIT_FAULT=<op name> makes that op's kernels perturb
+ * their output (*op; TR_OP_NONE when unset); TRANSIT_FAULT=diff_subtract makes differential
+ * attention's kernels add lambda times the second head's output instead of subtracting it (a
+ * broken subtraction, design §4 step 5; *diff_subtract). */
+void tr_fault_read(const char *who, tr_op *op, int *diff_subtract);
 
 #endif

@@ -394,12 +394,7 @@ tr_status tr_cpu_backend_create(const tr_backend_options *opt, tr_backend **out)
     }
     c->st.n_threads = tr_pool_size(c->st.pool);
     c->reference = opt && opt->reference;
-    c->fault = tr_fault_op();
-    c->fault_diff = tr_fault_diff_subtract();
-    if (c->fault != TR_OP_NONE)
-        tr_log("cpu: TRANSIT_FAULT=%s: its fast kernel is deliberately broken", tr_op_name(c->fault));
-    if (c->fault_diff)
-        tr_log("cpu: TRANSIT_FAULT=diff_subtract: differential attention adds where it should subtract");
+    tr_fault_read("cpu (fast kernels)", &c->fault, &c->fault_diff);
     /* OpenBLAS runs the prefill sgemm with as many threads as we would; our pool sleeps meanwhile. */
     openblas_set_num_threads(c->st.n_threads);
     const char *better = tr_blas_better_coretype();

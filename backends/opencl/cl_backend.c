@@ -148,12 +148,7 @@ tr_status tr_opencl_backend_create(const tr_backend_options *opt, tr_backend **o
         cl_free(&c->base);
         return s;
     }
-    c->fault = tr_fault_op();
-    if (c->fault != TR_OP_NONE)
-        tr_log("opencl: TRANSIT_FAULT=%s: its kernel is deliberately broken", tr_op_name(c->fault));
-    c->fault_diff = tr_fault_diff_subtract();
-    if (c->fault_diff)
-        tr_log("opencl: TRANSIT_FAULT=diff_subtract: differential attention adds where it should subtract");
+    tr_fault_read("opencl", &c->fault, &c->fault_diff);
     char line[4096];
     cl_device_describe(c, line, sizeof line);
     tr_log("%s", line);

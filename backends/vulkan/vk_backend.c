@@ -114,12 +114,7 @@ tr_status tr_vulkan_backend_create(const tr_backend_options *opt, tr_backend **o
         vk_free(&c->base);
         return s;
     }
-    c->fault = tr_fault_op();
-    if (c->fault != TR_OP_NONE)
-        tr_log("vulkan: TRANSIT_FAULT=%s: its kernel is deliberately broken", tr_op_name(c->fault));
-    c->fault_diff = tr_fault_diff_subtract();
-    if (c->fault_diff)
-        tr_log("vulkan: TRANSIT_FAULT=diff_subtract: differential attention adds where it should subtract");
+    tr_fault_read("vulkan", &c->fault, &c->fault_diff);
     char line[512];
     vk_device_describe(c, line, sizeof line);
     tr_log("%s", line);
