@@ -80,6 +80,8 @@ typedef struct tr_backend_options {
     int reference;     /* CPU: run the plain reference kernels instead of the fast path */
     int device;        /* 1 + the index of the device to use, as `transit info` lists them (OpenCL);
                           0: the backend's own choice */
+    const char *cpu_kernels; /* CPU: the kernel set to run by name ("avx2"; cpu/kernel_set.h); NULL or "":
+                                TRANSIT_CPU_KERNELS, else the best this CPU runs */
 } tr_backend_options;
 
 /* Creates the backend named "cpu", "cpu-ref", "vulkan", "cuda" or "opencl". An unknown or unavailable name is an error

@@ -13,8 +13,7 @@
 
 #include "backend.h"
 #include "error.h"
-#include "kernels.h"
-#include "qdot.h"
+#include "kernel_set.h"
 #include "parity.h"
 
 #define SCRATCH_ALIGN 64
@@ -22,6 +21,8 @@
 typedef struct cpu_backend {
     tr_backend base;
     tr_cpu_state st;
+    const tr_cpu_kernel_set *set; /* the fast kernels: the best this CPU runs, or the one asked for */
+    int set_forced;               /* TRANSIT_CPU_KERNELS or the options chose it */
     int reference;
     tr_op fault; /* TRANSIT_FAULT (parity.h): this op's fast kernel perturbs its output */
     int fault_diff; /* TRANSIT_FAULT=diff_subtract: the fast DIFF attention adds instead */
@@ -30,20 +31,12 @@ typedef struct cpu_backend {
 } cpu_backend;
 
 typedef void (*ref_kernel)(tr_tensor *dst);
-typedef void (*fast_kernel)(tr_cpu_state *st, tr_tensor *dst);
 
 static const ref_kernel ref_kernels[TR_OP_COUNT] = {
     [TR_OP_GET_ROWS] = get_rows_ref,    [TR_OP_RMS_NORM] = rms_norm_f32_ref, [TR_OP_ADD] = add_f32_ref,
     [TR_OP_MUL] = mul_f32_ref,          [TR_OP_MATMUL] = matmul_ref,         [TR_OP_ROPE] = rope_f32_ref,
     [TR_OP_GLU] = glu_f32_ref,       [TR_OP_KV_WRITE] = kv_write_f32_ref, [TR_OP_ATTENTION] = attention_f32_ref,
     [TR_OP_COPY] = copy_f32_ref,       [TR_OP_CONCAT] = concat_f32_ref,
-};
-static const fast_kernel fast_kernels[TR_OP_COUNT] = {
-    [TR_OP_MATMUL] = matmul_fast,
-    [TR_OP_ATTENTION] = attention_f32_fast,
-    [TR_OP_ROPE] = rope_f32_fast,
-    [TR_OP_GLU] = glu_f32_fast,
-    [TR_OP_RMS_NORM] = rms_norm_f32_fast,
 };
 _Static_assert(TR_OP_COUNT == 13, "a new op needs a CPU reference kernel in ref_kernels");
 
@@ -53,25 +46,9 @@ static void cpu_free(tr_backend *b)
     tr_pool_free(c->st.pool);
     free(c->st.scratch);
     free(c->st.panel);
-    tr_repack_free(&c->st);
+    c->set->repack_free(&c->st);
     free(c->arena);
     free(c);
-}
-
-/* What the fast kernels were compiled to use (the build's -march; chosen at compile time). */
-static const char *kernel_set(void)
-{
-#if TR_QGEMM && TR_BF16_GEMM
-    return "AVX-512 with VNNI and BF16 (quantized prefill on vpdpbusd, Q4_K decode interleaved, bf16 on vdpbf16ps)";
-#elif TR_QGEMM
-    return "AVX-512 with VNNI (quantized prefill on vpdpbusd, Q4_K decode interleaved)";
-#elif defined(__AVX512F__)
-    return "AVX-512 (quantized prefill through dequantized panels)";
-#elif defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
-    return "AVX2 + FMA + F16C (prefill through sgemm panels)";
-#else
-    return "portable C (prefill through sgemm panels)";
-#endif
 }
 
 static void cpu_describe(tr_backend *b, char *buf, size_t cap)
@@ -81,8 +58,9 @@ static void cpu_describe(tr_backend *b, char *buf, size_t cap)
     if (c->reference)
         snprintf(buf, cap, "cpu-ref: the plain reference kernels, 1 thread (the definition others are held to)");
     else
-        snprintf(buf, cap, "cpu: %d threads of %ld cores, %s; kernels compiled for %s", c->st.n_threads, cores,
-                 openblas_get_config(), kernel_set());
+        snprintf(buf, cap, "cpu: %d threads of %ld cores, %s; kernel set %s (%s), %s", c->st.n_threads, cores,
+                 openblas_get_config(), c->set->name, c->set->does,
+                 c->set_forced ? "chosen by name" : "the best this CPU runs (TRANSIT_CPU_KERNELS picks another)");
 }
 
 static bool cpu_supports_op(tr_backend *b, const tr_tensor *n)
@@ -179,17 +157,16 @@ static tr_status place(cpu_backend *c, tr_graph *g, int keep_all)
             t->data = t->src[1]->data;
         else
             t->data = (char *)c->arena + t->offset;
-        if (t->op == TR_OP_ATTENTION && tr_attention_scratch_floats(t) > scratch)
-            scratch = tr_attention_scratch_floats(t);
-        if (t->op == TR_OP_MATMUL && tr_matmul_panel_floats(t) > panel)
-            panel = tr_matmul_panel_floats(t);
-        if (t->op == TR_OP_MATMUL && tr_matmul_thread_floats(t, c->st.n_threads) > scratch)
-            scratch = tr_matmul_thread_floats(t, c->st.n_threads);
-#if TR_QGEMM
-        if (!c->reference && t->op == TR_OP_MATMUL && t->src[0]->ne[1] < TR_QGEMV_MAX_TOKENS &&
-            tr_repack_eligible(t->src[1]) && !tr_repack(&c->st, t->src[1]))
+        const tr_cpu_kernel_set *k = c->set;
+        if (t->op == TR_OP_ATTENTION && k->attention_scratch_floats(t) > scratch)
+            scratch = k->attention_scratch_floats(t);
+        if (t->op == TR_OP_MATMUL && k->matmul_panel_floats(t) > panel)
+            panel = k->matmul_panel_floats(t);
+        if (t->op == TR_OP_MATMUL && k->matmul_thread_floats(t, c->st.n_threads) > scratch)
+            scratch = k->matmul_thread_floats(t, c->st.n_threads);
+        if (k->repack && !c->reference && t->op == TR_OP_MATMUL && t->src[0]->ne[1] < TR_QGEMV_MAX_TOKENS &&
+            k->repack_eligible(t->src[1]) && !k->repack(&c->st, t->src[1]))
             return tr_fail(TR_ERR_NOMEM, "cpu: cannot allocate the decode layout of '%s'", t->src[1]->name);
-#endif
     }
     if (!tr_cpu_scratch_reserve(&c->st, scratch))
         return tr_fail(TR_ERR_NOMEM, "cpu: cannot allocate %zu bytes of per-thread scratch", scratch * sizeof(float));
@@ -201,6 +178,18 @@ static tr_status place(cpu_backend *c, tr_graph *g, int keep_all)
         c->st.panel_floats = panel;
     }
     return TR_OK;
+}
+
+static tr_cpu_kernel fast_kernel_of(const tr_cpu_kernel_set *k, tr_op op)
+{
+    switch (op) {
+    case TR_OP_MATMUL: return k->matmul;
+    case TR_OP_ATTENTION: return k->attention;
+    case TR_OP_ROPE: return k->rope;
+    case TR_OP_GLU: return k->glu;
+    case TR_OP_RMS_NORM: return k->rms_norm;
+    default: return NULL; /* the reference kernel is fast enough */
+    }
 }
 
 static tr_status cpu_graph_compute(tr_backend *b, tr_graph *g)
@@ -215,8 +204,9 @@ static tr_status cpu_graph_compute(tr_backend *b, tr_graph *g)
         int broken_diff = !c->reference && c->fault_diff && t->op == TR_OP_ATTENTION && t->p.attn.variant == TR_ATTN_DIFF;
         if (broken_diff) /* y = O_j + lambda O_{j+H/2}: the kernel is right, its input is the fault */
             t->p.attn.diff.lambda = -t->p.attn.diff.lambda;
-        if (!c->reference && fast_kernels[t->op])
-            fast_kernels[t->op](&c->st, t);
+        tr_cpu_kernel fast = c->reference ? NULL : fast_kernel_of(c->set, t->op);
+        if (fast)
+            fast(&c->st, t);
         else
             ref_kernels[t->op](t);
         if (broken_diff)
@@ -385,6 +375,15 @@ tr_status tr_cpu_backend_create(const tr_backend_options *opt, tr_backend **out)
     cpu_backend *c = calloc(1, sizeof *c);
     if (!c)
         return tr_fail(TR_ERR_NOMEM, "cpu: out of memory");
+    const tr_cpu_kernel_set *set;
+    int forced;
+    tr_status st = tr_cpu_kernel_set_choose(opt ? opt->cpu_kernels : NULL, &set, &forced);
+    if (st != TR_OK) {
+        free(c);
+        return st;
+    }
+    c->set = set;
+    c->set_forced = forced;
     int n = opt && opt->n_threads > 0 ? opt->n_threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
     c->st.n_threads = n < 1 ? 1 : n;
     c->st.pool = tr_pool_create(c->st.n_threads);

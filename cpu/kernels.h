@@ -11,6 +11,7 @@
 #define TR_CPU_KERNELS_H
 
 #include "ir.h"
+#include "isa_names.h"
 #include "threadpool.h"
 
 /* Per-backend state the fast kernels share: the pool and per-thread scratch. */

@@ -9,6 +9,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "half.h"
 #include "kernels.h"
 #include "simd.h"
 #include "qdot.h"
@@ -55,15 +56,26 @@ static float dot_row(const float *x, const void *w, tr_dtype dt, int64_t K)
         a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + k), load8(w, dt, k), a0);
     sum = tr_hsum256(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
 #else
+    /* 16 sums the compiler keeps in vector registers (SSE on x86-64-v2) */
+    float acc[16] = {0};
     if (dt == TR_F32) {
         const float *wf = w;
-        float acc[16] = {0};
         for (; k + 16 <= K; k += 16)
             for (int j = 0; j < 16; j++)
                 acc[j] += x[k + j] * wf[k + j];
-        for (int j = 0; j < 16; j++)
-            sum += acc[j];
+    } else if (dt == TR_F16) {
+        const uint16_t *wh = w;
+        for (; k + 16 <= K; k += 16)
+            for (int j = 0; j < 16; j++)
+                acc[j] += x[k + j] * tr_f16_to_f32_nobranch(wh[k + j]);
+    } else if (dt == TR_BF16) {
+        const uint16_t *wh = w;
+        for (; k + 16 <= K; k += 16)
+            for (int j = 0; j < 16; j++)
+                acc[j] += x[k + j] * tr_bf16_to_f32(wh[k + j]);
     }
+    for (int j = 0; j < 16; j++)
+        sum += acc[j];
 #endif
     if (k < K) {
         float tail[32];

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "dtype.h"
+#include "isa_names.h"
 
 /* An activation block: 32 values as d * qs, with the sums of its two halves' levels. */
 typedef struct {
@@ -34,6 +35,15 @@ typedef struct {
 } q8k_block;
 
 #define TR_QTILE 8 /* tokens per call of a tile kernel */
+
+/* Sixteen Q4_K rows' super-block i, interleaved for decode (cpu/repack.c): the 16 rows are the
+ * 16 lanes of a vector, so one 64-byte load holds 8 levels of every row and one vpdpbusd adds 4
+ * of them times 4 broadcast activations to each row's sum; scales, minima and d apply per lane. */
+typedef struct {
+    uint8_t qs[32][16][4]; /* [j][row][b]: levels 8 j + b (low nibble) and 8 j + 4 + b (high) */
+    uint8_t sc[8][16], m[8][16]; /* sub-block scales and minima, unpacked to bytes */
+    uint16_t d[16], dmin[16];
+} q4_K_x16;
 
 /* n values (a multiple of 16) as d * q with q in [-127, 127], d from the largest magnitude: every
  * path rounds activations this way (kernels_quant.c). Returns d. */
@@ -68,15 +78,6 @@ void tr_qtile_q6_K_avx512(const void *row, const q8k_block *x, int64_t x_stride,
                           float *out);
 #if defined(__AVX512VNNI__)
 #define TR_QGEMM 1 /* kernels_quant_gemm.c: prefill on vpdpbusd; cpu/repack.c: Q4_K for decode */
-
-/* Sixteen Q4_K rows' super-block i, interleaved for decode (cpu/repack.c): the 16 rows are the
- * 16 lanes of a vector, so one 64-byte load holds 8 levels of every row and one vpdpbusd adds 4
- * of them times 4 broadcast activations to each row's sum; scales, minima and d apply per lane. */
-typedef struct {
-    uint8_t qs[32][16][4]; /* [j][row][b]: levels 8 j + b (low nibble) and 8 j + 4 + b (high) */
-    uint8_t sc[8][16], m[8][16]; /* sub-block scales and minima, unpacked to bytes */
-    uint16_t d[16], dmin[16];
-} q4_K_x16;
 
 /* Rows' dot products of 16 interleaved Q4_K rows (nsuper blocks) with one token's activations in
  * natural order (not q8k_permuted): out[r]. */

@@ -1,5 +1,5 @@
-/* test_ops.c: the op case table (op_cases.h) on the fast CPU kernels against the reference
- * kernels (design §6 bounds); plus checks of the definitions themselves: RoPE's two layouts are the
+/* test_ops.c: the op case table (op_cases.h) on each of the CPU's kernel sets this CPU runs against
+ * the reference kernels (design §6 bounds); plus checks of the definitions themselves: RoPE's two layouts are the
  * same rotation up to a permutation, half-precision conversions are exact, and the memory plan's
  * reuse never changes a result. */
 #include <math.h>
@@ -9,11 +9,13 @@
 #include "backend.h"
 #include "half.h"
 #include "op_cases.h"
+#include "kernel_set.h"
 #include "qdot.h"
-#include "simd.h"
 #include "test_util.h"
 
-static op_target cpu; /* the fast path ("cpu") against the reference kernels ("cpu" in reference mode) */
+void test_vector_exp_avx2(void); /* test_ops_avx2.c */
+
+static op_target cpu; /* a fast kernel set ("cpu avx2") against the reference kernels ("cpu" in reference mode) */
 
 /* The two RoPE layouts are one rotation applied to differently ordered pairs: permuting the input
  * from adjacent to half order, rotating in the half layout, and permuting back must equal the
@@ -57,6 +59,12 @@ static void test_half(void)
         bad += tr_f32_to_bf16(tr_bf16_to_f32((uint16_t)h)) != h && !isnan(tr_bf16_to_f32((uint16_t)h));
     }
     CHECK(bad == 0, "%d half/bfloat16 values do not round-trip", bad);
+    int differ = 0;
+    for (uint32_t h = 0; h < 65536; h++) {
+        float a = tr_f16_to_f32((uint16_t)h), b = tr_f16_to_f32_nobranch((uint16_t)h);
+        differ += memcmp(&a, &b, 4) != 0;
+    }
+    CHECK(differ == 0, "tr_f16_to_f32_nobranch differs from tr_f16_to_f32 on %d of 65536 halves", differ);
     CHECK(tr_f32_to_f16(1.0f) == 0x3c00 && tr_f32_to_f16(65504.0f) == 0x7bff && tr_f32_to_f16(1e6f) == 0x7c00,
           "f16 encodings");
     CHECK(tr_f32_to_f16(1.0f + 1.0f / 2048) == 0x3c00, "f16 ties round to even");
@@ -115,45 +123,20 @@ static void test_read_rate(tr_backend *b)
         free(mem[i]);
 }
 
-/* tr_exp256 (the softmax's and SiLU's vector exp) against double-precision exp: within 4 ulp over the
- * range it serves, 0 < e^x <= FLT_MIN below it, and the clamp at 88 finite. */
-static void test_vector_exp(void)
-{
-#if defined(__AVX2__) && defined(__FMA__)
-    double worst = 0;
-    for (int i = 0; i <= 1000000; i++) {
-        float x[8], y[8];
-        for (int j = 0; j < 8; j++)
-            x[j] = -87.0f + 175.0f * (float)(i * 8 + j) / 8000008.0f;
-        _mm256_storeu_ps(y, tr_exp256(_mm256_loadu_ps(x)));
-        for (int j = 0; j < 8; j++) {
-            double want = exp((double)x[j]), rel = fabs((double)y[j] - want) / want;
-            worst = rel > worst ? rel : worst;
-        }
-    }
-    CHECK(worst < 4 * 5.97e-8, "tr_exp256: worst relative error %.3g over [-87, 88]", worst);
-    float lo[8] = {-88.0f, -100.0f, -1e30f, -87.5f, 0.0f, 88.0f, 1e30f, -0.0f}, out[8];
-    _mm256_storeu_ps(out, tr_exp256(_mm256_loadu_ps(lo)));
-    for (int j = 0; j < 4; j++)
-        CHECK(out[j] >= 0 && out[j] <= 1.2e-38f, "tr_exp256(%g) = %g, want at most FLT_MIN", lo[j], out[j]);
-    CHECK(out[4] == 1.0f && out[7] == 1.0f && isfinite(out[5]) && isfinite(out[6]) && out[6] > 1e38f,
-          "tr_exp256 at 0, 88, 1e30: %g %g %g", out[4], out[5], out[6]);
-    printf("tr_exp256: worst relative error %.3g over [-87, 88]\n", worst);
-#endif
-}
-
 /* Q4_K weights that a decode product meets are interleaved 16 rows at a time (cpu/repack.c) the
  * first time, and prefill then unpacks that copy: one graph with a decode and a prefill product of
  * the same weights, against the reference, on a backend of its own each time (the copies are keyed
  * by the weights' address, which the op cases reuse). Rows not a multiple of 16 keep the file's
  * layout. The workspace the backend reports (which counts the copies) says the copy was made. */
-static void test_repacked_q4_K(void)
+static void test_repacked_q4_K(const tr_cpu_kernel_set *set)
 {
-#if TR_QGEMM
+    if (!set->repack)
+        return;
+    {
     const int64_t shapes[][2] = {{256, 16}, {512, 48}, {768, 272}, {256, 40}}; /* K, N */
     for (int i = 0; i < 4; i++) {
         int64_t K = shapes[i][0], N = shapes[i][1];
-        tr_backend_options fo = {.n_threads = 2};
+        tr_backend_options fo = {.n_threads = 2, .cpu_kernels = set->name};
         op_target t = {.name = "cpu repacked", .ref = cpu.ref};
         if (tr_backend_create("cpu", &fo, &t.backend) != TR_OK) {
             CHECK(0, "cpu backend: %s", tr_last_error());
@@ -179,26 +162,82 @@ static void test_repacked_q4_K(void)
         op_release(&g);
         tr_backend_free(t.backend);
     }
-#endif
+    }
+}
+
+/* The kernel sets (cpu/kernel_set.h): the best this CPU runs is the default, a name picks another
+ * (TRANSIT_CPU_KERNELS, the options), and one the CPU cannot run or that is not built is refused by
+ * name rather than left to fault. */
+static void test_kernel_set_choice(void)
+{
+    int n, forced;
+    const tr_cpu_kernel_set *const *sets = tr_cpu_kernel_sets(&n), *got;
+    const char *env = getenv("TRANSIT_CPU_KERNELS");
+    CHECK(tr_cpu_kernel_set_choose(NULL, &got, &forced) == TR_OK, "choose: %s", tr_last_error());
+    int best = 0;
+    while (best < n && (sets[best]->needs & ~tr_cpu_features()))
+        best++;
+    if (!env || !*env)
+        CHECK(best < n && got == sets[best] && !forced, "the default is the best set this CPU runs, got %s", got->name);
+    char have[512];
+    tr_cpu_feature_names(tr_cpu_features(), have, sizeof have);
+    printf("cpu features: %s\n", have);
+    for (int i = 0; i < n; i++) {
+        tr_status st = tr_cpu_kernel_set_choose(sets[i]->name, &got, &forced);
+        if (i >= best)
+            CHECK(st == TR_OK && got == sets[i] && forced, "choosing %s: %s", sets[i]->name, tr_last_error());
+        else
+            CHECK(st == TR_ERR_UNSUPPORTED && strstr(tr_last_error(), "lacks"), "%s on a CPU without it: %s",
+                  sets[i]->name, tr_last_error());
+    }
+    CHECK(tr_cpu_kernel_set_choose("avx9000", &got, &forced) == TR_ERR_INVALID_ARG &&
+              strstr(tr_last_error(), "not built (built: "), "an unknown set: %s", tr_last_error());
 }
 
 int main(void)
 {
-    tr_backend_options ro = {.n_threads = 1, .reference = 1}, fo = {.n_threads = 3};
-    cpu.name = "cpu";
-    if (tr_backend_create("cpu", &ro, &cpu.ref) != TR_OK || tr_backend_create("cpu", &fo, &cpu.backend) != TR_OK) {
+    tr_backend_options ro = {.n_threads = 1, .reference = 1};
+    if (tr_backend_create("cpu", &ro, &cpu.ref) != TR_OK) {
         fprintf(stderr, "cannot create the cpu backend: %s\n", tr_last_error());
         return 1;
     }
     test_half();
-    test_vector_exp();
-    op_cases_run(&cpu);
+    test_kernel_set_choice();
+#ifdef TR_TEST_AVX2
+    if (tr_cpu_features() & TR_CPU_AVX2 && tr_cpu_features() & TR_CPU_FMA)
+        test_vector_exp_avx2();
+#endif
+    /* every kernel set this CPU runs, each against the reference: a lower set is what another CPU gets */
+    int n;
+    const tr_cpu_kernel_set *const *sets = tr_cpu_kernel_sets(&n);
+    for (int i = 0; i < n; i++) {
+        if (sets[i]->needs & ~tr_cpu_features()) {
+            printf("kernel set %s: not run (this CPU lacks what it needs)\n", sets[i]->name);
+            continue;
+        }
+        char name[64];
+        snprintf(name, sizeof name, "cpu %s", sets[i]->name);
+        tr_backend_options fo = {.n_threads = 3, .cpu_kernels = sets[i]->name};
+        if (tr_backend_create("cpu", &fo, &cpu.backend) != TR_OK) {
+            CHECK(0, "cpu backend with %s: %s", sets[i]->name, tr_last_error());
+            continue;
+        }
+        cpu.name = name;
+        op_cases_run(&cpu);
+        test_read_rate(cpu.backend);
+        test_repacked_q4_K(sets[i]);
+        tr_backend_free(cpu.backend);
+    }
     test_rope_layouts();
-    test_memplan();
-    test_read_rate(cpu.backend);
-    test_repacked_q4_K();
+    tr_backend_options fo = {.n_threads = 3}; /* the set this CPU gets by default */
+    if (tr_backend_create("cpu", &fo, &cpu.backend) == TR_OK) {
+        cpu.name = "cpu";
+        test_memplan();
+        tr_backend_free(cpu.backend);
+    } else {
+        CHECK(0, "cpu backend: %s", tr_last_error());
+    }
     op_print_summary();
     tr_backend_free(cpu.ref);
-    tr_backend_free(cpu.backend);
     return tr_test_finish("test_ops");
 }
