@@ -1,41 +1,48 @@
-/* registry.c: the one place that knows which backends exist and creates them by name. */
+/* registry.c: the one place that knows which backends exist and creates them by name.
+ *
+ * The CPU backend is always linked in. A GPU backend is either linked in too (TR_HAVE_<NAME>: a
+ * build with TR_BACKEND_MODULES=OFF, or the CUDA emulation) or a module, libtransit-NAME.so in
+ * transit-backends/ beside libtransit.so (TR_MODULE_DIR; TRANSIT_BACKEND_DIR names another
+ * directory), opened the first time that backend is asked for. The module links the GPU runtime
+ * (libcuda and cuBLAS, the Vulkan loader, the OpenCL ICD loader), so a run that never asks for it
+ * never maps them, and a machine without them runs on the CPU; the reason a module did not load
+ * (missing, or the loader's message about its runtime) is what `transit info` and the error say. */
+#include <dlfcn.h>
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "backend.h"
 #include "error.h"
 
+typedef tr_status (*backend_create_fn)(const tr_backend_options *opt, tr_backend **out);
+
 tr_status tr_cpu_backend_create(const tr_backend_options *opt, tr_backend **out);
 #ifdef TR_HAVE_VULKAN
 tr_status tr_vulkan_backend_create(const tr_backend_options *opt, tr_backend **out);
 #define TR_VULKAN_CREATE tr_vulkan_backend_create
-#define TR_VULKAN_MISSING NULL
 #else
 #define TR_VULKAN_CREATE NULL
-#define TR_VULKAN_MISSING "not compiled in (build with Vulkan headers, loader and glslc)"
 #endif
 #ifdef TR_HAVE_CUDA
 tr_status tr_cuda_backend_create(const tr_backend_options *opt, tr_backend **out);
 #define TR_CUDA_CREATE tr_cuda_backend_create
-#define TR_CUDA_MISSING NULL
 #else
 #define TR_CUDA_CREATE NULL
-#define TR_CUDA_MISSING "not compiled in (build with the CUDA toolkit's nvcc)"
 #endif
-
 #ifdef TR_HAVE_OPENCL
 tr_status tr_opencl_backend_create(const tr_backend_options *opt, tr_backend **out);
 #define TR_OPENCL_CREATE tr_opencl_backend_create
-#define TR_OPENCL_MISSING NULL
 #else
 #define TR_OPENCL_CREATE NULL
-#define TR_OPENCL_MISSING "not compiled in (build with the OpenCL headers and ICD loader)"
 #endif
 
 typedef struct backend_entry {
     const char *name;
-    tr_status (*create)(const tr_backend_options *opt, tr_backend **out); /* NULL: not compiled in */
-    const char *missing; /* why it is not available */
+    backend_create_fn create; /* linked in; NULL: a module, if there is one */
+    const char *symbol;       /* the module's entry point */
+    const char *needs;        /* what building it takes, for the message when it is not there */
 } backend_entry;
 
 /* The CPU backend running only its plain reference kernels: the definition others are held to. */
@@ -48,12 +55,88 @@ static tr_status cpu_ref_create(const tr_backend_options *opt, tr_backend **out)
 }
 
 static const backend_entry backends[] = {
-    {"cpu", tr_cpu_backend_create, NULL},
-    {"cpu-ref", cpu_ref_create, NULL},
-    {"vulkan", TR_VULKAN_CREATE, TR_VULKAN_MISSING},
-    {"cuda", TR_CUDA_CREATE, TR_CUDA_MISSING},
-    {"opencl", TR_OPENCL_CREATE, TR_OPENCL_MISSING},
+    {"cpu", tr_cpu_backend_create, NULL, NULL},
+    {"cpu-ref", cpu_ref_create, NULL, NULL},
+    {"vulkan", TR_VULKAN_CREATE, "tr_vulkan_backend_create", "Vulkan headers, loader and glslc"},
+    {"cuda", TR_CUDA_CREATE, "tr_cuda_backend_create", "the CUDA toolkit's nvcc"},
+    {"opencl", TR_OPENCL_CREATE, "tr_opencl_backend_create", "the OpenCL headers and ICD loader"},
 };
+
+/* The directory modules are looked for in: TRANSIT_BACKEND_DIR, else transit-backends/ beside the
+ * file this code was loaded from (libtransit.so). Empty when this code is not libtransit.so (a
+ * program linked with libtransit.a): a module would bring a second copy of the library with it. */
+static void module_dir(char *dir, size_t cap, char *why, size_t why_cap)
+{
+    dir[0] = why[0] = '\0';
+    const char *env = getenv("TRANSIT_BACKEND_DIR");
+    if (env && *env) {
+        snprintf(dir, cap, "%s", env);
+        return;
+    }
+#ifdef TR_MODULE_DIR
+    Dl_info info;
+    if (!dladdr((void *)tr_backend_create, &info) || !info.dli_fname) {
+        snprintf(why, why_cap, "cannot tell where libtransit.so is (dladdr)");
+        return;
+    }
+    const char *base = strrchr(info.dli_fname, '/');
+    base = base ? base + 1 : info.dli_fname;
+    if (strncmp(base, "libtransit.so", 13) != 0) {
+        snprintf(why, why_cap, "built as a module, which needs libtransit.so, and this program has the library "
+                 "linked in (%s); build with -DTR_BACKEND_MODULES=OFF for one file with every backend", base);
+        return;
+    }
+    int len = (int)(base - info.dli_fname);
+    snprintf(dir, cap, "%.*s%s", len, info.dli_fname, TR_MODULE_DIR);
+#else
+    snprintf(why, why_cap, "not built");
+#endif
+}
+
+/* The entry point of backend e's module, opened once (modules stay loaded: the GPU runtimes they
+ * link do not unload cleanly). NULL with *why set when there is none. */
+static backend_create_fn module_create(const backend_entry *e, char *why, size_t why_cap)
+{
+    static void *handles[sizeof backends / sizeof backends[0]];
+    size_t idx = (size_t)(e - backends);
+    char dir[PATH_MAX], path[PATH_MAX + 64];
+    if (!handles[idx]) {
+        module_dir(dir, sizeof dir, why, why_cap);
+        if (!dir[0]) {
+            if (!strcmp(why, "not built"))
+                snprintf(why, why_cap, "not built (it needs %s)", e->needs);
+            return NULL;
+        }
+        snprintf(path, sizeof path, "%s/libtransit-%s.so", dir, e->name);
+        FILE *f = fopen(path, "rb");
+        if (!f) {
+            snprintf(why, why_cap, "not built: no %s (it needs %s)", path, e->needs);
+            return NULL;
+        }
+        fclose(f);
+        handles[idx] = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+        if (!handles[idx]) {
+            const char *err = dlerror();
+            snprintf(why, why_cap, "cannot load its module: %s", err ? err : path);
+            return NULL;
+        }
+        tr_log("registry: %s backend loaded from %s", e->name, path);
+    }
+    backend_create_fn fn;
+    void *sym = dlsym(handles[idx], e->symbol);
+    memcpy(&fn, &sym, sizeof fn); /* (ISO C has no cast from object to function pointer) */
+    if (!fn)
+        snprintf(why, why_cap, "its module has no %s", e->symbol);
+    return fn;
+}
+
+/* The create function of e, linked in or from its module; NULL with *why set. */
+static backend_create_fn creator(const backend_entry *e, char *why, size_t why_cap)
+{
+    if (e->create)
+        return e->create;
+    return module_create(e, why, why_cap);
+}
 
 tr_status tr_backend_create(const char *name, const tr_backend_options *opt, tr_backend **out)
 {
@@ -62,9 +145,11 @@ tr_status tr_backend_create(const char *name, const tr_backend_options *opt, tr_
     for (size_t i = 0; i < sizeof backends / sizeof backends[0]; i++) {
         if (strcmp(backends[i].name, name) != 0)
             continue;
-        if (!backends[i].create)
-            return tr_fail(TR_ERR_UNSUPPORTED, "backend '%s': %s", name, backends[i].missing);
-        return backends[i].create(opt, out);
+        char why[PATH_MAX + 256];
+        backend_create_fn create = creator(&backends[i], why, sizeof why);
+        if (!create)
+            return tr_fail(TR_ERR_UNSUPPORTED, "backend '%s': %s", name, why);
+        return create(opt, out);
     }
     return tr_fail(TR_ERR_INVALID_ARG, "unknown backend '%s' (expected cpu, cpu-ref, vulkan, cuda or opencl)", name);
 }
@@ -80,19 +165,20 @@ void tr_backend_list(char *buf, size_t cap)
     size_t used = 0;
     buf[0] = '\0';
     for (size_t i = 0; i < sizeof backends / sizeof backends[0] && used < cap; i++) {
-        char line[4096];
-        if (backends[i].create) {
+        char line[PATH_MAX + 512], why[PATH_MAX + 256];
+        backend_create_fn create = creator(&backends[i], why, sizeof why);
+        if (create) {
             tr_backend *b;
             tr_backend_options opt = {0};
-            if (backends[i].create(&opt, &b) == TR_OK) {
+            if (create(&opt, &b) == TR_OK) {
                 b->iface->describe(b, line, sizeof line);
                 tr_backend_free(b);
             } else {
-                /* the backend's own reason, e.g. "cuda: compiled, no device" */
-                snprintf(line, sizeof line, "%s: compiled, %s", backends[i].name, tr_last_error());
+                /* the backend's own reason, e.g. "cuda: unavailable: no device" */
+                snprintf(line, sizeof line, "%s: unavailable: %s", backends[i].name, tr_last_error());
             }
         } else {
-            snprintf(line, sizeof line, "%s: %s", backends[i].name, backends[i].missing);
+            snprintf(line, sizeof line, "%s: unavailable: %s", backends[i].name, why);
         }
         used += (size_t)snprintf(buf + used, cap - used, "%s\n", line);
     }

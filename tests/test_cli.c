@@ -342,10 +342,30 @@ static void test_sinks_cli(void)
 static void test_info_help(void)
 {
     char *out = NULL, args[1024];
-    /* the CPU line says which kernel set the build uses (design: no silent choice of a slower path) */
-    CHECK(run("info", &out, NULL) == 0 && out && strstr(out, "cpu: ") && strstr(out, "kernels compiled for "),
+    /* the CPU line says which kernel set runs and why (design: no silent choice of a slower path) */
+    CHECK(run("info", &out, NULL) == 0 && out && strstr(out, "cpu: ") && strstr(out, "kernel set ") &&
+              strstr(out, "the best this CPU runs"),
           "info: '%s'", out ? out : "");
     free(out);
+    /* TRANSIT_CPU_KERNELS forces the lowest set (any x86-64-v2 CPU's): named in info, and the same
+     * greedy text as the set this CPU picks; a set that is not built is an error naming the built */
+    char *best = NULL, *low = NULL, *err = NULL;
+    CHECK(run("run --temp 0 -n 24 -p \"Once upon a time\"", &best, NULL) == 0, "run with the default kernel set");
+#if defined(__x86_64__)
+    setenv("TRANSIT_CPU_KERNELS", "v2", 1);
+    CHECK(run("info", &out, NULL) == 0 && out && strstr(out, "kernel set v2 (") && strstr(out, "chosen by name"),
+          "info with TRANSIT_CPU_KERNELS=v2: '%s'", out ? out : "");
+    free(out);
+    CHECK(run("run --temp 0 -n 24 -p \"Once upon a time\"", &low, NULL) == 0 && best && low && !strcmp(best, low),
+          "v2 kernels: '%s', the default's: '%s'", low ? low : "", best ? best : "");
+#endif
+    setenv("TRANSIT_CPU_KERNELS", "avx9000", 1);
+    CHECK(run("run -n 4", NULL, &err) != 0 && err && strstr(err, "avx9000") && strstr(err, "not built (built: "),
+          "an unknown kernel set: '%s'", err ? err : "");
+    unsetenv("TRANSIT_CPU_KERNELS");
+    free(best);
+    free(low);
+    free(err);
     snprintf(args, sizeof args, "info -m %s", tr_shared("models/stories260K/hf"));
     CHECK(run(args, &out, NULL) == 0 && out && strstr(out, "layers           5") && strstr(out, "rotate-half"),
           "info -m: '%s'", out ? out : "");

@@ -154,7 +154,7 @@ static void test_rope(void)
 static void test_rope_replay(void)
 {
     const int hd = 64, steps = 8, scaling[8] = {1, 1, 1, 2, 2, 0, 0, 0};
-#ifdef TR_HAVE_CUDA
+#ifdef TR_HAVE_CUDA_DEBUG
     long cap0, rep0, cap1, rep1;
     tr_cuda_graph_counts(cu, &cap0, &rep0);
 #endif
@@ -175,7 +175,7 @@ static void test_rope_replay(void)
         op_compare(&cuda, &g, outs, 2, OP_BOUND_ELEMENTWISE, "rope replayed", what, NULL);
         op_release(&g);
     }
-#ifdef TR_HAVE_CUDA /* (without the backend compiled in, this test has already exited as skipped) */
+#ifdef TR_HAVE_CUDA_DEBUG /* (without the backend compiled in, this test has already exited as skipped) */
     tr_cuda_graph_counts(cu, &cap1, &rep1);
     printf("rope decode with changing scaling: %ld graph captures, %ld replays in %d steps\n", cap1 - cap0,
            rep1 - rep0, steps);
@@ -209,7 +209,7 @@ static void test_kv_write(void)
 static void test_diff_decode_replay(void)
 {
     const int hd = 32, H = 8, Hkv = 4, C = 300, steps = 6;
-#ifdef TR_HAVE_CUDA
+#ifdef TR_HAVE_CUDA_DEBUG
     long cap0, rep0, cap1, rep1;
     tr_cuda_graph_counts(cu, &cap0, &rep0);
 #endif
@@ -229,7 +229,7 @@ static void test_diff_decode_replay(void)
         op_compare(&cuda, &g, &out, 1, OP_BOUND_F32, "diff attention replayed", what, NULL);
         op_release(&g);
     }
-#ifdef TR_HAVE_CUDA /* (without the backend compiled in, this test has already exited as skipped) */
+#ifdef TR_HAVE_CUDA_DEBUG /* (without the backend compiled in, this test has already exited as skipped) */
     tr_cuda_graph_counts(cu, &cap1, &rep1);
     printf("diff attention decode through a moving view: %ld graph captures, %ld replays in %d steps\n", cap1 - cap0,
            rep1 - rep0, steps);
@@ -401,7 +401,7 @@ static void e2e_greedy(const char *model_rel, const char *expected_rel)
             printf("%s: %d greedy tokens %s; CUDA graph replay vs kernel by kernel: NMSE %.2e\n", model_rel, n,
                    memcmp(got, want, (size_t)n * sizeof *got) ? "DIFFER" : "equal", e);
             CHECK(e == 0.0, "%s: CUDA graph replay differs from launching kernel by kernel (NMSE %.3g)", model_rel, e);
-#ifdef TR_HAVE_CUDA /* (without the backend compiled in, this test has already exited as skipped) */
+#ifdef TR_HAVE_CUDA_DEBUG /* (without the backend compiled in, this test has already exited as skipped) */
             /* the comparison means something only if replay happened: decoding step 2 is captured,
              * steps 3... replay it; the eager model never captures */
             long cap, rep, cap_e, rep_e;
@@ -486,7 +486,7 @@ static void e2e_sinks(int quick)
             printf("sinks %-20s n_ctx %-4d NMSE vs attention_sinks %.2e\n", c->name, sizes[k], e);
             CHECK(e <= BOUND_E2E, "sinks %s, n_ctx %d: NMSE %.3g", c->name, sizes[k], e);
         }
-#ifdef TR_HAVE_CUDA /* (the graph counters exist only with the backend compiled in) */
+#ifdef TR_HAVE_CUDA_DEBUG /* (the graph counters exist only with the backend compiled in) */
         if (i == 0) {
             tr_sink_params sp = {.enabled = 1, .n_sink = c->n_sink, .window = c->window};
             long cap0, rep0, cap1, rep1;
@@ -538,10 +538,12 @@ int main(int argc, char **argv)
     tr_status s = tr_backend_create("cuda", &o, &cu);
     if (s != TR_OK) {
         const char *why = tr_last_error();
-        if (s == TR_ERR_UNSUPPORTED && (strstr(why, "not compiled in") || !strcmp(why, "no device"))) {
+        if (s == TR_ERR_UNSUPPORTED && (strstr(why, "not built") || strstr(why, "cannot load its module") ||
+                                        strstr(why, "no device"))) {
             printf("test_cuda: SKIPPED: %s\n",
-                   strstr(why, "not compiled in") ? "the CUDA backend is not compiled in (no nvcc at build time)"
-                                                  : "no CUDA device here (no driver, or no GPU visible)");
+                   strstr(why, "not built") ? "the CUDA backend is not built (no nvcc at build time)"
+                   : strstr(why, "no device") ? "no CUDA device here (no driver, or no GPU visible)"
+                                              : why);
             return 77;
         }
         fprintf(stderr, "test_cuda: cannot create the CUDA backend: %s\n", why);

@@ -33,8 +33,9 @@ PY
 done
 g++ -std=c++17 -O2 -g $INC -c "$EMU/cuemu.cpp" -o "$OUT/cuemu.o"
 compile_c() { # C source $1 -> object $2
-    gcc -std=c11 -O2 -g -D_GNU_SOURCE -DTR_HAVE_CUDA -DTR_SHARED_DIR="\"$ROOT/../shared\"" \
-        -DTR_GOLDEN_DIR="\"$ROOT/tests/golden\"" -DTR_TRANSIT_BIN="\"\"" $INC -c "$1" -o "$2"
+    gcc -std=c11 -O2 -g -D_GNU_SOURCE -DTR_HAVE_CUDA -DTR_HAVE_CUDA_DEBUG -DTR_SHARED_DIR="\"$ROOT/../shared\"" \
+        -DTR_GOLDEN_DIR="\"$ROOT/tests/golden\"" -DTR_TRANSIT_BIN="\"\"" -DTR_ISA=generic \
+        "-DTR_CPU_ISAS=TR_X(generic)" $INC -c "$1" -o "$2"
 }
 for f in "$ROOT"/core/*.c "$ROOT"/backends/*.c "$ROOT"/cpu/*.c "$ROOT"/cuda/*.c "$ROOT"/tests/test_util.c; do
     b=$(basename "$f" .c)
