@@ -19,6 +19,11 @@ for f in bin/transit include/transit.h lib/pkgconfig/transit.pc lib/cmake/transi
          lib/libtransit.a share/transit/models/default/config.json; do
   [ -e "$p/$f" ] || fail "$f is not installed"
 done
+# every backend module built is installed beside the library
+for m in "$build"/transit-backends/libtransit-*.so; do
+  [ -e "$m" ] || continue
+  [ -e "$p/lib/transit-backends/$(basename "$m")" ] || fail "$(basename "$m") is not installed in lib/transit-backends"
+done
 soname=$(objdump -p "$p/lib/libtransit.so" | awk '/SONAME/ {print $2}')
 [ "$soname" = "libtransit.so.0" ] || fail "SONAME is '$soname', want libtransit.so.0"
 # the public header stands alone: nothing internal is needed to compile against it
@@ -48,4 +53,15 @@ echo "$log" | grep -q "default model, $tmp/moved/bin/../share/transit/models/def
   fail "the moved transit did not use its own default model: $(echo "$log" | grep 'default model')"
 [ "$(tr -d '\n' <"$tmp/moved.txt")" = "$(echo "$want" | tr -d '\n')" ] || fail "the moved transit generated other text"
 echo "moved prefix: generates from $tmp/moved/share/transit/models/default"
+# ... with its own library, and its own backend modules
+ldd "$tmp/moved/bin/transit" | grep -q "libtransit.so.0 => $tmp/moved/bin/../lib/libtransit.so.0" ||
+  fail "the moved transit does not load its own libtransit.so: $(ldd "$tmp/moved/bin/transit" | grep transit)"
+for m in "$tmp"/moved/lib/transit-backends/libtransit-*.so; do
+  [ -e "$m" ] || continue
+  name=$(basename "$m" .so); name=${name#libtransit-}
+  log=$(TRANSIT_VERBOSE=1 "$tmp/moved/bin/transit" info 2>&1)
+  echo "$log" | grep -q "$name backend loaded from $tmp/moved/bin/../lib/transit-backends/libtransit-$name.so" ||
+    fail "the moved transit did not load its own $name module: $(echo "$log" | grep -i "$name" | head -3)"
+  echo "moved prefix: $name module loaded from the prefix"
+done
 echo "test_install: passed"
