@@ -2,7 +2,8 @@
 #   make run    generate text from the default model (models/default, trained on Shakespeare)
 #   make test   build and run the default test suite (ctest)
 # Others: make asan (the suite under AddressSanitizer + UBSan), make fuzz (libFuzzer, briefly),
-# make python (the Python package in a fresh virtualenv, with its tests),
+# make python (the Python package in a fresh virtualenv, with its tests), make valgrind (the command
+# under valgrind's memcheck),
 # make emu (the CUDA kernels under a CPU emulation, when nvcc is installed), make deps (install the
 # Debian packages transit needs).
 
@@ -13,8 +14,9 @@ DEBIAN_PACKAGES = cmake make gcc libc6-dev pkg-config libopenblas-dev libcjson-d
                   libvulkan-dev glslc mesa-vulkan-drivers vulkan-validationlayers \
                   ocl-icd-opencl-dev opencl-headers pocl-opencl-icd
 FUZZ_PACKAGES = clang libclang-rt-14-dev
+VALGRIND_PACKAGES = valgrind
 
-.PHONY: all build run test asan fuzz emu deps clean python
+.PHONY: all build run test asan fuzz emu valgrind deps clean python
 
 all: build
 
@@ -36,7 +38,7 @@ run: build
 	./build/transit run -m $(MODEL) -p "$(PROMPT)" -n 128
 
 test: build
-	cd build && ctest --output-on-failure -j $(JOBS) -LE 'fuzz|emu'
+	cd build && ctest --output-on-failure -j $(JOBS) -LE 'fuzz|emu|valgrind'
 
 # the Python package in a fresh virtualenv, against the command's numbers (docs/python.md)
 python: build
@@ -47,11 +49,16 @@ python: build
 emu: build
 	cd build && ctest --output-on-failure -j $(JOBS) -L emu
 
+# the command under valgrind's memcheck (tests/valgrind.sh): the default build, no suppressions
+valgrind: build
+	$(MAKE) deps EXTRA_PACKAGES="$(VALGRIND_PACKAGES)"
+	cd build && ctest --output-on-failure -j $(JOBS) -L valgrind
+
 asan: deps
 	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DTR_SANITIZE=ON >/dev/null
 	cmake --build build-asan -j $(JOBS)
 	# protect_shadow_gap=0: the CUDA driver maps memory where ASan's shadow gap would be (GPU machines)
-	cd build-asan && ASAN_OPTIONS=detect_leaks=1:protect_shadow_gap=0 ctest --output-on-failure -j $(JOBS) -LE 'fuzz|emu'
+	cd build-asan && ASAN_OPTIONS=detect_leaks=1:protect_shadow_gap=0 ctest --output-on-failure -j $(JOBS) -LE 'fuzz|emu|valgrind'
 
 fuzz:
 	$(MAKE) deps EXTRA_PACKAGES="$(FUZZ_PACKAGES)"

@@ -5,9 +5,10 @@
 #include "cli.h"
 
 static const char help[] =
-    "usage: transit run [-m MODEL] (-p TEXT | -f FILE | --ids FILE) [--chat] [options]\n"
+    "usage: transit run [-m MODEL] [-p TEXT | -f FILE | --ids FILE] [--chat] [options]\n"
     "\n"
-    "Generates a continuation of the prompt. The continuation goes to stdout; load time and\n"
+    "Generates a continuation of the prompt (without one, a text from the BOS token alone, as\n"
+    "llama2.c's run does). The continuation goes to stdout; load time and\n"
     "prompt-processing (pp) and generation (tg) speeds go to stderr. With --chat the prompt is one\n"
     "user message in the model's chat format and the reply ends with the turn (transit chat holds a\n"
     "conversation).\n"
@@ -60,8 +61,14 @@ int cmd_run(int argc, char **argv)
     if (s != TR_OK)
         return cli_fail_status(s);
     double t_load = cli_now() - t0;
+    if (!o.prompt && !o.prompt_file && !o.ids_file && !o.chat)
+        o.prompt = ""; /* the BOS token alone */
     if (cli_prompt_ids(&o, m, &ids, &n_prompt))
         goto done;
+    if (n_prompt == 0) {
+        rc = cli_fail("the prompt is empty and this model's tokenizer adds no BOS token: give -p TEXT");
+        goto done;
+    }
     tr_context_params cp = cli_context_params(&o, m, n_prompt + o.n_predict);
     if ((s = tr_context_create(m, &cp, &c)) != TR_OK || (s = tr_sampler_create(&o.sampling, tr_model_n_vocab(m), &smp)) != TR_OK) {
         rc = cli_fail_status(s);
