@@ -3,7 +3,7 @@
 #   make test   build and run the default test suite (ctest)
 # Others: make asan (the suite under AddressSanitizer + UBSan), make fuzz (libFuzzer, briefly),
 # make python (the Python package in a fresh virtualenv, with its tests), make valgrind (the command
-# under valgrind's memcheck),
+# under valgrind's memcheck), make qemu (the default build on emulated older CPUs),
 # make emu (the CUDA kernels under a CPU emulation, when nvcc is installed), make deps (install the
 # Debian packages transit needs).
 
@@ -15,8 +15,9 @@ DEBIAN_PACKAGES = cmake make gcc libc6-dev pkg-config libopenblas-dev libcjson-d
                   ocl-icd-opencl-dev opencl-headers pocl-opencl-icd
 FUZZ_PACKAGES = clang libclang-rt-14-dev
 VALGRIND_PACKAGES = valgrind
+QEMU_PACKAGES = qemu-user
 
-.PHONY: all build run test asan fuzz emu valgrind deps clean python
+.PHONY: all build run test asan fuzz emu valgrind qemu deps clean python
 
 all: build
 
@@ -38,7 +39,7 @@ run: build
 	./build/transit run -m $(MODEL) -p "$(PROMPT)" -n 128
 
 test: build
-	cd build && ctest --output-on-failure -j $(JOBS) -LE 'fuzz|emu|valgrind'
+	cd build && ctest --output-on-failure -j $(JOBS) -LE 'fuzz|emu|valgrind|qemu'
 
 # the Python package in a fresh virtualenv, against the command's numbers (docs/python.md)
 python: build
@@ -49,6 +50,11 @@ python: build
 emu: build
 	cd build && ctest --output-on-failure -j $(JOBS) -L emu
 
+# the default build on emulated older CPUs (tests/qemu.sh: Nehalem, Haswell)
+qemu: build
+	$(MAKE) deps EXTRA_PACKAGES="$(QEMU_PACKAGES)"
+	cd build && ctest --output-on-failure -j $(JOBS) -L qemu
+
 # the command under valgrind's memcheck (tests/valgrind.sh): the default build, no suppressions
 valgrind: build
 	$(MAKE) deps EXTRA_PACKAGES="$(VALGRIND_PACKAGES)"
@@ -58,7 +64,7 @@ asan: deps
 	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DTR_SANITIZE=ON >/dev/null
 	cmake --build build-asan -j $(JOBS)
 	# protect_shadow_gap=0: the CUDA driver maps memory where ASan's shadow gap would be (GPU machines)
-	cd build-asan && ASAN_OPTIONS=detect_leaks=1:protect_shadow_gap=0 ctest --output-on-failure -j $(JOBS) -LE 'fuzz|emu|valgrind'
+	cd build-asan && ASAN_OPTIONS=detect_leaks=1:protect_shadow_gap=0 ctest --output-on-failure -j $(JOBS) -LE 'fuzz|emu|valgrind|qemu'
 
 fuzz:
 	$(MAKE) deps EXTRA_PACKAGES="$(FUZZ_PACKAGES)"
