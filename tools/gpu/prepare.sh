@@ -26,11 +26,14 @@ STAGE=$(mktemp -d)
 trap 'rm -rf "$STAGE"' EXIT
 mkdir -p "$STAGE/bin" "$STAGE/lib" "$STAGE/shared/models"
 cp "$BUILD/transit" "$BUILD/tests/test_cuda" "$BUILD/tests/test_vulkan" "$BUILD/tests/test_batch" "$STAGE/bin/"
-# every library the binaries load from outside glibc, the C++ runtime and the CUDA toolkit
-for bin in "$STAGE"/bin/*; do ldd "$bin"; done | awk '$2 == "=>" && $3 ~ /^\// {print $1, $3}' | sort -u |
+# the backend modules, where libtransit.so.0 (copied below, into lib/) looks for them
+mkdir -p "$STAGE/lib/transit-backends"
+cp "$BUILD"/transit-backends/libtransit-*.so "$STAGE/lib/transit-backends/"
+# every library the binaries and modules load from outside glibc, the C++ runtime and the CUDA toolkit
+for bin in "$STAGE"/bin/* "$STAGE"/lib/transit-backends/*; do LD_LIBRARY_PATH="$BUILD" ldd "$bin"; done | awk '$2 == "=>" && $3 ~ /^\// {print $1, $3}' | sort -u |
     while read -r name path; do
         case "$name" in
-        libc.so* | libm.so* | libdl.so* | libpthread.so* | librt.so* | libstdc++* | libgcc_s* | libcuda* | libcublas*) ;;
+        libc.so* | libm.so* | libdl.so* | libpthread.so* | librt.so* | libstdc++* | libgcc_s* | libcuda* | libcublas* | libtransit-*) ;;
         *) cp -L "$path" "$STAGE/lib/$name" ;;
         esac
     done

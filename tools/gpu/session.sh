@@ -26,7 +26,8 @@ mkdir -p "$LOGS" "$RUN"
 tar -C "$RUN" -xzf "$ROOT/.gpu/pack.tar.gz" # always: the pack may be newer than a warm machine's copy
 # cuBLAS is too big to carry (cublasLt alone is hundreds of MB): the toolkit's, or a Python wheel's
 CUBLAS=$(find /usr/local/cuda/lib64 /usr/local/cuda/lib /usr/local /opt /usr/lib -name 'libcublas.so.13*' 2>/dev/null | head -n 1)
-export LD_LIBRARY_PATH="$RUN/lib:${CUBLAS:+$(dirname "$CUBLAS"):}/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
+# lib/transit-backends: the tests that reach into a backend link its module by name
+export LD_LIBRARY_PATH="$RUN/lib:$RUN/lib/transit-backends:${CUBLAS:+$(dirname "$CUBLAS"):}/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
 export TR_TEST_SHARED="$RUN/shared" TR_TEST_GOLDEN="$ROOT/tests/golden"
 # Vulkan through the NVIDIA driver (the loader is in the pack; the driver needs GLVND's libraries)
 for deb in "$ROOT"/.gpu/gl/*.deb; do [ -f "$deb" ] && dpkg -x "$deb" /; done
