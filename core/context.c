@@ -298,12 +298,22 @@ tr_status tr_eval(tr_context *c, const int32_t *ids, int n, int all_logits)
             return step_failed(c, s);
         }
         done += chunk;
+        if (c->progress && chunk < n)
+            c->progress(c->progress_user, done, n);
     }
     c->seq[0].n_prompt = announced;
     c->n_last_eval = n;
     for (int i = 0; i < n; i++)
         c->logit_row[i] = all_logits ? i : i == n - 1 ? 0 : -1;
     return TR_OK;
+}
+
+void tr_context_set_progress(tr_context *c, tr_progress_fn fn, void *user)
+{
+    if (!c)
+        return;
+    c->progress = fn;
+    c->progress_user = user;
 }
 
 tr_status tr_decode(tr_context *c, const tr_batch *b)

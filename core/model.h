@@ -69,6 +69,8 @@ typedef struct tr_segment {
 struct tr_context {
     tr_model *model;
     int n_ctx, n_batch, n_seq; /* n_ctx: positions per sequence; n_batch: tokens per step in all */
+    tr_progress_fn progress; /* tr_context_set_progress: after each chunk of a long tr_eval */
+    void *progress_user;
     tr_graph graph;          /* rebuilt for every batch, memory reused */
     tr_graph cache;          /* owns the KV cache tensor descriptors */
     tr_seq *seq;             /* [n_seq] */

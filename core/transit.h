@@ -277,6 +277,11 @@ void tr_seq_set_prompt_length(tr_context *ctx, int seq, int n_prompt);
  * tr_eval call's own input plus the tokens already cached. */
 void tr_set_prompt_length(tr_context *ctx, int n_prompt);
 
+/* Progress of a long tr_eval: fn(user, done, total) after each n_batch chunk of a call that takes
+ * more than one (the command's prefill progress on a terminal). fn NULL turns it off. */
+typedef void (*tr_progress_fn)(void *user, int done, int total);
+void tr_context_set_progress(tr_context *ctx, tr_progress_fn fn, void *user);
+
 /* Logits of the i-th token of the last tr_eval or tr_decode call (i < 0 counts from the end), n_vocab
  * floats owned by the context, valid until the next call. NULL if that row was not kept. */
 const float *tr_get_logits(const tr_context *ctx, int i);

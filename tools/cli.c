@@ -401,6 +401,36 @@ tr_status cli_generate(tr_context *c, tr_sampler *smp, const tr_model *m, int32_
     return s;
 }
 
+typedef struct prefill_progress {
+    double t0;
+    int shown;
+} prefill_progress;
+
+static void show_prefill_progress(void *user, int done, int total)
+{
+    prefill_progress *p = user;
+    double dt = cli_now() - p->t0;
+    if (dt < 2.0 || done >= total)
+        return;
+    double rate = done / dt;
+    fprintf(stderr, "\r\033[Ktransit: prefill %d / %d tokens (%d%%), %.0f tokens/s, %.0f s left", done, total,
+            (int)(100.0 * done / total), rate, (total - done) / rate);
+    fflush(stderr);
+    p->shown = 1;
+}
+
+tr_status cli_prefill(tr_context *c, const int32_t *ids, int n)
+{
+    prefill_progress p = {cli_now(), 0};
+    if (isatty(STDERR_FILENO))
+        tr_context_set_progress(c, show_prefill_progress, &p);
+    tr_status s = tr_eval(c, ids, n, 0);
+    tr_context_set_progress(c, NULL, NULL);
+    if (p.shown)
+        fputs("\r\033[K", stderr);
+    return s;
+}
+
 int cli_prompt_ids(const cli_opts *o, tr_model *m, int32_t **ids, int *n)
 {
     int given = !!o->prompt + !!o->prompt_file + !!o->ids_file;

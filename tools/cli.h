@@ -44,6 +44,12 @@ int cli_parse(int argc, char **argv, int first, cli_opts *o, const char *cmd);
 int cli_fail(const char *fmt, ...);     /* prints "transit: <msg>" to stderr; returns 1 */
 int cli_fail_status(tr_status s);       /* prints tr_last_error(); returns 1 */
 double cli_now(void);                   /* seconds, monotonic */
+/* Prompts longer than this are prefilled in chunks of it unless -b says otherwise (run, chat): the
+ * same text on a terminal or not, and steps a progress line can follow. */
+#define CLI_PREFILL_CHUNK 512
+/* tr_eval of a prompt; on a terminal, a prefill that takes more than 2 s shows its progress on
+ * stderr (one line, rewritten after each chunk, cleared at the end). */
+tr_status cli_prefill(tr_context *c, const int32_t *ids, int n);
 double cli_peak_rss_mb(void);           /* the process's peak resident memory so far, MB */
 void cli_tune_blas(char **argv);         /* may re-exec with OPENBLAS_CORETYPE set (blas_tune.c) */
 

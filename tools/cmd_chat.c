@@ -95,7 +95,7 @@ static int feed(tr_context *c, tr_sampler *smp, const cli_opts *o, const int32_t
     }
     if (o->verbose)
         log_ids(what, ids, n, at);
-    tr_status s = tr_eval(c, ids, n, 0);
+    tr_status s = cli_prefill(c, ids, n);
     if (s != TR_OK)
         return cli_fail_status(s);
     for (int i = 0; i < n; i++)
@@ -129,6 +129,8 @@ int cmd_chat(int argc, char **argv)
         rc = cli_fail_status(s);
         goto done;
     }
+    if (!o.n_batch && !o.sinks.enabled)
+        o.n_batch = CLI_PREFILL_CHUNK; /* a long pasted turn is prefilled in steps, with progress */
     tr_context_params cp = cli_context_params(&o, m, 0);
     if ((s = tr_context_create(m, &cp, &c)) != TR_OK || (s = tr_sampler_create(&o.sampling, tr_model_n_vocab(m), &smp)) != TR_OK) {
         rc = cli_fail_status(s);

@@ -30,7 +30,8 @@ static const char help[] =
     "      --backend NAME     cpu (default), vulkan, cuda or opencl\n"
     "      --device N         the backend's device N, as transit info lists them (OpenCL)\n"
     "  -t, --threads N        CPU threads (all cores)\n"
-    "  -b, --batch N          prefill the prompt in chunks of N tokens (whole prompt)\n"
+    "  -b, --batch N          prefill the prompt in chunks of N tokens (512; on a terminal a prefill\n"
+    "                         longer than 2 s shows its progress)\n"
     "  -c, --ctx N            context length (prompt + n-predict; with --sinks the cache's rows, more\n"
     "                         than N + W: N + W + max(-b, 256))\n"
     CLI_SINKS_HELP
@@ -69,6 +70,8 @@ int cmd_run(int argc, char **argv)
         rc = cli_fail("the prompt is empty and this model's tokenizer adds no BOS token: give -p TEXT");
         goto done;
     }
+    if (!o.n_batch && !o.sinks.enabled && n_prompt > CLI_PREFILL_CHUNK)
+        o.n_batch = CLI_PREFILL_CHUNK;
     tr_context_params cp = cli_context_params(&o, m, n_prompt + o.n_predict);
     if ((s = tr_context_create(m, &cp, &c)) != TR_OK || (s = tr_sampler_create(&o.sampling, tr_model_n_vocab(m), &smp)) != TR_OK) {
         rc = cli_fail_status(s);
@@ -77,7 +80,7 @@ int cmd_run(int argc, char **argv)
     for (int i = 0; i < n_prompt; i++)
         tr_sampler_accept(smp, ids[i]);
     double t1 = cli_now();
-    if ((s = tr_eval(c, ids, n_prompt, 0)) != TR_OK) {
+    if ((s = cli_prefill(c, ids, n_prompt)) != TR_OK) {
         rc = cli_fail_status(s);
         goto done;
     }
