@@ -10,7 +10,8 @@
 static const char info_help[] =
     "usage: transit info [-m MODEL [--transition -n N [--transition-* ...]]]\n"
     "\n"
-    "Lists the backends compiled in and whether each is usable here; with -m, the model's\n"
+    "Lists the backends built and whether each is usable here (the CPU's kernel set; a GPU backend\n"
+    "whose module or runtime is missing, with the reason); with -m, the model's\n"
     "hyperparameters, weight type and tokenizer (for DiffLlama, each layer's lambda_init and\n"
     "lambda: design §4); with --transition -n N, the Attention Transition\n"
     "schedule (layer -> row blocks) that a prompt of N tokens gets. The --transition-alpha, -beta,\n"

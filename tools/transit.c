@@ -28,7 +28,15 @@ static const char usage[] =
     "MODEL is a .gguf file or a Hugging Face model directory (config.json, *.safetensors,\n"
     "tokenizer.json or tokenizer.model). Without -m, commands use the model shipped with transit\n"
     "(models/default, installed under share/transit; TRANSIT_DEFAULT_MODEL overrides: a\n"
-    "3.8M-parameter LLaMA trained on Shakespeare). --backend NAME picks cpu, vulkan, cuda or opencl.\n";
+    "3.8M-parameter LLaMA trained on Shakespeare). --backend NAME picks cpu, vulkan, cuda or opencl.\n"
+    "\n"
+    "environment:\n"
+    "  TRANSIT_CPU_KERNELS=SET   the CPU kernel set to run (v2, avx2, avx512, avx512_vnni, avx512_bf16 on\n"
+    "                            x86-64); default: the best this CPU runs (transit info names it)\n"
+    "  TRANSIT_BACKEND_DIR=DIR   where the GPU backend modules are (default: transit-backends/ beside\n"
+    "                            libtransit.so); a backend whose module or runtime is missing is\n"
+    "                            listed by transit info as unavailable, with the reason\n"
+    "  TRANSIT_VERBOSE=1         log what the engine does to stderr (as -v)\n";
 
 int main(int argc, char **argv)
 {

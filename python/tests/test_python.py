@@ -156,3 +156,27 @@ def rss_kb():
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     return 0
+
+
+def test_backend_modules_in_the_package():
+    """The GPU backends the wheel was built with travel in transit/transit-backends/ and are opened
+    from there on demand (the same logits as the CPU's); those left out say so by name."""
+    pkg = Path(transit.__file__).resolve().parent / "transit-backends"
+    built = {p.name[len("libtransit-"):-len(".so")] for p in pkg.glob("libtransit-*.so")}
+    ids = [1, 403, 407, 261, 378]
+    with transit.Model(str(STORIES), backend="cpu", threads=THREADS) as m, transit.Context(m, n_ctx=16) as c:
+        want = c.eval(ids).copy()
+    for name in ("vulkan", "opencl", "cuda"):
+        if name not in built:
+            with pytest.raises(transit.TransitError, match=f"backend '{name}': not built: no .*libtransit-{name}.so"):
+                transit.Model(str(STORIES), backend=name)
+            continue
+        try:
+            m = transit.Model(str(STORIES), backend=name, threads=THREADS)
+        except transit.TransitError as e:  # built, but no device or runtime on this machine
+            assert "no device" in str(e) or "cannot load its module" in str(e) or "no OpenCL" in str(e), str(e)
+            continue
+        with m, transit.Context(m, n_ctx=16) as c:
+            got = c.eval(ids)
+        nmse = float(((got - want) ** 2).sum() / (want ** 2).sum())
+        assert nmse < 1e-6, (name, nmse)
