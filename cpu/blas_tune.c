@@ -13,6 +13,7 @@
 
 #include "transit.h"
 
+#if defined(__x86_64__) && defined(__GNUC__)
 /* Cores older than Haswell: no AVX2 / FMA kernels. */
 static int is_weak_core(const char *name)
 {
@@ -23,6 +24,7 @@ static int is_weak_core(const char *name)
             return 1;
     return 0;
 }
+#endif
 
 const char *tr_blas_better_coretype(void)
 {
