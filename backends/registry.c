@@ -9,6 +9,7 @@
  * (missing, or the loader's message about its runtime) is what `transit info` and the error say. */
 #include <dlfcn.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,9 +99,13 @@ static void module_dir(char *dir, size_t cap, char *why, size_t why_cap)
 static backend_create_fn module_create(const backend_entry *e, char *why, size_t why_cap)
 {
     static void *handles[sizeof backends / sizeof backends[0]];
+    static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER; /* (contexts may be made on several threads) */
     size_t idx = (size_t)(e - backends);
     char dir[PATH_MAX], path[PATH_MAX + 64];
-    if (!handles[idx]) {
+    pthread_mutex_lock(&lock);
+    void *handle = handles[idx];
+    pthread_mutex_unlock(&lock);
+    if (!handle) {
         module_dir(dir, sizeof dir, why, why_cap);
         if (!dir[0]) {
             if (!strcmp(why, "not built"))
@@ -114,16 +119,20 @@ static backend_create_fn module_create(const backend_entry *e, char *why, size_t
             return NULL;
         }
         fclose(f);
-        handles[idx] = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-        if (!handles[idx]) {
+        handle = dlopen(path, RTLD_NOW | RTLD_LOCAL); /* (a second dlopen of the file gives the same handle) */
+        if (!handle) {
             const char *err = dlerror();
             snprintf(why, why_cap, "cannot load its module: %s", err ? err : path);
             return NULL;
         }
-        tr_log("registry: %s backend loaded from %s", e->name, path);
+        pthread_mutex_lock(&lock);
+        if (!handles[idx])
+            tr_log("registry: %s backend loaded from %s", e->name, path);
+        handles[idx] = handle;
+        pthread_mutex_unlock(&lock);
     }
     backend_create_fn fn;
-    void *sym = dlsym(handles[idx], e->symbol);
+    void *sym = dlsym(handle, e->symbol);
     memcpy(&fn, &sym, sizeof fn); /* (ISO C has no cast from object to function pointer) */
     if (!fn)
         snprintf(why, why_cap, "its module has no %s", e->symbol);
