@@ -168,6 +168,12 @@ static void test_without_modules(void)
         free(want);
         return;
     }
+#ifdef TR_SANITIZE
+    /* started through ld.so, the sanitizer runtime is not first in the library list and refuses */
+    printf("the missing-library case is left to the normal build under the sanitizers\n");
+    free(want);
+    return;
+#endif
     const char *ldso = "/lib64/ld-linux-x86-64.so.2";
     char args[1024];
     snprintf(args, sizeof args, "%s --inhibit-cache %s info", ldso, TR_TRANSIT_BIN);
