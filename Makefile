@@ -3,7 +3,7 @@
 #   make test   build and run the default test suite (ctest)
 # Others: make asan (the suite under AddressSanitizer + UBSan), make fuzz (libFuzzer, briefly),
 # make python (the Python package in a fresh virtualenv, with its tests), make valgrind (the command
-# under valgrind's memcheck), make qemu (the default build on emulated older CPUs),
+# under valgrind's memcheck), make qemu (the default build on emulated older CPUs), make portable (both),
 # make emu (the CUDA kernels under a CPU emulation, when nvcc is installed), make deps (install the
 # Debian packages transit needs).
 
@@ -17,7 +17,7 @@ FUZZ_PACKAGES = clang libclang-rt-14-dev
 VALGRIND_PACKAGES = valgrind
 QEMU_PACKAGES = qemu-user
 
-.PHONY: all build run test asan fuzz emu valgrind qemu deps clean python
+.PHONY: all build run test asan fuzz emu valgrind qemu portable deps clean python
 
 all: build
 
@@ -48,17 +48,22 @@ python: build
 	build/venv/bin/python -m pytest -q python/tests
 
 emu: build
-	cd build && ctest --output-on-failure -j $(JOBS) -L emu
+	cd build && ctest --output-on-failure -j $(JOBS) -L '^emu$$'
 
 # the default build on emulated older CPUs (tests/qemu.sh: Nehalem, Haswell)
 qemu: build
 	$(MAKE) deps EXTRA_PACKAGES="$(QEMU_PACKAGES)"
-	cd build && ctest --output-on-failure -j $(JOBS) -L qemu
+	cd build && ctest --output-on-failure -j $(JOBS) -L '^qemu$$'
+
+# both of the above and below at once (CI: the emulated CPUs and valgrind share the cores)
+portable: build
+	$(MAKE) deps EXTRA_PACKAGES="$(QEMU_PACKAGES) $(VALGRIND_PACKAGES)"
+	cd build && ctest --output-on-failure -j $(JOBS) -L '^(qemu|valgrind)$$'
 
 # the command under valgrind's memcheck (tests/valgrind.sh): the default build, no suppressions
 valgrind: build
 	$(MAKE) deps EXTRA_PACKAGES="$(VALGRIND_PACKAGES)"
-	cd build && ctest --output-on-failure -j $(JOBS) -L valgrind
+	cd build && ctest --output-on-failure -j $(JOBS) -L '^valgrind$$'
 
 asan: deps
 	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DTR_SANITIZE=ON >/dev/null
