@@ -11,6 +11,7 @@
 #include <cJSON.h>
 
 #include "half.h"
+#include "kernel_set.h"
 #include "model.h"
 #include "test_util.h"
 
@@ -341,6 +342,14 @@ static void test_sampling_seed(void)
 
 int main(void)
 {
+    /* TRANSIT_CPU_KERNELS (ctest's test_e2e_avx2, _v2): a set this CPU cannot run is a skip here */
+    const tr_cpu_kernel_set *set;
+    int forced;
+    if (tr_cpu_kernel_set_choose(NULL, &set, &forced) != TR_OK) {
+        printf("test_e2e: SKIPPED: %s\n", tr_last_error());
+        return 77;
+    }
+    printf("test_e2e: CPU kernel set %s%s\n", set->name, forced ? " (forced)" : "");
     test_greedy("models/stories260K/stories260K.gguf", "models/stories260K/expected_greedy.json");
     test_greedy("models/stories260K/hf", "models/stories260K/expected_greedy.json");
     test_greedy("models/aidreams260K/hf", "models/aidreams260K/expected_greedy.json");
