@@ -117,7 +117,7 @@ static void runnable_names(char *buf, size_t cap)
     size_t used = 0;
     buf[0] = '\0';
     for (size_t i = 0; i < sizeof sets / sizeof sets[0] && used < cap; i++)
-        if ((sets[i]->needs & ~tr_cpu_features()) == 0)
+        if (tr_cpu_runs(sets[i]))
             used += (size_t)snprintf(buf + used, cap - used, "%s%s", used ? ", " : "", sets[i]->name);
 }
 
@@ -135,7 +135,7 @@ tr_status tr_cpu_kernel_set_choose(const char *want, const tr_cpu_kernel_set **o
         unsigned missing = sets[i]->needs & ~tr_cpu_features();
         if (*forced && strcmp(sets[i]->name, want) != 0)
             continue;
-        if (!missing) {
+        if (tr_cpu_runs(sets[i])) {
             *out = sets[i];
             return TR_OK;
         }

@@ -61,6 +61,11 @@ typedef struct tr_cpu_kernel_set {
 const tr_cpu_kernel_set *const *tr_cpu_kernel_sets(int *n);
 /* The TR_CPU_* bits of this CPU (computed once). */
 unsigned tr_cpu_features(void);
+/* Whether this CPU runs set s (has every bit it needs). */
+static inline int tr_cpu_runs(const tr_cpu_kernel_set *s)
+{
+    return (s->needs & ~tr_cpu_features()) == 0;
+}
 /* Writes the names of the bits of `mask` ("avx2 fma f16c"), space-separated. */
 void tr_cpu_feature_names(unsigned mask, char *buf, size_t cap);
 /* The table to run: the one named `want` (NULL or "": the TRANSIT_CPU_KERNELS environment variable,

@@ -175,7 +175,7 @@ static void test_kernel_set_choice(void)
     const char *env = getenv("TRANSIT_CPU_KERNELS");
     CHECK(tr_cpu_kernel_set_choose(NULL, &got, &forced) == TR_OK, "choose: %s", tr_last_error());
     int best = 0;
-    while (best < n && (sets[best]->needs & ~tr_cpu_features()))
+    while (best < n && !tr_cpu_runs(sets[best]))
         best++;
     if (!env || !*env)
         CHECK(best < n && got == sets[best] && !forced, "the default is the best set this CPU runs, got %s", got->name);
@@ -210,10 +210,10 @@ int main(void)
     /* every kernel set this CPU runs, each against the reference: a lower set is what another CPU gets */
     int n, best = 0;
     const tr_cpu_kernel_set *const *sets = tr_cpu_kernel_sets(&n);
-    while (best < n && (sets[best]->needs & ~tr_cpu_features()))
+    while (best < n && !tr_cpu_runs(sets[best]))
         best++;
     for (int i = 0; i < n; i++) {
-        if (sets[i]->needs & ~tr_cpu_features()) {
+        if (!tr_cpu_runs(sets[i])) {
             printf("kernel set %s: not run (this CPU lacks what it needs)\n", sets[i]->name);
             continue;
         }
